@@ -1,0 +1,15 @@
+"""Lazily built, cached boto3 clients. Nothing is created at import time, so cold starts stay cheap."""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+
+@functools.cache
+def client(service: str) -> Any:
+    import boto3  # deferred: importing boto3 is the largest part of a cold start
+    from botocore.config import Config
+
+    # Standard retry mode backs off on throttling; the adaptive cap keeps a burst from hammering.
+    return boto3.client(service, config=Config(retries={"mode": "standard", "max_attempts": 4}, connect_timeout=3, read_timeout=10))

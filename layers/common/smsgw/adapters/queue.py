@@ -1,0 +1,47 @@
+"""SQS: the send-retry queue and its dead-letter queue."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from smsgw.adapters import aws
+from smsgw.errors import ServiceUnavailable
+
+MAX_SQS_DELAY = 900
+
+
+class RetryQueue:
+    def __init__(self, queue_url: str, client: Any = None):
+        self.queue_url = queue_url
+        self._client = client
+
+    @property
+    def client(self) -> Any:
+        return self._client or aws.client("sqs")
+
+    def schedule(self, job: dict[str, Any], delay_seconds: int) -> None:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            self.client.send_message(
+                QueueUrl=self.queue_url,
+                MessageBody=json.dumps(job, separators=(",", ":")),
+                DelaySeconds=max(0, min(int(delay_seconds), MAX_SQS_DELAY)),
+            )
+        except (BotoCoreError, ClientError) as exc:
+            raise ServiceUnavailable("the retry queue could not be reached") from exc
+
+    def move_all(self, source_url: str, limit: int = 1000) -> int:
+        """Move up to `limit` messages from `source_url` (a dead-letter queue) back to this queue."""
+        moved = 0
+        while moved < limit:
+            batch = self.client.receive_message(QueueUrl=source_url, MaxNumberOfMessages=10, WaitTimeSeconds=0)
+            messages = batch.get("Messages", [])
+            if not messages:
+                break
+            for message in messages:
+                self.client.send_message(QueueUrl=self.queue_url, MessageBody=message["Body"])
+                self.client.delete_message(QueueUrl=source_url, ReceiptHandle=message["ReceiptHandle"])
+                moved += 1
+        return moved

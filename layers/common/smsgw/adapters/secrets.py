@@ -1,0 +1,53 @@
+"""Eseye credentials and webhook tokens from Secrets Manager, through Powertools Parameters with a cache age."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from smsgw.adapters import aws
+
+
+@dataclass(frozen=True)
+class GatewaySecret:
+    username: str
+    password: str
+    webhook_tokens: tuple[str, ...]
+    callback_signing_key: str = ""
+
+    def __repr__(self) -> str:  # never print the password, even by accident
+        return f"GatewaySecret(username={self.username!r}, tokens={len(self.webhook_tokens)})"
+
+
+class SecretSource:
+    """Reads the gateway secret, cached for `max_age` seconds so rotation needs no deploy."""
+
+    def __init__(self, secret_id: str, max_age: int = 300, client: Any = None):
+        self.secret_id = secret_id
+        self.max_age = max_age
+        self._client = client
+        self._provider: Any = None
+
+    def _get_provider(self) -> Any:
+        if self._provider is None:
+            from aws_lambda_powertools.utilities.parameters import SecretsProvider
+
+            self._provider = SecretsProvider(boto3_client=self._client or aws.client("secretsmanager"))
+        return self._provider
+
+    def get(self) -> GatewaySecret:
+        from smsgw.errors import ServiceUnavailable
+
+        try:
+            value = self._get_provider().get(self.secret_id, max_age=self.max_age, transform="json")
+        except Exception as exc:  # Powertools wraps SDK errors in its own GetParameterError
+            raise ServiceUnavailable("gateway secret could not be read") from exc
+        tokens = value.get("webhook_tokens") or []
+        if isinstance(tokens, str):
+            tokens = [t for t in tokens.split(",") if t]
+        return GatewaySecret(
+            username=str(value.get("username", "")),
+            password=str(value.get("password", "")),
+            webhook_tokens=tuple(str(t) for t in tokens if t),
+            callback_signing_key=str(value.get("callback_signing_key", "")),
+        )

@@ -1,0 +1,328 @@
+"""DynamoDB: the single table that is the gateway's source of truth.
+
+Key design (also in template.yaml):
+  message         PK MSG#<id>          SK META      GSI1PK MSISDN#<digits>  GSI1SK <created_at>#<id>
+  MO part         PK MSG#<id>          SK PART#<n>  one per received part of a concatenated MO message
+  concat buffer   PK CONCAT#<from>#<ref> SK META    parts received so far, until the message is whole
+  receipt orphan  PK MSG#<id>          SK META      (no status) receipts for an id not yet stored
+  list entry      PK LIST#allow|block  SK <msisdn>  LIST#... / #COUNT holds the list's size
+  idempotency     PK IDEM              SK <key hash>  (Powertools Idempotency)
+  quarantine      PK Q#<date>          SK <time>#<uuid>  raw webhook requests we could not parse
+A message's status history lives inside its item (a list), so a status change is one conditional
+UpdateItem and the table stream carries the whole message to the event publisher.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from smsgw.adapters import aws
+from smsgw.errors import StoreUnavailable
+
+META = "META"
+
+
+def message_key(message_id: str) -> dict[str, dict[str, str]]:
+    return {"PK": {"S": f"MSG#{message_id}"}, "SK": {"S": META}}
+
+
+class ConditionFailed(Exception):
+    """A conditional write did not apply. `item` is the stored item at that moment, if any."""
+
+    def __init__(self, item: dict[str, Any] | None):
+        super().__init__("condition failed")
+        self.item = item
+
+
+class Store:
+    def __init__(self, table_name: str, client: Any = None, ttl_seconds: int = 400 * 86400):
+        self.table_name = table_name
+        self._client = client
+        self.ttl_seconds = ttl_seconds
+        self._serializer: Any = None
+        self._deserializer: Any = None
+
+    @property
+    def client(self) -> Any:
+        return self._client or aws.client("dynamodb")
+
+    # --- (de)serialisation -------------------------------------------------------------------
+    def _to_dynamo(self, value: Any) -> dict:
+        if self._serializer is None:
+            from boto3.dynamodb.types import TypeSerializer
+
+            self._serializer = TypeSerializer()
+        return self._serializer.serialize(_no_floats(value))
+
+    def _from_dynamo(self, item: dict[str, Any] | None) -> dict[str, Any] | None:
+        if item is None:
+            return None
+        if self._deserializer is None:
+            from boto3.dynamodb.types import TypeDeserializer
+
+            self._deserializer = TypeDeserializer()
+        return {k: _plain(self._deserializer.deserialize(v)) for k, v in item.items()}
+
+    def _call(self, operation: str, **kwargs: Any) -> dict[str, Any]:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            return getattr(self.client, operation)(TableName=self.table_name, **kwargs)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                raise ConditionFailed(self._from_dynamo(exc.response.get("Item"))) from exc
+            raise StoreUnavailable(f"DynamoDB {operation} failed: {exc.response.get('Error', {}).get('Code')}") from exc
+        except BotoCoreError as exc:
+            raise StoreUnavailable(f"DynamoDB {operation} failed: {type(exc).__name__}") from exc
+
+    def expiry(self, epoch_now: float) -> int:
+        return int(epoch_now) + self.ttl_seconds
+
+    # --- messages ------------------------------------------------------------------------------
+    def get_message(self, message_id: str) -> dict[str, Any] | None:
+        item = self._from_dynamo(self._call("get_item", Key=message_key(message_id), ConsistentRead=True).get("Item"))
+        return item
+
+    def create_message(self, message: dict[str, Any]) -> dict[str, Any]:
+        """Store a new message. An orphan placeholder (receipts that came first) is merged, not overwritten.
+
+        Returns the stored item, including any `orphan_receipts` the caller must now apply.
+        Raises ConditionFailed if a message with this id already exists.
+        """
+        names, values, sets = {"#status": "status"}, {}, []
+        for index, (name, value) in enumerate(message.items()):
+            if name in ("PK", "SK") or value is None:
+                continue
+            names[f"#a{index}"] = name
+            values[f":v{index}"] = self._to_dynamo(value)
+            sets.append(f"#a{index} = :v{index}")
+        result = self._call(
+            "update_item",
+            Key=message_key(message["id"]),
+            UpdateExpression="SET " + ", ".join(sets),
+            ConditionExpression="attribute_not_exists(#status)",
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=values,
+            ReturnValues="ALL_NEW",
+            ReturnValuesOnConditionCheckFailure="ALL_OLD",
+        )
+        return self._from_dynamo(result["Attributes"]) or {}
+
+    def update_message(
+        self,
+        message_id: str,
+        entry: dict[str, Any],
+        *,
+        status: str | None = None,
+        allowed_from: tuple[str, ...] | None = None,
+        sets: dict[str, Any] | None = None,
+        add: dict[str, Any] | None = None,
+        receipt_key: str | None = None,
+        remove: tuple[str, ...] = (),
+    ) -> dict[str, Any]:
+        """Append `entry` to the message's history and apply the change, atomically and conditionally.
+
+        status/allowed_from: move the status, only from one of `allowed_from`.
+        receipt_key: a receipt's identity; the write applies only if it was never recorded before.
+        Returns the new item. Raises ConditionFailed (with the current item) when a condition does not hold.
+        """
+        names = {"#history": "history", "#updated": "updated_at", "#status": "status"}
+        values: dict[str, Any] = {":entry": self._to_dynamo([entry]), ":now": self._to_dynamo(entry["at"])}
+        expression = ["#history = list_append(if_not_exists(#history, :empty), :entry)", "#updated = :now"]
+        values[":empty"] = {"L": []}
+        conditions = ["attribute_exists(#status)"]
+        if status is not None:
+            expression.append("#status = :status")
+            values[":status"] = self._to_dynamo(status)
+        if allowed_from:
+            placeholders = []
+            for index, value in enumerate(allowed_from):
+                values[f":from{index}"] = self._to_dynamo(value)
+                placeholders.append(f":from{index}")
+            conditions.append(f"#status IN ({', '.join(placeholders)})")
+        for index, (name, value) in enumerate((sets or {}).items()):
+            names[f"#s{index}"] = name
+            values[f":s{index}"] = self._to_dynamo(value)
+            expression.append(f"#s{index} = :s{index}")
+        update = "SET " + ", ".join(expression)
+        add_parts = []
+        for index, (name, value) in enumerate((add or {}).items()):
+            names[f"#n{index}"] = name
+            values[f":n{index}"] = self._to_dynamo(value)
+            add_parts.append(f"#n{index} :n{index}")
+        if receipt_key is not None:
+            names["#receipts"] = "receipt_keys"
+            values[":rk"] = {"SS": [receipt_key]}
+            values[":rks"] = self._to_dynamo(receipt_key)
+            add_parts.append("#receipts :rk")
+            conditions.append("(attribute_not_exists(#receipts) OR NOT contains(#receipts, :rks))")
+        if add_parts:
+            update += " ADD " + ", ".join(add_parts)
+        if remove:
+            for index, name in enumerate(remove):
+                names[f"#r{index}"] = name
+            update += " REMOVE " + ", ".join(f"#r{index}" for index in range(len(remove)))
+        result = self._call(
+            "update_item",
+            Key=message_key(message_id),
+            UpdateExpression=update,
+            ConditionExpression=" AND ".join(conditions),
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=values,
+            ReturnValues="ALL_NEW",
+            ReturnValuesOnConditionCheckFailure="ALL_OLD",
+        )
+        return self._from_dynamo(result["Attributes"]) or {}
+
+    def store_orphan_receipt(self, message_id: str, receipt: dict[str, Any], receipt_key: str, ttl: int) -> bool:
+        """Keep a receipt for a message we do not have (yet). Returns False if it was already kept."""
+        try:
+            self._call(
+                "update_item",
+                Key=message_key(message_id),
+                UpdateExpression="SET #orphans = list_append(if_not_exists(#orphans, :empty), :r), #ttl = :ttl ADD #receipts :rk",
+                ConditionExpression="attribute_not_exists(#status) AND (attribute_not_exists(#receipts) OR NOT contains(#receipts, :rks))",
+                ExpressionAttributeNames={"#orphans": "orphan_receipts", "#status": "status", "#receipts": "receipt_keys", "#ttl": "ttl"},
+                ExpressionAttributeValues={
+                    ":empty": {"L": []},
+                    ":r": self._to_dynamo([receipt]),
+                    ":rk": {"SS": [receipt_key]},
+                    ":rks": self._to_dynamo(receipt_key),
+                    ":ttl": self._to_dynamo(ttl),
+                },
+            )
+        except ConditionFailed:
+            return False
+        return True
+
+    def put_item(self, item: dict[str, Any], *, if_absent: bool = False) -> bool:
+        """Put a raw item. With if_absent, returns False instead of overwriting."""
+        kwargs: dict[str, Any] = {"Item": {k: self._to_dynamo(v) for k, v in item.items() if v is not None}}
+        if if_absent:
+            kwargs["ConditionExpression"] = "attribute_not_exists(PK)"
+        try:
+            self._call("put_item", **kwargs)
+        except ConditionFailed:
+            return False
+        return True
+
+    def get_item(self, pk: str, sk: str) -> dict[str, Any] | None:
+        result = self._call("get_item", Key={"PK": {"S": pk}, "SK": {"S": sk}}, ConsistentRead=True)
+        return self._from_dynamo(result.get("Item"))
+
+    def delete_item(self, pk: str, sk: str) -> bool:
+        result = self._call("delete_item", Key={"PK": {"S": pk}, "SK": {"S": sk}}, ReturnValues="ALL_OLD")
+        return bool(result.get("Attributes"))
+
+    def batch_get(self, keys: list[tuple[str, str]]) -> list[dict[str, Any]]:
+        request = {self.table_name: {"Keys": [{"PK": {"S": pk}, "SK": {"S": sk}} for pk, sk in keys], "ConsistentRead": True}}
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            result = self.client.batch_get_item(RequestItems=request)
+        except (BotoCoreError, ClientError) as exc:
+            raise StoreUnavailable("DynamoDB batch_get_item failed") from exc
+        items = result.get("Responses", {}).get(self.table_name, [])
+        if result.get("UnprocessedKeys"):
+            # Rare (throttling): fall back to single reads rather than guess.
+            return [i for i in (self.get_item(pk, sk) for pk, sk in keys) if i]
+        return [self._from_dynamo(i) or {} for i in items]
+
+    def query(
+        self,
+        *,
+        index: str | None = None,
+        key_condition: str,
+        names: dict[str, str],
+        values: dict[str, Any],
+        filter_expression: str | None = None,
+        forward: bool = True,
+        limit: int | None = None,
+        start_key: dict[str, Any] | None = None,
+    ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+        kwargs: dict[str, Any] = {
+            "KeyConditionExpression": key_condition,
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": {k: self._to_dynamo(v) for k, v in values.items()},
+            "ScanIndexForward": forward,
+        }
+        if index:
+            kwargs["IndexName"] = index
+        if filter_expression:
+            kwargs["FilterExpression"] = filter_expression
+        if limit:
+            kwargs["Limit"] = limit
+        if start_key:
+            kwargs["ExclusiveStartKey"] = start_key
+        result = self._call("query", **kwargs)
+        items = [self._from_dynamo(i) or {} for i in result.get("Items", [])]
+        return items, result.get("LastEvaluatedKey")
+
+    def transact(self, writes: list[dict[str, Any]]) -> None:
+        """All-or-nothing writes. Each write is {"put": item, "if_absent": bool} or {"delete": (pk, sk), "if_present": bool}
+        or {"add": (pk, sk, attribute, number)}. Raises ConditionFailed if a condition does not hold."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        items = []
+        for write in writes:
+            if "put" in write:
+                put: dict[str, Any] = {"TableName": self.table_name, "Item": {k: self._to_dynamo(v) for k, v in write["put"].items() if v is not None}}
+                if write.get("if_absent"):
+                    put["ConditionExpression"] = "attribute_not_exists(PK)"
+                items.append({"Put": put})
+            elif "delete" in write:
+                pk, sk = write["delete"]
+                delete: dict[str, Any] = {"TableName": self.table_name, "Key": {"PK": {"S": pk}, "SK": {"S": sk}}}
+                if write.get("if_present"):
+                    delete["ConditionExpression"] = "attribute_exists(PK)"
+                items.append({"Delete": delete})
+            else:
+                pk, sk, attribute, number = write["add"]
+                items.append({"Update": {
+                    "TableName": self.table_name, "Key": {"PK": {"S": pk}, "SK": {"S": sk}},
+                    "UpdateExpression": "ADD #a :n", "ExpressionAttributeNames": {"#a": attribute},
+                    "ExpressionAttributeValues": {":n": {"N": str(number)}},
+                }})
+        try:
+            self.client.transact_write_items(TransactItems=items)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "TransactionCanceledException":
+                reasons = [r.get("Code") for r in exc.response.get("CancellationReasons", [])]
+                if "ConditionalCheckFailed" in reasons:
+                    raise ConditionFailed(None) from exc
+            raise StoreUnavailable(f"DynamoDB transaction failed: {exc.response.get('Error', {}).get('Code')}") from exc
+        except BotoCoreError as exc:
+            raise StoreUnavailable("DynamoDB transaction failed") from exc
+
+    def deserialize_image(self, image: dict[str, Any]) -> dict[str, Any]:
+        return self._from_dynamo(image) or {}
+
+
+def _no_floats(value: Any) -> Any:
+    """DynamoDB wants Decimal, not float."""
+    from decimal import Decimal
+
+    if isinstance(value, float):
+        return Decimal(str(value))
+    if isinstance(value, dict):
+        return {k: _no_floats(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_no_floats(v) for v in value]
+    return value
+
+
+def _plain(value: Any) -> Any:
+    """Decimals back to int/float and sets to sorted lists, so items serialise as JSON."""
+    from decimal import Decimal
+
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, (set, frozenset)):
+        return sorted(_plain(v) for v in value)
+    if isinstance(value, (bytes, bytearray)):
+        return bytes(value).hex()
+    return value

@@ -1,0 +1,48 @@
+"""Typed settings, read once per cold start from the environment that template.yaml sets."""
+
+from __future__ import annotations
+
+import functools
+import os
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Settings:
+    table_name: str
+    secret_id: str
+    eseye_base_url: str = "https://messaging.eseye.com"
+    eseye_connect_timeout: float = 3.05
+    eseye_read_timeout: float = 10.0
+    secret_max_age_seconds: int = 300
+    send_queue_url: str = ""
+    send_max_attempts: int = 8
+    retry_base_delay_seconds: int = 10
+    retention_days: int = 400
+    public_base_url: str = ""  # custom domain of the API; when empty the request context tells it
+    events_topic_arn: str = ""
+    callback_queue_url: str = ""
+    max_body_bytes: int = 16 * 1024
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | os._Environ = os.environ) -> Settings:
+        return cls(
+            table_name=env.get("TABLE_NAME", ""),
+            secret_id=env.get("SECRET_ID", ""),
+            eseye_base_url=env.get("ESEYE_BASE_URL", cls.eseye_base_url).rstrip("/"),
+            eseye_connect_timeout=float(env.get("ESEYE_CONNECT_TIMEOUT", cls.eseye_connect_timeout)),
+            eseye_read_timeout=float(env.get("ESEYE_READ_TIMEOUT", cls.eseye_read_timeout)),
+            secret_max_age_seconds=int(env.get("SECRET_MAX_AGE_SECONDS", cls.secret_max_age_seconds)),
+            send_queue_url=env.get("SEND_QUEUE_URL", ""),
+            send_max_attempts=int(env.get("SEND_MAX_ATTEMPTS", cls.send_max_attempts)),
+            retry_base_delay_seconds=int(env.get("RETRY_BASE_DELAY_SECONDS", cls.retry_base_delay_seconds)),
+            retention_days=int(env.get("RETENTION_DAYS", cls.retention_days)),
+            public_base_url=env.get("PUBLIC_BASE_URL", "").rstrip("/"),
+            events_topic_arn=env.get("EVENTS_TOPIC_ARN", ""),
+            callback_queue_url=env.get("CALLBACK_QUEUE_URL", ""),
+        )
+
+
+@functools.cache
+def settings() -> Settings:
+    return Settings.from_env()

@@ -1,0 +1,59 @@
+"""The collaborators logic needs, built lazily once per container and injectable in tests."""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Callable
+
+from smsgw import models
+from smsgw.adapters.eseye import Credentials, EseyeClient
+from smsgw.adapters.queue import RetryQueue
+from smsgw.adapters.secrets import SecretSource
+from smsgw.adapters.store import Store
+from smsgw.config import Settings, settings
+
+
+@dataclass
+class Deps:
+    settings: Settings
+    store: Store
+    secrets: SecretSource
+    eseye: EseyeClient
+    retry_queue: RetryQueue
+    clock: Callable[[], datetime] = models.now
+    extras: dict[str, Any] = field(default_factory=dict)  # adapters added by later features (events, callbacks)
+
+    def now_iso(self) -> str:
+        return models.iso(self.clock())
+
+
+def build_deps(config: Settings, clients: dict[str, Any] | None = None, session: Any = None) -> Deps:
+    """Wire the adapters. `clients` maps service names to boto3 clients (tests pass moto-backed ones)."""
+    clients = clients or {}
+    secrets = SecretSource(config.secret_id, config.secret_max_age_seconds, clients.get("secretsmanager"))
+
+    def credentials() -> Credentials:
+        secret = secrets.get()
+        return Credentials(secret.username, secret.password)
+
+    def on_latency(request: str, seconds: float) -> None:
+        from smsgw.observability import milliseconds
+
+        milliseconds("EseyeLatency", seconds)
+
+    return Deps(
+        settings=config,
+        store=Store(config.table_name, clients.get("dynamodb"), config.retention_days * 86400),
+        secrets=secrets,
+        eseye=EseyeClient(
+            config.eseye_base_url, credentials, config.eseye_connect_timeout, config.eseye_read_timeout, session, on_latency
+        ),
+        retry_queue=RetryQueue(config.send_queue_url, clients.get("sqs")),
+    )
+
+
+@functools.cache
+def default_deps() -> Deps:
+    return build_deps(settings())

@@ -1,0 +1,118 @@
+"""The Eseye SMS API's answers, parsed (eseye-sms-api.md §3.4, §4, §5). Pure functions, no I/O.
+
+Be liberal in what we accept: `OK!`, `Error<N>: text`, `ERROR N – text`, `*ERROR 630 ...` and the XML
+`statusResponse` (whose error form may carry the code in `description`). Anything else is `unexpected`
+and keeps its raw body.
+"""
+
+from __future__ import annotations
+
+import re
+import xml.etree.ElementTree as ElementTree
+from dataclasses import dataclass
+
+# code -> (documented text, retrying the same request can help)
+ERROR_CODES: dict[int, tuple[str, bool]] = {
+    502: ("Index is not currently a supported method of this API.", False),
+    503: ("PUT is not currently a supported method of this API.", False),
+    510: ("API Requests from this IP Address (<IPAddress>) are not allowed.", False),
+    511: ("<Parameter> is required.", False),
+    519: ("Unknown parameter: <Parameter>", False),
+    520: ("Mode '<value>' is not valid", False),
+    521: ("Mode not specified", False),
+    525: ("Max message length of X chars exceeded", False),
+    526: ("message_id must be supplied for delivery receipt", False),
+    530: ("API Requests authentication failed.", False),
+    533: ("Invalid receipt_url value supplied", False),
+    535: ("Invalid message_id value supplied", False),
+    536: ("Invalid text value supplied", False),
+    555: ("Invalid MSISDN (<MSISDN>) supplied", False),
+    570: ("Destination MSISDN (<MSISDN>) has no credit", False),
+    580: ("Please use only GSM 03.38 basic 7 bit characters, or specify 8 bit mode", False),
+    630: ("Invalid MSISDN (<MSISDN>) supplied", False),
+}
+# Errors that mean our account or deployment is misconfigured rather than the message being bad.
+CONFIGURATION_CODES = frozenset({510, 530, 570})
+
+_ERROR_PATTERN = re.compile(r"^\s*\*?\s*error\s*(\d{3})\s*[–—:-]?\s*(.*)$", re.IGNORECASE | re.DOTALL)
+
+
+@dataclass(frozen=True)
+class EseyeReply:
+    kind: str  # ok | status | error | unexpected
+    raw: str
+    http_status: int = 200
+    status: str | None = None  # statusResponse/status, lowercased
+    description: str | None = None
+    code: int | None = None
+
+    @property
+    def known_code(self) -> bool:
+        return self.code in ERROR_CODES
+
+    @property
+    def retryable(self) -> bool:
+        if self.kind == "error":
+            return ERROR_CODES.get(self.code or 0, ("", False))[1]
+        return self.kind == "unexpected"
+
+    @property
+    def configuration_problem(self) -> bool:
+        return self.code in CONFIGURATION_CODES
+
+    def as_detail(self) -> dict:
+        detail = {"kind": self.kind, "http_status": self.http_status, "raw": self.raw[:2000]}
+        if self.code is not None:
+            detail["eseye_code"] = self.code
+        if self.status:
+            detail["eseye_status"] = self.status
+        if self.description:
+            detail["eseye_description"] = self.description
+        return detail
+
+
+def _error_from_text(text: str, raw: str, http_status: int) -> EseyeReply | None:
+    match = _ERROR_PATTERN.match(text)
+    if not match:
+        return None
+    return EseyeReply("error", raw, http_status, "error", match.group(2).strip() or None, int(match.group(1)))
+
+
+def _parse_xml(body: str, http_status: int) -> EseyeReply:
+    try:
+        root = ElementTree.fromstring(body)
+    except ElementTree.ParseError:
+        # The documented error sample is malformed (<status>error</description>): read it by pattern.
+        status = re.search(r"<status>\s*([^<]*?)\s*<", body)
+        description = re.search(r"<description>\s*([^<]*?)\s*</description>", body)
+        if not status:
+            return EseyeReply("unexpected", body, http_status)
+        root = None
+        status_text, description_text = status.group(1), description.group(1) if description else None
+    if root is not None:
+        status_text = (root.findtext("status") or "").strip()
+        description_text = (root.findtext("description") or "").strip() or None
+        if root.tag != "statusResponse" or not status_text:
+            return EseyeReply("unexpected", body, http_status)
+    status_value = status_text.lower()
+    if status_value == "error":
+        parsed = _error_from_text(description_text or "", body, http_status)
+        if parsed:
+            return parsed
+        return EseyeReply("error", body, http_status, "error", description_text, None)
+    return EseyeReply("status", body, http_status, status_value, description_text)
+
+
+def parse_reply(http_status: int, body: str) -> EseyeReply:
+    """Classify an Eseye HTTP answer. Never raises."""
+    text = (body or "").strip()
+    if text.startswith("<"):
+        if text.startswith("<?xml") or "<statusResponse" in text:
+            return _parse_xml(text, http_status)
+        return EseyeReply("unexpected", body, http_status)  # an HTML page, most likely
+    if re.match(r"^ok\b", text, re.IGNORECASE) and http_status < 400:
+        return EseyeReply("ok", body, http_status)
+    parsed = _error_from_text(text, body, http_status)
+    if parsed:
+        return parsed
+    return EseyeReply("unexpected", body, http_status)

@@ -1,0 +1,130 @@
+"""The API resolver, the error model, and the one exception-to-HTTP mapping shared by the API functions.
+
+Every error leaves as {"error": {"code", "message", "details"}} with the right status. Nothing a client
+sends produces a 500 or a stack trace.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Callable
+
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+
+from smsgw.config import settings
+from smsgw.errors import BadRequest, GatewayError, PayloadTooLarge, UnsupportedMediaType
+from smsgw.observability import count, logger, metrics, tracer
+
+JSON = "application/json"
+
+
+def error_response(status: int, code: str, message: str, details: Any = None) -> Response:
+    body: dict[str, Any] = {"error": {"code": code, "message": message}}
+    if details is not None:
+        body["error"]["details"] = details
+    return Response(status_code=status, content_type=JSON, body=json.dumps(body, default=str))
+
+
+def json_response(status: int, body: Any, headers: dict[str, str] | None = None) -> Response:
+    return Response(status_code=status, content_type=JSON, body=json.dumps(body, default=str), headers=headers)
+
+
+def resolver() -> APIGatewayRestResolver:
+    app = APIGatewayRestResolver()
+
+    @app.exception_handler(GatewayError)
+    def handle_gateway_error(exc: GatewayError) -> Response:
+        if exc.status >= 500:
+            logger.warning("request failed", extra={"error_code": exc.code, "reason": exc.message})
+        return error_response(exc.status, exc.code, exc.message, exc.details)
+
+    @app.exception_handler(Exception)
+    def handle_unexpected(exc: Exception) -> Response:
+        # A bug of ours, not the client's: log it with the trace, answer without it.
+        logger.exception("unhandled error")
+        count("UnhandledError")
+        request_id = getattr(app.lambda_context, "aws_request_id", None)
+        return error_response(500, "internal_error", "the gateway failed to handle the request", {"request_id": request_id})
+
+    @app.not_found
+    def handle_not_found(exc: Exception) -> Response:
+        return error_response(404, "route_not_found", f"no route {app.current_event.http_method} {app.current_event.path}")
+
+    return app
+
+
+def json_body(app: APIGatewayRestResolver) -> Any:
+    """The request body as JSON. Raises PayloadTooLarge, UnsupportedMediaType or BadRequest."""
+    event = app.current_event
+    raw = event.body or ""
+    if event.is_base64_encoded:
+        import base64
+
+        try:
+            raw_bytes = base64.b64decode(raw)
+        except ValueError as exc:
+            raise BadRequest("the body is not valid base64") from exc
+    else:
+        raw_bytes = raw.encode("utf-8", errors="surrogatepass")
+    limit = settings().max_body_bytes
+    if len(raw_bytes) > limit:
+        raise PayloadTooLarge(f"the body is {len(raw_bytes)} bytes; the limit is {limit}", {"limit": limit})
+    content_type = (event.headers or {}).get("content-type") or (event.headers or {}).get("Content-Type") or ""
+    if content_type and "json" not in content_type.lower():
+        raise UnsupportedMediaType(f"send the body as application/json, not {content_type.split(';')[0]}")
+    if not raw_bytes.strip():
+        raise BadRequest("the body is empty; send a JSON object")
+    try:
+        return json.loads(raw_bytes.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise BadRequest("the body is not valid UTF-8") from exc
+    except json.JSONDecodeError as exc:
+        raise BadRequest(f"the body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from exc
+
+
+def query_flag(app: APIGatewayRestResolver, name: str) -> bool:
+    value = (app.current_event.query_string_parameters or {}).get(name, "false").lower()
+    if value not in ("true", "false", "1", "0", ""):
+        raise BadRequest(f"query parameter {name} must be true or false")
+    return value in ("true", "1")
+
+
+def header(app: APIGatewayRestResolver, name: str) -> str | None:
+    headers = app.current_event.headers or {}
+    lowered = name.lower()
+    for key, value in headers.items():
+        if key.lower() == lowered:
+            return value
+    return None
+
+
+def api_base_url(app: APIGatewayRestResolver) -> str:
+    """The API's public base URL: the custom domain when configured, else what the request came in on.
+    The default execute-api host carries the stage in the path; a custom domain does not."""
+    configured = settings().public_base_url
+    if configured:
+        return configured
+    context = app.current_event.request_context
+    domain = context.domain_name or header(app, "Host") or "localhost"
+    scheme = header(app, "X-Forwarded-Proto") or "https"
+    if domain.endswith(".amazonaws.com") and context.stage:
+        return f"{scheme}://{domain}/{context.stage}"
+    return f"{scheme}://{domain}"
+
+
+def caller_identity(app: APIGatewayRestResolver) -> str:
+    """Who is calling: the IAM principal or the API key, so Idempotency-Keys of two callers never collide."""
+    identity = app.current_event.request_context.identity
+    return identity.user_arn or identity.api_key_id or identity.caller or "anonymous"
+
+
+def handler(app: APIGatewayRestResolver) -> Callable[[dict, Any], dict]:
+    """The Lambda entry point for an API function: logging context, tracing, metrics, then the routes."""
+
+    @logger.inject_lambda_context(correlation_id_path="requestContext.requestId")
+    @tracer.capture_lambda_handler(capture_response=False)
+    @metrics.log_metrics
+    def lambda_handler(event: dict, context: Any) -> dict:
+        return app.resolve(event, context)
+
+    return lambda_handler

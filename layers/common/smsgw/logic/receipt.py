@@ -1,0 +1,81 @@
+"""Delivery receipts from Eseye (eseye-sms-api.md §6): forward-only, deduplicated, never lost."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from smsgw import models
+from smsgw.adapters.store import ConditionFailed
+from smsgw.deps import Deps, default_deps
+from smsgw.observability import count, logger
+
+RECEIPT_FIELDS = ("messageid", "referenceid", "statuscode", "status")
+RECEIPT_MEANING = {"delivered": models.DELIVERED, "failed": models.FAILED}
+
+
+def receipt_key(receipt: dict[str, Any]) -> str:
+    return f"{receipt['referenceid']}|{receipt['status']}"
+
+
+def _entry(deps: Deps, status: str, cause: str, receipt: dict[str, Any]) -> dict[str, Any]:
+    return models.history_entry(deps.now_iso(), "receipt", status, cause, receipt=receipt)
+
+
+def process_receipt(receipt: dict[str, str], deps: Deps | None = None) -> str:
+    """Apply one validated receipt. Returns applied | duplicate | ignored | orphaned.
+
+    applied: the message moved forward. ignored: kept in the history, but the message was already
+    final. orphaned: no such message yet; kept on a placeholder and applied when the message is stored.
+    """
+    deps = deps or default_deps()
+    message_id = receipt["messageid"]
+    key = receipt_key(receipt)
+    target = RECEIPT_MEANING.get(receipt["status"].lower())
+    cause = f"receipt {receipt['status']!r} (statuscode {receipt['statuscode']!r})"
+    try:
+        deps.store.update_message(
+            message_id, _entry(deps, target or "", cause, receipt),
+            status=target, allowed_from=models.ALLOWED_FROM[target] if target else None, receipt_key=key,
+            sets={"last_receipt": receipt},
+        ) if target else _note(deps, message_id, receipt, key, cause)
+        count("Delivered" if target == models.DELIVERED else "DeliveryFailed" if target else "ReceiptUnknownStatus")
+        return "applied" if target else "ignored"
+    except ConditionFailed as exc:
+        current = exc.item
+    if not current or not current.get("status"):
+        ttl = deps.store.expiry(deps.clock().timestamp())
+        stored = deps.store.store_orphan_receipt(message_id, {**receipt, "received_at": deps.now_iso()}, key, ttl)
+        logger.info("receipt for a message not stored yet", extra={"message_id": message_id})
+        return "orphaned" if stored else "duplicate"
+    if key in (current.get("receipt_keys") or []):
+        return "duplicate"
+    try:
+        _note(deps, message_id, receipt, key, f"{cause} ignored: message already {current['status']}", current["status"])
+    except ConditionFailed:
+        return "duplicate"
+    return "ignored"
+
+
+def _note(deps: Deps, message_id: str, receipt: dict[str, Any], key: str, cause: str, status: str | None = None) -> dict[str, Any]:
+    """Keep a receipt in the history without moving the status."""
+    if status is None:
+        current = deps.store.get_message(message_id)
+        if not current or not current.get("status"):
+            raise ConditionFailed(current)
+        status = current["status"]
+    return deps.store.update_message(message_id, _entry(deps, status, cause, receipt), receipt_key=key)
+
+
+def apply_orphans(message: dict[str, Any], deps: Deps) -> dict[str, Any]:
+    """Apply receipts that arrived before the message was stored."""
+    for receipt in message.get("orphan_receipts") or []:
+        target = RECEIPT_MEANING.get(str(receipt.get("status", "")).lower())
+        cause = f"receipt {receipt.get('status')!r} received before the message was stored"
+        if target and models.can_move(message["status"], target):
+            message = deps.store.update_message(
+                message["id"], _entry(deps, target, cause, receipt), status=target, allowed_from=models.ALLOWED_FROM[target],
+                remove=("orphan_receipts",),
+            )
+        else:
+            message = deps.store.update_message(message["id"], _entry(deps, message["status"], cause + " (not applied)", receipt), remove=("orphan_receipts",))
+    return message

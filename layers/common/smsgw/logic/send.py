@@ -1,0 +1,291 @@
+"""POST /messages: validate, store (pending), hand to Eseye, and say what happened."""
+
+from __future__ import annotations
+
+import unicodedata
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from smsgw import encoding, models
+from smsgw.deps import Deps, default_deps
+from smsgw.errors import Conflict, Forbidden, GatewayError, ValidationFailed
+from smsgw.logic import delivery, lists
+from smsgw.observability import logger
+
+ALLOWED_FIELDS = frozenset(
+    {"to", "text", "data", "data_coding", "encoding", "source", "expires_at", "client_ref", "status_callback", "expect_reply_within"}
+)
+MAX_REPLY_WINDOW_SECONDS = 7 * 86400
+
+
+@dataclass(frozen=True)
+class ApiResult:
+    status_code: int
+    body: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class SendRequest:
+    to: str
+    text: str | None
+    data: str | None
+    data_coding: str | None
+    encoding: str
+    source: str | None
+    expires_at: datetime | None
+    client_ref: str | None
+    status_callback: str | None
+    expect_reply_within: int | None
+
+
+def _invalid(problems: dict[str, str]) -> ValidationFailed:
+    return ValidationFailed("the request is not valid: " + "; ".join(f"{k}: {v}" for k, v in problems.items()), {"fields": problems})
+
+
+def _has_control_characters(value: str, allow_newlines: bool = False) -> bool:
+    allowed = {"\n", "\r"} if allow_newlines else set()
+    return any(unicodedata.category(c) == "Cc" and c not in allowed for c in value)
+
+
+def parse_send_request(body: Any, now: datetime) -> SendRequest:
+    """Turn the JSON body into a SendRequest. Raises ValidationFailed naming every bad field."""
+    if not isinstance(body, dict):
+        raise ValidationFailed("the request body must be a JSON object")
+    problems: dict[str, str] = {}
+    for name in sorted(set(body) - ALLOWED_FIELDS):
+        problems[name] = "unknown field"
+
+    to = body.get("to")
+    if not isinstance(to, str) or not models.MSISDN_PATTERN.match(to):
+        problems["to"] = "must be an MSISDN in international format: 8 to 15 digits, optional leading +"
+
+    text, data = body.get("text"), body.get("data")
+    if (text is None) == (data is None):
+        problems["text"] = "exactly one of text or data is required"
+    if text is not None and (not isinstance(text, str) or not text):
+        problems["text"] = "must be a non-empty string"
+    if data is not None and (not isinstance(data, str) or not data):
+        problems["data"] = "must be a non-empty hex string"
+
+    data_coding = body.get("data_coding")
+    if data_coding is not None:
+        data_coding = str(data_coding).upper()
+        if data is None:
+            problems["data_coding"] = "only applies to data"
+        elif data_coding not in encoding.DATA_CODINGS:
+            problems["data_coding"] = "must be one of 0, 4, 8, F6"
+
+    chosen_encoding = body.get("encoding", "auto")
+    if chosen_encoding not in encoding.ENCODINGS:
+        problems["encoding"] = f"must be one of {', '.join(encoding.ENCODINGS)}"
+    elif data is not None and "encoding" in body:
+        problems["encoding"] = "only applies to text; use data_coding with data"
+
+    source = body.get("source")
+    if source is not None and (not isinstance(source, str) or not models.MSISDN_PATTERN.match(source)):
+        problems["source"] = "must be an MSISDN: 8 to 15 digits, optional leading +"
+
+    expires_at = None
+    raw_expiry = body.get("expires_at")
+    if raw_expiry is not None:
+        try:
+            expires_at = datetime.fromisoformat(str(raw_expiry).replace("Z", "+00:00"))
+            if expires_at.tzinfo is None:
+                raise ValueError
+            if expires_at <= now:
+                problems["expires_at"] = "must be in the future"
+        except ValueError:
+            problems["expires_at"] = "must be an ISO 8601 time with a timezone, e.g. 2026-12-01T10:00:00Z"
+
+    client_ref = body.get("client_ref")
+    if client_ref is not None and (
+        not isinstance(client_ref, str) or not 1 <= len(client_ref) <= 64 or _has_control_characters(client_ref)
+    ):
+        problems["client_ref"] = "must be a string of 1 to 64 printable characters"
+
+    status_callback = body.get("status_callback")
+    if status_callback is not None and (
+        not isinstance(status_callback, str) or not status_callback.startswith("https://") or len(status_callback) > 2048
+        or _has_control_characters(status_callback) or " " in status_callback
+    ):
+        problems["status_callback"] = "must be an https:// URL of at most 2048 characters"
+
+    reply_window = body.get("expect_reply_within")
+    if reply_window is not None and (
+        isinstance(reply_window, bool) or not isinstance(reply_window, int) or not 1 <= reply_window <= MAX_REPLY_WINDOW_SECONDS
+    ):
+        problems["expect_reply_within"] = f"must be a whole number of seconds from 1 to {MAX_REPLY_WINDOW_SECONDS}"
+
+    if problems:
+        raise _invalid(problems)
+    return SendRequest(
+        to=models.msisdn_digits(to), text=text, data=data, data_coding=data_coding or ("0" if data is not None else None),
+        encoding=chosen_encoding, source=models.msisdn_digits(source) if source else None, expires_at=expires_at,
+        client_ref=client_ref, status_callback=status_callback, expect_reply_within=reply_window,
+    )
+
+
+def analyse(request: SendRequest) -> tuple[encoding.TextAnalysis, dict[str, str]]:
+    """Decide how the content travels. Returns the analysis and the Eseye content fields.
+    Raises ValidationFailed (422) when the content cannot go as one SMS."""
+    try:
+        if request.data is not None:
+            hex_octets, analysis = encoding.analyse_data(request.data, request.data_coding or "0")
+            payload = {"short_message": hex_octets, "data_coding": request.data_coding or "0"}
+        else:
+            assert request.text is not None
+            analysis = encoding.analyse_text(request.text, request.encoding)
+            payload = {
+                "gsm7": {"text": request.text, "mode": "7"},
+                "8bit": {"text": request.text, "mode": "8"},
+                "ucs2": {"short_message": encoding.ucs2_hex(request.text), "data_coding": "8"},
+            }[analysis.encoding]
+    except encoding.EncodingError as exc:
+        raise ValidationFailed(str(exc), exc.details) from exc
+    if not analysis.fits:
+        unit = {"gsm7": "characters", "8bit": "octets", "ucs2": "UTF-16 code units"}[analysis.encoding]
+        message = (
+            f"message too long for one SMS: {analysis.length} {unit} in {analysis.encoding}, limit {analysis.limit}"
+            " (Eseye does not concatenate)"
+        )
+        if analysis.unicode_characters:
+            message += "; UCS-2 was forced by " + " ".join(analysis.unicode_characters)
+        raise ValidationFailed(message, analysis.as_dict())
+    return analysis, payload
+
+
+def _eseye_expiry(moment: datetime | None) -> str | None:
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S") if moment else None
+
+
+def new_message(request: SendRequest, analysis: encoding.TextAnalysis, payload: dict[str, str], receipt_base: str, deps: Deps) -> dict[str, Any]:
+    moment = deps.clock()
+    at = models.iso(moment)
+    message_id = uuid.uuid4().hex
+    return {
+        "id": message_id,
+        "direction": "mt",
+        "to": request.to,
+        "source": request.source,
+        "text": request.text,
+        "data": payload.get("short_message") if request.data is not None else None,
+        "data_coding": request.data_coding,
+        "encoding": analysis.encoding,
+        "length": analysis.length,
+        "status": models.PENDING,
+        "client_ref": request.client_ref,
+        "status_callback": request.status_callback,
+        "expect_reply_within": request.expect_reply_within,
+        "created_at": at,
+        "updated_at": at,
+        "expires_at": models.iso(request.expires_at) if request.expires_at else None,
+        "eseye_expiry": _eseye_expiry(request.expires_at),
+        "eseye_payload": payload,
+        "receipt_base": receipt_base,
+        "attempts": 0,
+        "history": [models.history_entry(at, "accepted", models.PENDING, "accepted by the API")],
+        "GSI1PK": f"MSISDN#{request.to}",
+        "GSI1SK": f"{at}#{message_id}",
+        "ttl": deps.store.expiry(moment.timestamp()),
+    }
+
+
+def send_message(body: Any, receipt_base: str, dry_run: bool = False, deps: Deps | None = None) -> ApiResult:
+    """Validate and send one SMS. Returns 200 (dry run), 202 (sent or queued for retry) or 422 (Eseye
+    rejected it). Raises ValidationFailed, Forbidden, or ServiceUnavailable when a retry could not be queued."""
+    deps = deps or default_deps()
+    request = parse_send_request(body, deps.clock())
+    analysis, payload = analyse(request)
+    if dry_run:
+        return ApiResult(200, {"dry_run": True, "to": request.to, **analysis.as_dict(), "eseye_fields": sorted(payload)})
+    refusal = lists.refusal_reason(request.to, deps)
+    if refusal:
+        raise Forbidden(refusal, {"to": request.to})
+
+    message = deps.store.create_message(new_message(request, analysis, payload, receipt_base, deps))
+    logger.info("message accepted", extra={"message_id": message["id"], "to": models.mask_msisdn(request.to)})
+    if message.get("orphan_receipts"):
+        from smsgw.logic import receipt
+
+        message = receipt.apply_orphans(message, deps)
+    try:
+        message = delivery.attempt_send(deps, message, attempt=1)
+    except GatewayError:
+        # No retry could be queued: fail the message visibly rather than leave it pending for ever.
+        delivery.record(deps, message, models.FAILED, "retry_not_scheduled", "the retry queue could not be reached")
+        raise
+    view = models.public_view(message)
+    if message["status"] == models.REJECTED:
+        return ApiResult(422, {"error": {
+            "code": "eseye_rejected",
+            "message": f"Eseye rejected the message: error {message.get('eseye_code')} {message.get('eseye_description') or ''}".strip(),
+            "details": {"eseye_code": message.get("eseye_code"), "eseye_description": message.get("eseye_description"),
+                        "id": message["id"], "message": view},
+        }})
+    return ApiResult(202, view)
+
+
+# --- idempotency ---------------------------------------------------------------------------------
+
+
+_IDEMPOTENT_SENDERS: dict[int, Any] = {}
+
+
+def _idempotent_send(deps: Deps) -> Any:
+    if id(deps) in _IDEMPOTENT_SENDERS:
+        return _IDEMPOTENT_SENDERS[id(deps)]
+    from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer, IdempotencyConfig, idempotent_function
+
+    from smsgw.adapters import aws
+
+    persistence = DynamoDBPersistenceLayer(
+        table_name=deps.settings.table_name, key_attr="PK", sort_key_attr="SK", static_pk_value="IDEM",
+        expiry_attr="ttl", boto3_client=deps.store._client or aws.client("dynamodb"),
+    )
+    config = IdempotencyConfig(event_key_jmespath="key", payload_validation_jmespath="request", expires_after_seconds=86400)
+
+    @idempotent_function(data_keyword_argument="command", persistence_store=persistence, config=config)
+    def run(command: dict[str, Any]) -> dict[str, Any]:
+        result = send_message(command["request"]["body"], command["receipt_base"], deps=deps)
+        return {"status_code": result.status_code, "body": result.body}
+
+    _IDEMPOTENT_SENDERS[id(deps)] = (run, config)
+    return run, config
+
+
+def send_idempotently(
+    body: Any, receipt_base: str, key: str, caller: str, lambda_context: Any = None, deps: Deps | None = None
+) -> ApiResult:
+    """send_message, once per (caller, Idempotency-Key) for 24 hours. Raises Conflict when the key was
+    used with another body, or while the first request is still running."""
+    from aws_lambda_powertools.utilities.idempotency.exceptions import (
+        IdempotencyAlreadyInProgressError,
+        IdempotencyValidationError,
+    )
+
+    if not 1 <= len(key) <= 255 or _has_control_characters(key):
+        raise ValidationFailed("Idempotency-Key must be 1 to 255 printable characters", {"header": "Idempotency-Key"})
+    run, config = _idempotent_send(deps or default_deps())
+    if lambda_context is not None:
+        config.register_lambda_context(lambda_context)  # an in-progress record expires with the invocation
+    try:
+        outcome = run(command={"key": f"{caller}#{key}", "request": {"body": body}, "receipt_base": receipt_base})
+    except IdempotencyValidationError as exc:
+        raise Conflict("Idempotency-Key was already used with a different request body", {"header": "Idempotency-Key"}) from exc
+    except IdempotencyAlreadyInProgressError as exc:
+        raise Conflict("a request with this Idempotency-Key is still in progress; retry shortly", {"header": "Idempotency-Key"}) from exc
+    return ApiResult(outcome["status_code"], outcome["body"])
+
+
+def submit(
+    body: Any, receipt_base: str, *, dry_run: bool, idempotency_key: str | None, caller: str, lambda_context: Any = None,
+    deps: Deps | None = None,
+) -> ApiResult:
+    """The POST /messages use case: a dry run, an idempotent send, or a plain send."""
+    if dry_run:
+        return send_message(body, receipt_base, dry_run=True, deps=deps)
+    if idempotency_key is not None:
+        return send_idempotently(body, receipt_base, idempotency_key, caller, lambda_context, deps)
+    return send_message(body, receipt_base, deps=deps)

@@ -1,0 +1,132 @@
+"""Shared fixtures: moto-backed AWS built from template.yaml, the Eseye simulator, and handler invocation."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from local_stack.apigw import LambdaContext
+from local_stack.eseye_simulator import EseyeSimulator
+from local_stack.resources import create_resources
+from local_stack.template import Context, default_parameters, functions, load_template
+
+ROOT = Path(__file__).resolve().parent.parent
+EVENTS = ROOT / "events"
+REGION = "eu-west-1"
+WEBHOOK_TOKENS = "tok-primary-0123456789,tok-secondary-9876543210"
+
+for _name, _value in {
+    "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": REGION, "AWS_REGION": REGION, "POWERTOOLS_TRACE_DISABLED": "true",
+    "POWERTOOLS_METRICS_NAMESPACE": "EseyeSmsGateway", "POWERTOOLS_SERVICE_NAME": "eseye-sms-gateway",
+}.items():
+    os.environ[_name] = _value
+os.environ.pop("AWS_ENDPOINT_URL", None)
+
+
+def load_event(name: str) -> dict[str, Any]:
+    return json.loads((EVENTS / f"{name}.json").read_text())
+
+
+def reset_caches() -> None:
+    """Forget everything a cold start builds, as a new Lambda container would."""
+    from smsgw import config, deps
+    from smsgw.adapters import aws
+    from smsgw.logic import send
+
+    config.settings.cache_clear()
+    deps.default_deps.cache_clear()
+    aws.client.cache_clear()
+    send._IDEMPOTENT_SENDERS.clear()
+
+
+@dataclass
+class Stack:
+    """AWS resources from template.yaml in moto, plus the simulator, and a way to call each function."""
+
+    context: Context
+    clients: dict[str, Any]
+    eseye: EseyeSimulator
+    monkeypatch: pytest.MonkeyPatch
+
+    def physical(self, logical_id: str, attribute: str = "Ref") -> str:
+        return self.context.physical[logical_id][attribute]
+
+    @property
+    def table(self) -> str:
+        return self.physical("Table")
+
+    def environment(self, function: str) -> dict[str, str]:
+        return functions(self.context)[function].environment
+
+    def deps(self, function: str = "SendFunction"):
+        from smsgw.config import Settings
+        from smsgw.deps import build_deps
+
+        return build_deps(Settings.from_env(self.environment(function)), self.clients)
+
+    def invoke(self, function: str, event: dict[str, Any]) -> dict[str, Any]:
+        """Call the function's real handler with the environment the template gives it."""
+        spec = functions(self.context)[function]
+        for name, value in spec.environment.items():
+            self.monkeypatch.setenv(name, value)
+        reset_caches()
+        module_name = f"fn_{function}"
+        source = spec.code_dir / (spec.handler.split(".")[0] + ".py")
+        module_spec = importlib.util.spec_from_file_location(module_name, source)
+        module = importlib.util.module_from_spec(module_spec)
+        sys.modules[module_name] = module
+        module_spec.loader.exec_module(module)
+        handler = getattr(module, spec.handler.split(".")[1])
+        return handler(event, LambdaContext(function_name=function, timeout_seconds=spec.timeout))
+
+    def message_item(self, message_id: str) -> dict[str, Any] | None:
+        return self.deps().store.get_message(message_id)
+
+    def queue_jobs(self, logical_id: str = "SendRetryQueue") -> list[dict[str, Any]]:
+        """Receive (and remove) what is on a queue, ignoring delays, as a test's look at it."""
+        url = self.physical(logical_id)
+        attributes = self.clients["sqs"].get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+        assert attributes is not None
+        messages = []
+        while True:
+            batch = self.clients["sqs"].receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0)
+            if not batch.get("Messages"):
+                return messages
+            for message in batch["Messages"]:
+                messages.append(json.loads(message["Body"]))
+                self.clients["sqs"].delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+
+
+@pytest.fixture(scope="session")
+def template() -> dict[str, Any]:
+    return load_template()
+
+
+@pytest.fixture
+def eseye():
+    simulator = EseyeSimulator(port=0, receipt_delay=0.05, log=lambda *_: None).start()
+    yield simulator
+    simulator.stop()
+
+
+@pytest.fixture
+def stack(template, eseye, monkeypatch):
+    with mock_aws():
+        clients = {name: boto3.client(name, region_name=REGION) for name in ("dynamodb", "sqs", "sns", "secretsmanager", "dynamodbstreams")}
+        context = Context(template, default_parameters(template, {"EseyeBaseUrl": eseye.url, "RetryBaseDelaySeconds": "1", "SendMaxAttempts": "3"}))
+        create_resources(context, clients, secret_overrides={
+            "GatewaySecret": {"username": eseye.username, "password": eseye.password, "webhook_tokens": WEBHOOK_TOKENS},
+        })
+        reset_caches()
+        yield Stack(context, clients, eseye, monkeypatch)
+        reset_caches()

@@ -92,19 +92,27 @@ class Stack:
     def message_item(self, message_id: str) -> dict[str, Any] | None:
         return self.deps().store.get_message(message_id)
 
-    def queue_jobs(self, logical_id: str = "SendRetryQueue") -> list[dict[str, Any]]:
-        """Receive (and remove) what is on a queue, ignoring delays, as a test's look at it."""
+    def queue_jobs(self, logical_id: str = "SendRetryQueue", wait: float = 5.0) -> list[dict[str, Any]]:
+        """Receive and remove what is on a queue, waiting up to `wait` seconds for delayed messages (backoff)."""
+        import time
+
         url = self.physical(logical_id)
-        attributes = self.clients["sqs"].get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
-        assert attributes is not None
-        messages = []
+        deadline = time.monotonic() + wait
+        messages: list[dict[str, Any]] = []
         while True:
             batch = self.clients["sqs"].receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0)
-            if not batch.get("Messages"):
-                return messages
-            for message in batch["Messages"]:
+            for message in batch.get("Messages", []):
                 messages.append(json.loads(message["Body"]))
                 self.clients["sqs"].delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+            if batch.get("Messages"):
+                continue
+            attributes = self.clients["sqs"].get_queue_attributes(
+                QueueUrl=url, AttributeNames=["ApproximateNumberOfMessagesDelayed", "ApproximateNumberOfMessagesNotVisible"]
+            )["Attributes"]
+            waiting = int(attributes.get("ApproximateNumberOfMessagesDelayed", 0))
+            if (messages and not waiting) or not waiting or time.monotonic() > deadline:
+                return messages
+            time.sleep(0.1)
 
 
 @pytest.fixture(scope="session")

@@ -19,6 +19,7 @@ Control endpoints (not part of Eseye), for people and tests:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import threading
@@ -30,14 +31,23 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 from urllib.request import Request, urlopen
 
-GSM7_BASIC = (
-    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞ\x1bÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
-    "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
-)
+GSM7_BASIC = "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞ\x1bÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
 BASIC_SET = frozenset(GSM7_BASIC) - {"\x1b"}
 MT_PARAMETERS = {
-    "username", "password", "destination", "text", "short_message", "message_id", "receipt_url", "source",
-    "mode", "expiry", "data_coding", "pid", "esm", "Replace",
+    "username",
+    "password",
+    "destination",
+    "text",
+    "short_message",
+    "message_id",
+    "receipt_url",
+    "source",
+    "mode",
+    "expiry",
+    "data_coding",
+    "pid",
+    "esm",
+    "Replace",
 }
 STATUS_PARAMETERS = {"username", "password", "message_id"}
 DATA_CODING_LIMITS = {"0": 160, "4": 140, "8": 140, "F6": 140}
@@ -85,7 +95,7 @@ class EseyeSimulator:
         host: str = "127.0.0.1",
         port: int = 5010,
         username: str = "dev-user",
-        password: str = "dev-password",
+        password: str = "dev-password",  # noqa: S107 - the simulator's development credential
         receipt_delay: float = 1.0,
         mo_url: str | None = None,
         api_msisdn: str = "447000000001",
@@ -354,7 +364,8 @@ class _Handler(BaseHTTPRequestHandler):
                 body = self.sim.status_or_cancel(form, client_ip, cancel=request == "mtcancelapi")
         except EseyeError as error:
             body = f"Error{error.code}: {error.text}" if request == "mtsmsapi" else error_xml(error)
-        self.sim.log(f"eseye-sim  {request} {form.get('message_id', '-')[:8]} -> {body.splitlines()[0] if '<' not in body else body.split('<status>')[1].split('<')[0]}")
+        outcome = body.splitlines()[0] if "<" not in body else body.split("<status>")[1].split("<")[0]
+        self.sim.log(f"eseye-sim  {request} {form.get('message_id', '-')[:8]} -> {outcome}")
         self._reply(200, body, "text/html" if request == "mtsmsapi" else "application/xml")
 
     def _misbehave(self, fault: dict[str, Any], request: str, form: dict[str, str]) -> bool:
@@ -369,10 +380,8 @@ class _Handler(BaseHTTPRequestHandler):
             return False
         if mode == "drop_after_accept":  # Eseye takes the message, then the answer is lost
             if request == "mtsmsapi":
-                try:
+                with contextlib.suppress(EseyeError):
                     self.sim.send(form, self.client_address[0])
-                except EseyeError:
-                    pass
             time.sleep(delay or 30)
             self.close_connection = True
             return True

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import json
 import secrets as token_source
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from local_stack.template import Context, Unresolvable
 
@@ -37,7 +38,9 @@ def _table(ctx: Context, logical_id: str, props: dict[str, Any], clients: dict[s
     if props.get("PointInTimeRecoverySpecification"):
         ddb.update_continuous_backups(
             TableName=name,
-            PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": bool(props["PointInTimeRecoverySpecification"].get("PointInTimeRecoveryEnabled"))},
+            PointInTimeRecoverySpecification={
+                "PointInTimeRecoveryEnabled": bool(props["PointInTimeRecoverySpecification"].get("PointInTimeRecoveryEnabled"))
+            },
         )
     attributes = {"Ref": name, "Arn": table["TableArn"]}
     if table.get("LatestStreamArn"):
@@ -94,7 +97,8 @@ def create_resources(ctx: Context, clients: dict[str, Any], secret_overrides: di
     """Create every supported resource, in an order that satisfies their references. Returns ctx.physical."""
     options = {"secret_overrides": secret_overrides or {}}
     pending = {
-        logical_id: resource for logical_id, resource in ctx.template["Resources"].items()
+        logical_id: resource
+        for logical_id, resource in ctx.template["Resources"].items()
         if resource["Type"] in CREATORS and (not resource.get("Condition") or ctx.condition(resource["Condition"]))
     }
     while pending:

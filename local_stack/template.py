@@ -36,7 +36,25 @@ def _tag(name: str):
     return construct
 
 
-for _name in ("Ref", "GetAtt", "Sub", "If", "Equals", "Not", "And", "Or", "Join", "Select", "Split", "FindInMap", "ImportValue", "Base64", "GetAZs", "Condition", "Cidr"):
+for _name in (
+    "Ref",
+    "GetAtt",
+    "Sub",
+    "If",
+    "Equals",
+    "Not",
+    "And",
+    "Or",
+    "Join",
+    "Select",
+    "Split",
+    "FindInMap",
+    "ImportValue",
+    "Base64",
+    "GetAZs",
+    "Condition",
+    "Cidr",
+):
     _CfnLoader.add_constructor(f"!{_name}", _tag(_name))
 
 
@@ -64,8 +82,12 @@ class Context:
 
     def ref(self, name: str) -> Any:
         pseudo = {
-            "AWS::Region": self.region, "AWS::AccountId": self.account, "AWS::StackName": self.stack_name,
-            "AWS::Partition": "aws", "AWS::URLSuffix": "amazonaws.com", "AWS::NoValue": None,
+            "AWS::Region": self.region,
+            "AWS::AccountId": self.account,
+            "AWS::StackName": self.stack_name,
+            "AWS::Partition": "aws",
+            "AWS::URLSuffix": "amazonaws.com",
+            "AWS::NoValue": None,
         }
         if name in pseudo:
             return pseudo[name]
@@ -81,7 +103,7 @@ class Context:
         if not isinstance(value, dict):
             return value
         if len(value) == 1:
-            (key, arg), = value.items()
+            ((key, arg),) = value.items()
             if key == "Ref":
                 return self.ref(arg)
             if key == "Fn::GetAtt":

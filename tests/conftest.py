@@ -25,9 +25,14 @@ REGION = "eu-west-1"
 WEBHOOK_TOKENS = "tok-primary-0123456789,tok-secondary-9876543210"
 
 for _name, _value in {
-    "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing",
-    "AWS_DEFAULT_REGION": REGION, "AWS_REGION": REGION, "POWERTOOLS_TRACE_DISABLED": "true",
-    "POWERTOOLS_METRICS_NAMESPACE": "EseyeSmsGateway", "POWERTOOLS_SERVICE_NAME": "eseye-sms-gateway",
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": REGION,
+    "AWS_REGION": REGION,
+    "POWERTOOLS_TRACE_DISABLED": "true",
+    "POWERTOOLS_METRICS_NAMESPACE": "EseyeSmsGateway",
+    "POWERTOOLS_SERVICE_NAME": "eseye-sms-gateway",
 }.items():
     os.environ[_name] = _value
 os.environ.pop("AWS_ENDPOINT_URL", None)
@@ -132,9 +137,13 @@ def stack(template, eseye, monkeypatch):
     with mock_aws():
         clients = {name: boto3.client(name, region_name=REGION) for name in ("dynamodb", "sqs", "sns", "secretsmanager", "dynamodbstreams")}
         context = Context(template, default_parameters(template, {"EseyeBaseUrl": eseye.url, "RetryBaseDelaySeconds": "1", "SendMaxAttempts": "3"}))
-        create_resources(context, clients, secret_overrides={
-            "GatewaySecret": {"username": eseye.username, "password": eseye.password, "webhook_tokens": WEBHOOK_TOKENS},
-        })
+        create_resources(
+            context,
+            clients,
+            secret_overrides={
+                "GatewaySecret": {"username": eseye.username, "password": eseye.password, "webhook_tokens": WEBHOOK_TOKENS},
+            },
+        )
         reset_caches()
         yield Stack(context, clients, eseye, monkeypatch)
         reset_caches()

@@ -13,7 +13,9 @@ def test_ok_forms_mean_accepted(body):
 
 
 @pytest.mark.parametrize("code", sorted(ERROR_CODES))
-@pytest.mark.parametrize("form", ["Error{code}: {text}", "ERROR {code} – {text}", "ERROR {code} - {text}", "error{code}:{text}", "*ERROR {code} {text}"])
+@pytest.mark.parametrize(
+    "form", ["Error{code}: {text}", "ERROR {code} – {text}", "ERROR {code} - {text}", "error{code}:{text}", "*ERROR {code} {text}"]
+)
 def test_every_documented_code_in_every_text_form(code, form):
     text = ERROR_CODES[code][0]
     reply = parse_reply(200, form.format(code=code, text=text))

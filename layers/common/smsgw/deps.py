@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Callable
+from typing import Any
 
 from smsgw import models
 from smsgw.adapters.eseye import Credentials, EseyeClient
@@ -47,9 +48,7 @@ def build_deps(config: Settings, clients: dict[str, Any] | None = None, session:
         settings=config,
         store=Store(config.table_name, clients.get("dynamodb"), config.retention_days * 86400),
         secrets=secrets,
-        eseye=EseyeClient(
-            config.eseye_base_url, credentials, config.eseye_connect_timeout, config.eseye_read_timeout, session, on_latency
-        ),
+        eseye=EseyeClient(config.eseye_base_url, credentials, config.eseye_connect_timeout, config.eseye_read_timeout, session, on_latency),
         retry_queue=RetryQueue(config.send_queue_url, clients.get("sqs")),
     )
 

@@ -82,10 +82,31 @@ def history_entry(at: str, event: str, status: str, cause: str, **detail: Any) -
 
 
 PUBLIC_FIELDS = (
-    "id", "direction", "to", "from", "source", "destination", "text", "data", "data_coding", "encoding",
-    "length", "status", "client_ref", "created_at", "updated_at", "expires_at", "eseye_code",
-    "eseye_description", "attempts", "status_callback", "expect_reply_within", "reply_id", "in_reply_to",
-    "parts", "history",
+    "id",
+    "direction",
+    "to",
+    "from",
+    "source",
+    "destination",
+    "text",
+    "data",
+    "data_coding",
+    "encoding",
+    "length",
+    "status",
+    "client_ref",
+    "created_at",
+    "updated_at",
+    "expires_at",
+    "eseye_code",
+    "eseye_description",
+    "attempts",
+    "status_callback",
+    "expect_reply_within",
+    "reply_id",
+    "in_reply_to",
+    "parts",
+    "history",
 )
 
 

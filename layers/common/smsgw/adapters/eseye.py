@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import urlencode
 
 from smsgw.eseye_protocol import EseyeReply, parse_reply
 
-SEND_PARAMETERS = frozenset(
-    {"destination", "text", "short_message", "message_id", "receipt_url", "source", "mode", "expiry", "data_coding"}
-)
+SEND_PARAMETERS = frozenset({"destination", "text", "short_message", "message_id", "receipt_url", "source", "mode", "expiry", "data_coding"})
 
 
 class EseyeUnavailable(Exception):

@@ -266,7 +266,10 @@ class Store:
         items = []
         for write in writes:
             if "put" in write:
-                put: dict[str, Any] = {"TableName": self.table_name, "Item": {k: self._to_dynamo(v) for k, v in write["put"].items() if v is not None}}
+                put: dict[str, Any] = {
+                    "TableName": self.table_name,
+                    "Item": {k: self._to_dynamo(v) for k, v in write["put"].items() if v is not None},
+                }
                 if write.get("if_absent"):
                     put["ConditionExpression"] = "attribute_not_exists(PK)"
                 items.append({"Put": put})
@@ -278,11 +281,17 @@ class Store:
                 items.append({"Delete": delete})
             else:
                 pk, sk, attribute, number = write["add"]
-                items.append({"Update": {
-                    "TableName": self.table_name, "Key": {"PK": {"S": pk}, "SK": {"S": sk}},
-                    "UpdateExpression": "ADD #a :n", "ExpressionAttributeNames": {"#a": attribute},
-                    "ExpressionAttributeValues": {":n": {"N": str(number)}},
-                }})
+                items.append(
+                    {
+                        "Update": {
+                            "TableName": self.table_name,
+                            "Key": {"PK": {"S": pk}, "SK": {"S": sk}},
+                            "UpdateExpression": "ADD #a :n",
+                            "ExpressionAttributeNames": {"#a": attribute},
+                            "ExpressionAttributeValues": {":n": {"N": str(number)}},
+                        }
+                    }
+                )
         try:
             self.client.transact_write_items(TransactItems=items)
         except ClientError as exc:

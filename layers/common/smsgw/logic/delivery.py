@@ -53,9 +53,7 @@ def record(deps: Deps, message: dict[str, Any], target: str | None, event: str, 
         if not current.get("status"):
             raise
         note = f"{cause} (status stays {current['status']})"
-        return deps.store.update_message(
-            message["id"], models.history_entry(at, event, current["status"], note, **detail)
-        )
+        return deps.store.update_message(message["id"], models.history_entry(at, event, current["status"], note, **detail))
 
 
 def backoff_seconds(attempt: int, base: int) -> int:
@@ -69,15 +67,23 @@ def give_up_or_retry(deps: Deps, message: dict[str, Any], attempt: int, exc: Ese
     if attempt >= limit:
         count("SendFailed")
         return record(
-            deps, message, models.FAILED, "retries_exhausted",
+            deps,
+            message,
+            models.FAILED,
+            "retries_exhausted",
             f"Eseye unavailable after {attempt} attempts: {exc.reason}",
-            eseye=exc.as_detail(), sets={"attempts": attempt},
+            eseye=exc.as_detail(),
+            sets={"attempts": attempt},
         )
     delay = backoff_seconds(attempt, deps.settings.retry_base_delay_seconds)
     updated = record(
-        deps, message, None, "retry_scheduled",
+        deps,
+        message,
+        None,
+        "retry_scheduled",
         f"Eseye unavailable ({exc.reason}); attempt {attempt + 1} of {limit} in {delay} s",
-        eseye=exc.as_detail(), sets={"attempts": attempt},
+        eseye=exc.as_detail(),
+        sets={"attempts": attempt},
     )
     deps.retry_queue.schedule({"id": message["id"], "attempt": attempt + 1, "ambiguous": exc.ambiguous}, delay)
     count("SendRetried")
@@ -87,13 +93,16 @@ def give_up_or_retry(deps: Deps, message: dict[str, Any], attempt: int, exc: Ese
 def apply_send_reply(deps: Deps, message: dict[str, Any], attempt: int, reply: EseyeReply) -> dict[str, Any]:
     if reply.kind == "ok":
         count("Sent")
-        return record(deps, message, models.SENT, "eseye_send", "Eseye accepted the message",
-                      eseye=reply.as_detail(), sets={"attempts": attempt})
+        return record(deps, message, models.SENT, "eseye_send", "Eseye accepted the message", eseye=reply.as_detail(), sets={"attempts": attempt})
     if reply.kind == "error":
         count("Rejected")
         logger.warning("Eseye rejected a message", extra={"message_id": message["id"], "eseye_code": reply.code})
         return record(
-            deps, message, models.REJECTED, "eseye_send", f"Eseye error {reply.code}: {reply.description or ''}".strip(),
+            deps,
+            message,
+            models.REJECTED,
+            "eseye_send",
+            f"Eseye error {reply.code}: {reply.description or ''}".strip(),
             eseye=reply.as_detail(),
             sets={"attempts": attempt, "eseye_code": reply.code, "eseye_description": reply.description},
         )

@@ -49,10 +49,19 @@ def dispatch(job: dict[str, Any], deps: Deps | None = None) -> str:
             apply_eseye_status(deps, message, reply, "eseye_probe")
             return "probe_found"
         if not (reply.kind == "error" and reply.code in UNKNOWN_MESSAGE_CODES):
-            message = record(deps, message, None, "eseye_probe", "Eseye's status answer does not say whether it has the message", eseye=reply.as_detail())
+            message = record(
+                deps, message, None, "eseye_probe", "Eseye's status answer does not say whether it has the message", eseye=reply.as_detail()
+            )
             give_up_or_retry(deps, message, attempt, EseyeUnavailable("status probe inconclusive", True, reply.http_status, reply.raw))
             return "probe_inconclusive"
-        message = record(deps, message, None, "eseye_probe", f"Eseye does not know the message (error {reply.code}); sending again", eseye=reply.as_detail())
+        message = record(
+            deps,
+            message,
+            None,
+            "eseye_probe",
+            f"Eseye does not know the message (error {reply.code}); sending again",
+            eseye=reply.as_detail(),
+        )
 
     message = attempt_send(deps, message, attempt)
     return message["status"]

@@ -51,11 +51,13 @@ def put_entry(list_name: str, msisdn: str, actor: str, note: str | None = None, 
     at = deps.now_iso()
     item = {"PK": f"LIST#{list_name}", "SK": digits, "list": list_name, "msisdn": digits, "added_at": at, "added_by": actor, "note": note}
     try:
-        deps.store.transact([
-            {"put": item, "if_absent": True},
-            {"add": (f"LIST#{list_name}", COUNT_KEY, "size", 1)},
-            {"put": _audit(list_name, digits, "added", actor, at)},
-        ])
+        deps.store.transact(
+            [
+                {"put": item, "if_absent": True},
+                {"add": (f"LIST#{list_name}", COUNT_KEY, "size", 1)},
+                {"put": _audit(list_name, digits, "added", actor, at)},
+            ]
+        )
     except ConditionFailed:
         return False, get_entry(list_name, digits, deps)
     return True, _view(item)
@@ -66,11 +68,13 @@ def delete_entry(list_name: str, msisdn: str, actor: str, deps: Deps | None = No
     digits = _check(list_name, msisdn)
     at = deps.now_iso()
     try:
-        deps.store.transact([
-            {"delete": (f"LIST#{list_name}", digits), "if_present": True},
-            {"add": (f"LIST#{list_name}", COUNT_KEY, "size", -1)},
-            {"put": _audit(list_name, digits, "removed", actor, at)},
-        ])
+        deps.store.transact(
+            [
+                {"delete": (f"LIST#{list_name}", digits), "if_present": True},
+                {"add": (f"LIST#{list_name}", COUNT_KEY, "size", -1)},
+                {"put": _audit(list_name, digits, "removed", actor, at)},
+            ]
+        )
     except ConditionFailed as exc:
         raise NotFound(f"{digits} is not on the {list_name} list") from exc
 

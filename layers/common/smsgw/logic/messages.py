@@ -65,11 +65,14 @@ def cancel_message(message_id: str, deps: Deps | None = None) -> dict[str, Any]:
         raise Conflict("only MT messages can be cancelled")
     if message["status"] == models.PENDING:
         try:
-            return models.public_view(deps.store.update_message(
-                message_id,
-                models.history_entry(deps.now_iso(), "cancel", models.CANCELLED, "cancelled before Eseye accepted it"),
-                status=models.CANCELLED, allowed_from=(models.PENDING,),
-            ))
+            return models.public_view(
+                deps.store.update_message(
+                    message_id,
+                    models.history_entry(deps.now_iso(), "cancel", models.CANCELLED, "cancelled before Eseye accepted it"),
+                    status=models.CANCELLED,
+                    allowed_from=(models.PENDING,),
+                )
+            )
         except ConditionFailed as exc:
             message = exc.item or load(message_id, deps)  # the dispatcher or a receipt moved it meanwhile
     if message["status"] in models.FINAL_STATUSES:
@@ -79,10 +82,14 @@ def cancel_message(message_id: str, deps: Deps | None = None) -> dict[str, Any]:
         reply = deps.eseye.cancel(message_id)
     except EseyeUnavailable as exc:
         record(deps, message, None, "cancel", f"Eseye cancel request failed: {exc.reason}", eseye=exc.as_detail())
-        raise ServiceUnavailable("Eseye could not be reached to cancel the message; it is unchanged, try again", {"status": message["status"]}) from exc
+        raise ServiceUnavailable(
+            "Eseye could not be reached to cancel the message; it is unchanged, try again", {"status": message["status"]}
+        ) from exc
     if reply.kind == "status" and reply.status in ("cancelling", "cancelled", "queued", "sent", "mgmt"):
         # Eseye took the cancel while the message was still undelivered.
-        message = record(deps, message, models.CANCELLED, "cancel", f"cancelled through Eseye (Eseye status {reply.status!r})", eseye=reply.as_detail())
+        message = record(
+            deps, message, models.CANCELLED, "cancel", f"cancelled through Eseye (Eseye status {reply.status!r})", eseye=reply.as_detail()
+        )
         if message["status"] != models.CANCELLED:
             raise Conflict(f"message became {message['status']} before the cancel took effect", {"status": message["status"]})
         return models.public_view(message)

@@ -34,8 +34,11 @@ def process_receipt(receipt: dict[str, str], deps: Deps | None = None) -> str:
     cause = f"receipt {receipt['status']!r} (statuscode {receipt['statuscode']!r})"
     try:
         deps.store.update_message(
-            message_id, _entry(deps, target or "", cause, receipt),
-            status=target, allowed_from=models.ALLOWED_FROM[target] if target else None, receipt_key=key,
+            message_id,
+            _entry(deps, target or "", cause, receipt),
+            status=target,
+            allowed_from=models.ALLOWED_FROM[target] if target else None,
+            receipt_key=key,
             sets={"last_receipt": receipt},
         ) if target else _note(deps, message_id, receipt, key, cause)
         count("Delivered" if target == models.DELIVERED else "DeliveryFailed" if target else "ReceiptUnknownStatus")
@@ -73,9 +76,14 @@ def apply_orphans(message: dict[str, Any], deps: Deps) -> dict[str, Any]:
         cause = f"receipt {receipt.get('status')!r} received before the message was stored"
         if target and models.can_move(message["status"], target):
             message = deps.store.update_message(
-                message["id"], _entry(deps, target, cause, receipt), status=target, allowed_from=models.ALLOWED_FROM[target],
+                message["id"],
+                _entry(deps, target, cause, receipt),
+                status=target,
+                allowed_from=models.ALLOWED_FROM[target],
                 remove=("orphan_receipts",),
             )
         else:
-            message = deps.store.update_message(message["id"], _entry(deps, message["status"], cause + " (not applied)", receipt), remove=("orphan_receipts",))
+            message = deps.store.update_message(
+                message["id"], _entry(deps, message["status"], cause + " (not applied)", receipt), remove=("orphan_receipts",)
+            )
     return message

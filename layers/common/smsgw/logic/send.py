@@ -100,15 +100,16 @@ def parse_send_request(body: Any, now: datetime) -> SendRequest:
             problems["expires_at"] = "must be an ISO 8601 time with a timezone, e.g. 2026-12-01T10:00:00Z"
 
     client_ref = body.get("client_ref")
-    if client_ref is not None and (
-        not isinstance(client_ref, str) or not 1 <= len(client_ref) <= 64 or _has_control_characters(client_ref)
-    ):
+    if client_ref is not None and (not isinstance(client_ref, str) or not 1 <= len(client_ref) <= 64 or _has_control_characters(client_ref)):
         problems["client_ref"] = "must be a string of 1 to 64 printable characters"
 
     status_callback = body.get("status_callback")
     if status_callback is not None and (
-        not isinstance(status_callback, str) or not status_callback.startswith("https://") or len(status_callback) > 2048
-        or _has_control_characters(status_callback) or " " in status_callback
+        not isinstance(status_callback, str)
+        or not status_callback.startswith("https://")
+        or len(status_callback) > 2048
+        or _has_control_characters(status_callback)
+        or " " in status_callback
     ):
         problems["status_callback"] = "must be an https:// URL of at most 2048 characters"
 
@@ -121,9 +122,16 @@ def parse_send_request(body: Any, now: datetime) -> SendRequest:
     if problems:
         raise _invalid(problems)
     return SendRequest(
-        to=models.msisdn_digits(to), text=text, data=data, data_coding=data_coding or ("0" if data is not None else None),
-        encoding=chosen_encoding, source=models.msisdn_digits(source) if source else None, expires_at=expires_at,
-        client_ref=client_ref, status_callback=status_callback, expect_reply_within=reply_window,
+        to=models.msisdn_digits(to),
+        text=text,
+        data=data,
+        data_coding=data_coding or ("0" if data is not None else None),
+        encoding=chosen_encoding,
+        source=models.msisdn_digits(source) if source else None,
+        expires_at=expires_at,
+        client_ref=client_ref,
+        status_callback=status_callback,
+        expect_reply_within=reply_window,
     )
 
 
@@ -147,8 +155,7 @@ def analyse(request: SendRequest) -> tuple[encoding.TextAnalysis, dict[str, str]
     if not analysis.fits:
         unit = {"gsm7": "characters", "8bit": "octets", "ucs2": "UTF-16 code units"}[analysis.encoding]
         message = (
-            f"message too long for one SMS: {analysis.length} {unit} in {analysis.encoding}, limit {analysis.limit}"
-            " (Eseye does not concatenate)"
+            f"message too long for one SMS: {analysis.length} {unit} in {analysis.encoding}, limit {analysis.limit} (Eseye does not concatenate)"
         )
         if analysis.unicode_characters:
             message += "; UCS-2 was forced by " + " ".join(analysis.unicode_characters)
@@ -218,12 +225,21 @@ def send_message(body: Any, receipt_base: str, dry_run: bool = False, deps: Deps
         raise
     view = models.public_view(message)
     if message["status"] == models.REJECTED:
-        return ApiResult(422, {"error": {
-            "code": "eseye_rejected",
-            "message": f"Eseye rejected the message: error {message.get('eseye_code')} {message.get('eseye_description') or ''}".strip(),
-            "details": {"eseye_code": message.get("eseye_code"), "eseye_description": message.get("eseye_description"),
-                        "id": message["id"], "message": view},
-        }})
+        return ApiResult(
+            422,
+            {
+                "error": {
+                    "code": "eseye_rejected",
+                    "message": f"Eseye rejected the message: error {message.get('eseye_code')} {message.get('eseye_description') or ''}".strip(),
+                    "details": {
+                        "eseye_code": message.get("eseye_code"),
+                        "eseye_description": message.get("eseye_description"),
+                        "id": message["id"],
+                        "message": view,
+                    },
+                }
+            },
+        )
     return ApiResult(202, view)
 
 
@@ -241,8 +257,12 @@ def _idempotent_send(deps: Deps) -> Any:
     from smsgw.adapters import aws
 
     persistence = DynamoDBPersistenceLayer(
-        table_name=deps.settings.table_name, key_attr="PK", sort_key_attr="SK", static_pk_value="IDEM",
-        expiry_attr="ttl", boto3_client=deps.store._client or aws.client("dynamodb"),
+        table_name=deps.settings.table_name,
+        key_attr="PK",
+        sort_key_attr="SK",
+        static_pk_value="IDEM",
+        expiry_attr="ttl",
+        boto3_client=deps.store._client or aws.client("dynamodb"),
     )
     config = IdempotencyConfig(event_key_jmespath="key", payload_validation_jmespath="request", expires_after_seconds=86400)
 
@@ -255,9 +275,7 @@ def _idempotent_send(deps: Deps) -> Any:
     return run, config
 
 
-def send_idempotently(
-    body: Any, receipt_base: str, key: str, caller: str, lambda_context: Any = None, deps: Deps | None = None
-) -> ApiResult:
+def send_idempotently(body: Any, receipt_base: str, key: str, caller: str, lambda_context: Any = None, deps: Deps | None = None) -> ApiResult:
     """send_message, once per (caller, Idempotency-Key) for 24 hours. Raises Conflict when the key was
     used with another body, or while the first request is still running."""
     from aws_lambda_powertools.utilities.idempotency.exceptions import (
@@ -280,7 +298,13 @@ def send_idempotently(
 
 
 def submit(
-    body: Any, receipt_base: str, *, dry_run: bool, idempotency_key: str | None, caller: str, lambda_context: Any = None,
+    body: Any,
+    receipt_base: str,
+    *,
+    dry_run: bool,
+    idempotency_key: str | None,
+    caller: str,
+    lambda_context: Any = None,
     deps: Deps | None = None,
 ) -> ApiResult:
     """The POST /messages use case: a dry run, an idempotent send, or a plain send."""

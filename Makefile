@@ -1,0 +1,73 @@
+# The front door. `make run` and `make test` bootstrap everything they need on a fresh clone.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+# Python 3.13 matches the Lambda runtime. pyenv may hold one without putting it on PATH; else fall back to python3.
+PYTHON ?= $(shell for candidate in python3.13 $(wildcard $(HOME)/.pyenv/versions/3.13*/bin/python3.13) python3; do \
+	if "$$candidate" -c 'import sys' >/dev/null 2>&1; then \
+	  if "$$candidate" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 13))' 2>/dev/null || [ "$$candidate" = python3 ]; then \
+	    command -v "$$candidate" 2>/dev/null || echo "$$candidate"; break; fi; fi; done)
+PYTHON_BIN_DIR := $(dir $(PYTHON))
+VENV := .venv
+SAM_VENV := .venv-sam
+PY := $(VENV)/bin/python
+SAM := $(SAM_VENV)/bin/sam
+export SAM_CLI_TELEMETRY := 0
+export AWS_DEFAULT_REGION ?= eu-west-1
+# sam validate/build need a region and, for validate, credentials of any shape: nothing here calls AWS.
+SAM_ENV := PATH="$(PYTHON_BIN_DIR):$$PATH" AWS_ACCESS_KEY_ID=$${AWS_ACCESS_KEY_ID:-local} AWS_SECRET_ACCESS_KEY=$${AWS_SECRET_ACCESS_KEY:-local}
+
+help: ## Show the targets
+	@grep -E '^[a-zA-Z_%-]+:.*?## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | awk -F'\t' '{printf "  make %-16s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: requirements-dev.txt layers/common/requirements.txt
+	@echo "==> creating $(VENV) with $(PYTHON) ($$($(PYTHON) --version))"
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+$(SAM_VENV)/.installed: requirements-sam.txt
+	@echo "==> creating $(SAM_VENV) (the SAM CLI pins its own boto3 and click)"
+	$(PYTHON) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/pip install --quiet --upgrade pip
+	$(SAM_VENV)/bin/pip install --quiet -r requirements-sam.txt
+	touch $@
+
+venv: $(VENV)/.installed $(SAM_VENV)/.installed ## Create both virtual environments
+
+lint: venv ## ruff, cfn-lint and sam validate
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/cfn-lint template.yaml
+	$(SAM_ENV) $(SAM) validate --template template.yaml
+
+format: venv ## Format and fix what ruff can
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+test: lint ## Every test suite: lint, unit, integration, end-to-end
+	$(PY) -m pytest tests/unit tests/integration tests/e2e
+
+test-fast: venv ## Unit and integration tests only
+	$(PY) -m pytest tests/unit tests/integration
+
+run: venv ## The whole system locally: moto server, API on :3000, Eseye simulator on :5010
+	$(PY) -m local_stack.run
+
+build: venv ## sam build (no container)
+	$(SAM_ENV) $(SAM) build --template template.yaml
+
+deploy: build ## sam deploy --guided (needs an AWS account)
+	$(SAM) deploy --guided
+
+destroy: venv ## Delete the deployed stack (STACK=name)
+	$(SAM) delete --stack-name $${STACK:?set STACK to the stack name}
+
+invoke-%: venv ## Invoke a function against the running local stack: make invoke-SendFunction EVENT=events/send_gsm7.json
+	$(PY) -m local_stack.invoke $* $${EVENT:?set EVENT to an events/ file}
+
+clean: ## Remove build output and local state
+	rm -rf .aws-sam .local .pytest_cache .hypothesis .ruff_cache
+
+.PHONY: help venv lint format test test-fast run build deploy destroy clean

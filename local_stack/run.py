@@ -1,0 +1,213 @@
+"""`make run`: the whole gateway on one machine, with no Docker and no AWS account.
+
+moto server (AWS) on AWS_PORT, resources created from template.yaml, every function in its own worker
+processes, the API and webhooks on API_PORT from the template's routes, queue and stream pollers, and
+the Eseye simulator on SIM_PORT (unless ESEYE_BASE_URL points at a real Eseye).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from local_stack.template import ROOT, Context, api_routes, default_parameters, functions, load_template
+
+REGION = "eu-west-1"
+
+
+def log(line: str) -> None:
+    print(f"{time.strftime('%H:%M:%S')} {line}", flush=True)
+
+
+class LocalStack:
+    def __init__(self, env: dict[str, str] | None = None):
+        env = dict(os.environ if env is None else env)
+        self.host = "127.0.0.1"
+        self.api_port = int(env.get("API_PORT", 3000))
+        self.aws_port = int(env.get("AWS_PORT", 5000))
+        self.sim_port = int(env.get("SIM_PORT", 5010))
+        self.external_eseye = env.get("ESEYE_BASE_URL", "")
+        self.state_dir = Path(env.get("LOCAL_STATE_DIR", ROOT / ".local"))
+        self.receipt_delay = float(env.get("RECEIPT_DELAY", 1.0))
+        self.log_level = env.get("LOG_LEVEL", "WARNING")
+        self.parameter_overrides = {
+            "RetryBaseDelaySeconds": env.get("RETRY_BASE_DELAY_SECONDS", "2"),
+            "EseyeReadTimeoutSeconds": env.get("ESEYE_READ_TIMEOUT", "5"),
+            "SendMaxAttempts": env.get("SEND_MAX_ATTEMPTS", "8"),
+        }
+        self.eseye_credentials = {"username": env.get("ESEYE_USERNAME", "dev-user"), "password": env.get("ESEYE_PASSWORD", "dev-password")}
+        self.components: list[Any] = []
+        self.pools: dict[str, Any] = {}
+        self.pollers: list[Any] = []
+
+    @property
+    def api_url(self) -> str:
+        return f"http://{self.host}:{self.api_port}"
+
+    @property
+    def aws_url(self) -> str:
+        return f"http://{self.host}:{self.aws_port}"
+
+    def start(self) -> dict[str, str]:
+        import boto3
+        from moto.server import ThreadedMotoServer
+
+        from local_stack.eseye_simulator import EseyeSimulator
+        from local_stack.gateway import Gateway
+        from local_stack.pollers import SqsPoller, StreamPoller
+        from local_stack.resources import create_resources, outputs
+        from local_stack.workers import FunctionPool
+
+        for name, value in {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local", "AWS_DEFAULT_REGION": REGION}.items():
+            os.environ.setdefault(name, value)
+        import logging
+
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one readable line per request is ours to print
+        moto = ThreadedMotoServer(ip_address=self.host, port=self.aws_port, verbose=False)
+        moto.start()
+        self.components.append(moto)
+        log(f"aws   moto server on {self.aws_url}")
+        clients = {
+            name: boto3.client(name, endpoint_url=self.aws_url, region_name=REGION, aws_access_key_id="local", aws_secret_access_key="local")
+            for name in ("dynamodb", "dynamodbstreams", "sqs", "sns", "secretsmanager")
+        }
+
+        simulator = None
+        eseye_url = self.external_eseye
+        if not eseye_url:
+            simulator = EseyeSimulator(self.host, self.sim_port, receipt_delay=self.receipt_delay, log=log, **self.eseye_credentials)
+            simulator.start()
+            self.components.append(simulator)
+            eseye_url = simulator.url
+            log(f"eseye simulator on {eseye_url}")
+
+        template = load_template()
+        parameters = default_parameters(template, {**self.parameter_overrides, "EseyeBaseUrl": eseye_url, "PublicBaseUrl": self.api_url})
+        context = Context(template, parameters, region=REGION)
+        token = os.urandom(20).hex()
+        secret_values = {**self.eseye_credentials, "webhook_tokens": token, "callback_signing_key": os.urandom(32).hex()}
+        physical = create_resources(context, clients, secret_overrides={"GatewaySecret": secret_values})
+        log(f"aws   created {len(physical)} resources from template.yaml: {', '.join(sorted(physical))}")
+        if simulator:
+            simulator.mo_url = f"{self.api_url}/webhooks/{token}/mo"
+
+        base_environment = {
+            "PATH": os.environ.get("PATH", ""),
+            "HOME": os.environ.get("HOME", ""),
+            "LANG": "C.UTF-8",
+            "AWS_ENDPOINT_URL": self.aws_url,
+            "AWS_ACCESS_KEY_ID": "local",
+            "AWS_SECRET_ACCESS_KEY": "local",
+            "AWS_DEFAULT_REGION": REGION,
+            "AWS_REGION": REGION,
+        }
+        local_overrides = {"POWERTOOLS_TRACE_DISABLED": "true", "POWERTOOLS_METRICS_DISABLED": "true", "POWERTOOLS_LOG_LEVEL": self.log_level}
+        specs = functions(context)
+        for logical_id, spec in specs.items():
+            self.pools[logical_id] = FunctionPool(spec, {**base_environment, **spec.environment, **local_overrides})
+        warmers = [threading.Thread(target=pool.warm) for pool in self.pools.values()]
+        for thread in warmers:
+            thread.start()
+        for thread in warmers:
+            thread.join()
+        log(f"fn    {len(self.pools)} functions warm: {', '.join(sorted(self.pools))}")
+
+        for logical_id, spec in specs.items():
+            for event in spec.events.values():
+                if event["Type"] not in ("SQS", "DynamoDB"):
+                    continue
+                props = context.resolve(event.get("Properties", {}))
+                if event["Type"] == "SQS":
+                    arn = props["Queue"]
+                    url = next(p["Ref"] for p in physical.values() if p.get("Arn") == arn)
+                    self.pollers.append(SqsPoller(clients["sqs"], url, arn, self.pools[logical_id], int(props.get("BatchSize", 10)), REGION, log))
+                elif event["Type"] == "DynamoDB":
+                    self.pollers.append(
+                        StreamPoller(clients["dynamodbstreams"], clients["sqs"], props["Stream"], self.pools[logical_id], props, REGION, log)
+                    )
+        for poller in self.pollers:
+            poller.start()
+
+        gateway = Gateway(api_routes(template), self.pools, self.host, self.api_port, parameters["Stage"], log)
+        threading.Thread(target=gateway.server.serve_forever, daemon=True, name="gateway").start()
+        self.components.append(gateway)
+        log(f"api   {len(gateway.routes)} routes on {self.api_url}")
+
+        values = outputs(context)
+        values.update(
+            {
+                "ApiUrl": self.api_url,
+                "AwsEndpointUrl": self.aws_url,
+                "Region": REGION,
+                "WebhookToken": token,
+                "EseyeBaseUrl": eseye_url,
+            }
+        )
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        (self.state_dir / "outputs.json").write_text(json.dumps(values, indent=2) + "\n")
+        self.outputs = values
+        return values
+
+    def stop(self) -> None:
+        for poller in self.pollers:
+            poller.stopping.set()
+        for component in reversed(self.components):
+            try:
+                if hasattr(component, "server") and hasattr(component.server, "shutdown"):
+                    component.server.shutdown()
+                    component.server.server_close()
+                else:
+                    component.stop()
+            except Exception as exc:
+                log(f"stop: {exc}")
+        for pool in self.pools.values():
+            pool.stop()
+
+
+def banner(values: dict[str, str]) -> str:
+    return f"""
+  Eseye SMS gateway, running locally
+    API          {values["ApiUrl"]}
+    AWS (moto)   {values["AwsEndpointUrl"]}   region {values["Region"]}
+    Eseye        {values["EseyeBaseUrl"]}
+    outputs      .local/outputs.json
+
+  Send a message:
+    curl -s -X POST {values["ApiUrl"]}/messages -H 'Content-Type: application/json' \\
+         -d '{{"to": "447700900123", "text": "Hello from the gateway"}}'
+  Or: .venv/bin/smsgw send 447700900123 "Hello"     Simulated MO: curl -X POST {values["EseyeBaseUrl"]}/_sim/mo -d '{{"source": "447700900123", "text": "hi"}}'
+  Ctrl-C stops everything.
+"""
+
+
+def main() -> None:
+    stack = LocalStack()
+    stopping = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+    try:
+        values = stack.start()
+        print(banner(values), flush=True)
+        while not stopping.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass
+    except OSError as exc:
+        log(f"could not start: {exc} (is another `make run` using the ports? set API_PORT, AWS_PORT, SIM_PORT)")
+        stack.stop()
+        sys.exit(1)
+    except BaseException:
+        stack.stop()
+        raise
+    log("stopping")
+    stack.stop()
+    log("stopped")
+
+
+if __name__ == "__main__":
+    main()

@@ -181,7 +181,8 @@ def banner(values: dict[str, str]) -> str:
   Send a message:
     curl -s -X POST {values["ApiUrl"]}/messages -H 'Content-Type: application/json' \\
          -d '{{"to": "447700900123", "text": "Hello from the gateway"}}'
-  Or: .venv/bin/smsgw send 447700900123 "Hello"     Simulated MO: curl -X POST {values["EseyeBaseUrl"]}/_sim/mo -d '{{"source": "447700900123", "text": "hi"}}'
+  Or with the client:  .venv/bin/smsgw send 447700900123 "Hello"
+  A device replies:    curl -X POST {values["EseyeBaseUrl"]}/_sim/mo -d '{{"source": "447700900123", "text": "hi"}}'
   Ctrl-C stops everything.
 """
 

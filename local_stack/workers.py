@@ -7,6 +7,7 @@ or environment variables, which one Python process could not guarantee (os.envir
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import queue
@@ -89,7 +90,7 @@ class FunctionPool:
         if not parent.poll(60):
             process.kill()
             raise RuntimeError(f"{self.spec.logical_id} did not start")
-        status, _ = parent.recv()
+        _status, _ = parent.recv()
         worker = _Worker(process, parent)
         self._all.append(worker)
         return worker
@@ -136,10 +137,8 @@ class FunctionPool:
 
     def stop(self) -> None:
         for worker in self._all:
-            try:
+            with contextlib.suppress(OSError):
                 worker.connection.send(None)
-            except OSError:
-                pass
         deadline = time.monotonic() + 3
         for worker in self._all:
             worker.process.join(max(0.0, deadline - time.monotonic()))

@@ -32,6 +32,8 @@ for _name, _value in {
     "AWS_REGION": REGION,
     "POWERTOOLS_TRACE_DISABLED": "true",
     "POWERTOOLS_METRICS_NAMESPACE": "EseyeSmsGateway",
+    # botocore 1.44 sends DynamoDB Streams calls to account-based hosts that moto 5.2.5 does not route.
+    "AWS_ACCOUNT_ID_ENDPOINT_MODE": "disabled",
     "POWERTOOLS_SERVICE_NAME": "eseye-sms-gateway",
 }.items():
     os.environ[_name] = _value

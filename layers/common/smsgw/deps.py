@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from smsgw import models
 from smsgw.adapters.eseye import Credentials, EseyeClient
+from smsgw.adapters.events import EventPublisher
 from smsgw.adapters.queue import RetryQueue
 from smsgw.adapters.secrets import SecretSource
 from smsgw.adapters.store import Store
@@ -23,8 +24,8 @@ class Deps:
     secrets: SecretSource
     eseye: EseyeClient
     retry_queue: RetryQueue
+    events: EventPublisher
     clock: Callable[[], datetime] = models.now
-    extras: dict[str, Any] = field(default_factory=dict)  # adapters added by later features (events, callbacks)
 
     def now_iso(self) -> str:
         return models.iso(self.clock())
@@ -50,6 +51,7 @@ def build_deps(config: Settings, clients: dict[str, Any] | None = None, session:
         secrets=secrets,
         eseye=EseyeClient(config.eseye_base_url, credentials, config.eseye_connect_timeout, config.eseye_read_timeout, session, on_latency),
         retry_queue=RetryQueue(config.send_queue_url, clients.get("sqs")),
+        events=EventPublisher(config.events_topic_arn, clients.get("sns")),
     )
 
 

@@ -119,6 +119,29 @@ def caller_identity(app: APIGatewayRestResolver) -> str:
     return identity.user_arn or identity.api_key_id or identity.caller or "anonymous"
 
 
+def text_response(status: int, text: str) -> Response:
+    return Response(status_code=status, content_type="text/plain", body=text)
+
+
+def webhook_request(app: APIGatewayRestResolver, kind: str):
+    """The raw webhook request, whatever its method and content type."""
+    import base64
+
+    from smsgw.logic.webhooks import WebhookRequest
+
+    event = app.current_event
+    body = event.body or ""
+    raw = base64.b64decode(body) if event.is_base64_encoded else body.encode("utf-8", errors="surrogatepass")
+    return WebhookRequest(
+        method=event.http_method,
+        kind=kind,
+        query=dict(event.query_string_parameters or {}),
+        headers=dict(event.headers or {}),
+        body=raw,
+        source_ip=event.request_context.identity.source_ip or "",
+    )
+
+
 def handler(app: APIGatewayRestResolver) -> Callable[[dict, Any], dict]:
     """The Lambda entry point for an API function: logging context, tracing, metrics, then the routes."""
 

@@ -195,6 +195,18 @@ class Store:
             return False
         return True
 
+    def add_part(self, buffer_key: str, sequence: int, part: dict[str, Any], ttl: int) -> dict[str, Any]:
+        """Record one part of a concatenated message in its buffer item; returns the buffer with every part so far."""
+        result = self._call(
+            "update_item",
+            Key={"PK": {"S": buffer_key}, "SK": {"S": META}},
+            UpdateExpression="SET #part = if_not_exists(#part, :part), #ttl = :ttl",
+            ExpressionAttributeNames={"#part": f"part_{int(sequence)}", "#ttl": "ttl"},
+            ExpressionAttributeValues={":part": self._to_dynamo(part), ":ttl": self._to_dynamo(ttl)},
+            ReturnValues="ALL_NEW",
+        )
+        return self._from_dynamo(result["Attributes"]) or {}
+
     def put_item(self, item: dict[str, Any], *, if_absent: bool = False) -> bool:
         """Put a raw item. With if_absent, returns False instead of overwriting."""
         kwargs: dict[str, Any] = {"Item": {k: self._to_dynamo(v) for k, v in item.items() if v is not None}}

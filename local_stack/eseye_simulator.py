@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import json
 import re
+import socket
 import threading
 import time
 import uuid
@@ -116,6 +117,7 @@ class EseyeSimulator:
         self.lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
         self._timers: list[threading.Timer] = []
+        self.connections: set[Any] = set()
 
     # --- lifecycle ------------------------------------------------------------------------------------
     @property
@@ -135,10 +137,15 @@ class EseyeSimulator:
         return self
 
     def stop(self) -> None:
+        """Stop as an outage would: no listener, and every open keep-alive connection dropped."""
         if self._server:
             self._server.shutdown()
             self._server.server_close()
             self._server = None
+        for connection in list(self.connections):
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
+        self.connections.clear()
         for timer in self._timers:
             timer.cancel()
         self._timers.clear()
@@ -313,6 +320,15 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:  # quiet: the simulator logs its own lines
         pass
+
+    def setup(self) -> None:
+        super().setup()
+        self.sim.connections.add(self.connection)
+
+    def finish(self) -> None:
+        self.sim.connections.discard(self.connection)
+        with contextlib.suppress(OSError):
+            super().finish()
 
     def _reply(self, status: int, body: str, content_type: str = "text/html") -> None:
         data = body.encode("utf-8")

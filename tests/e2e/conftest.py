@@ -1,0 +1,116 @@
+"""Start the local stack as `make run` does, on free ports, and drive it over HTTP."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import boto3
+import pytest
+import requests
+
+from local_stack.eseye_simulator import EseyeSimulator
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class RunningStack:
+    def __init__(self, outputs: dict[str, str], eseye: EseyeSimulator, process: subprocess.Popen, log_path: Path):
+        self.outputs, self.eseye, self.process, self.log_path = outputs, eseye, process, log_path
+        self.api = outputs["ApiUrl"]
+        self.session = requests.Session()
+
+    def client(self, service: str):
+        return boto3.client(
+            service,
+            endpoint_url=self.outputs["AwsEndpointUrl"],
+            region_name=self.outputs["Region"],
+            aws_access_key_id="local",
+            aws_secret_access_key="local",
+        )
+
+    def send(self, **body) -> requests.Response:
+        return self.session.post(f"{self.api}/messages", json=body, timeout=30)
+
+    def get(self, message_id: str) -> dict:
+        return self.session.get(f"{self.api}/messages/{message_id}", timeout=30).json()
+
+    def wait_for_status(self, message_id: str, wanted: set[str], timeout: float = 20) -> dict:
+        deadline = time.monotonic() + timeout
+        while True:
+            message = self.get(message_id)
+            if message.get("status") in wanted or time.monotonic() > deadline:
+                return message
+            time.sleep(0.2)
+
+
+@pytest.fixture(scope="session")
+def local_stack(tmp_path_factory):
+    state = tmp_path_factory.mktemp("local-stack")
+    eseye = EseyeSimulator(port=free_port(), receipt_delay=0.3, log=lambda *_: None).start()
+    env = {
+        **os.environ,
+        "API_PORT": str(free_port()),
+        "AWS_PORT": str(free_port()),
+        "SIM_PORT": str(free_port()),
+        "ESEYE_BASE_URL": eseye.url,
+        "LOCAL_STATE_DIR": str(state),
+        "RETRY_BASE_DELAY_SECONDS": "1",
+        "ESEYE_READ_TIMEOUT": "2",
+        "SEND_MAX_ATTEMPTS": "4",
+        "PYTHONUNBUFFERED": "1",
+    }
+    log_path = state / "stack.log"
+    with open(log_path, "w") as log:
+        process = subprocess.Popen([sys.executable, "-m", "local_stack.run"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    outputs_path = state / "outputs.json"
+    deadline = time.monotonic() + 90
+    while not outputs_path.exists():
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            raise RuntimeError(f"local stack did not start:\n{log_path.read_text()}")
+        time.sleep(0.2)
+    outputs = json.loads(outputs_path.read_text())
+    eseye.mo_url = f"{outputs['ApiUrl']}/webhooks/{outputs['WebhookToken']}/mo"
+    yield RunningStack(outputs, eseye, process, log_path)
+    process.send_signal(signal.SIGINT)
+    try:
+        process.wait(15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+    eseye.stop()
+
+
+@pytest.fixture
+def subscriber(local_stack):
+    """A real SQS queue subscribed to the events topic; returns a function that collects events."""
+    sqs, sns = local_stack.client("sqs"), local_stack.client("sns")
+    url = sqs.create_queue(QueueName=f"e2e-subscriber-{time.time_ns()}")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sns.subscribe(TopicArn=local_stack.outputs["EventsTopicArn"], Protocol="sqs", Endpoint=arn, Attributes={"RawMessageDelivery": "true"})
+    seen: dict[str, dict] = {}
+
+    def collect(until, timeout: float = 20) -> list[dict]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for message in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", []):
+                event = json.loads(message["Body"])
+                seen.setdefault(event["id"], event)  # a deduplicating subscriber
+                sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+            if until(list(seen.values())):
+                break
+        return list(seen.values())
+
+    return collect

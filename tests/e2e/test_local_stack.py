@@ -1,0 +1,102 @@
+"""The gateway end to end over HTTP, as a client and as Eseye would talk to it."""
+
+import time
+
+import requests
+
+from local_stack.template import load_template
+
+
+def test_send_is_delivered_and_the_event_reaches_a_subscriber(local_stack, subscriber):
+    # Given a client sends a message
+    response = local_stack.send(to="447700900123", text="Hello from e2e", client_ref="e2e-1")
+    assert response.status_code == 202
+    message = response.json()
+    assert message["status"] == "sent"
+    # When the simulator's receipt arrives at the webhook
+    final = local_stack.wait_for_status(message["id"], {"delivered"})
+    # Then the message is delivered and subscribers heard every step
+    assert final["status"] == "delivered"
+    events = subscriber(lambda seen: any(e["id"] == f"{message['id']}:delivered" for e in seen))
+    statuses = [e["data"]["status"] for e in events if e["data"]["id"] == message["id"]]
+    assert statuses == ["pending", "sent", "delivered"]
+    assert events[-1]["data"]["client_ref"] == "e2e-1"
+
+
+def test_destination_ending_0000_fails(local_stack):
+    message = local_stack.send(to="447700900000", text="x").json()
+    assert local_stack.wait_for_status(message["id"], {"failed"})["status"] == "failed"
+
+
+def test_destination_ending_0001_stays_sent_and_can_be_cancelled(local_stack):
+    message = local_stack.send(to="447700900001", text="x").json()
+    time.sleep(1)
+    assert local_stack.get(message["id"])["status"] == "sent"
+    response = local_stack.session.delete(f"{local_stack.api}/messages/{message['id']}", timeout=30)
+    assert (response.status_code, response.json()["status"]) == (200, "cancelled")
+    again = local_stack.session.delete(f"{local_stack.api}/messages/{message['id']}", timeout=30)
+    assert again.status_code == 409
+
+
+def test_eseye_rejection_and_validation_errors(local_stack):
+    rejected = local_stack.send(to="447700900570", text="x")
+    assert (rejected.status_code, rejected.json()["error"]["details"]["eseye_code"]) == (422, 570)
+    assert local_stack.send(to="447700900123", text="x" * 161).status_code == 422
+    bad = local_stack.session.post(f"{local_stack.api}/messages", data="{nope", headers={"Content-Type": "application/json"}, timeout=10)
+    assert bad.status_code == 400
+
+
+def test_refresh_asks_eseye(local_stack):
+    message = local_stack.send(to="447700900001", text="x").json()
+    refreshed = local_stack.session.get(f"{local_stack.api}/messages/{message['id']}?refresh=true", timeout=30).json()
+    assert refreshed["refresh"] == {"ok": True, "eseye_status": "queued"}
+
+
+def test_retry_path_eseye_stopped_then_started(local_stack):
+    # Given Eseye is down
+    local_stack.eseye.stop()
+    try:
+        message = local_stack.send(to="447700900123", text="retry me").json()
+        assert message["status"] == "pending"
+    finally:
+        # When it comes back
+        local_stack.eseye.start()
+    # Then the dispatcher sends it, and its history shows both attempts
+    final = local_stack.wait_for_status(message["id"], {"sent", "delivered"})
+    assert final["status"] in ("sent", "delivered")
+    assert [h["event"] for h in final["history"]][:3] == ["accepted", "retry_scheduled", "eseye_send"]
+
+
+def test_mo_from_a_device_reaches_the_subscriber_and_the_history(local_stack, subscriber):
+    result = requests.post(f"{local_stack.eseye.url}/_sim/mo", json={"source": "447700900777", "text": "TEMP 21C"}, timeout=10).json()
+    assert result["status"] == 200
+    events = subscriber(lambda seen: any(e["type"] == "sms.mo.received" for e in seen))
+    mo = next(e for e in events if e["type"] == "sms.mo.received")
+    assert (mo["data"]["from"], mo["data"]["text"]) == ("447700900777", "TEMP 21C")
+    history = local_stack.session.get(f"{local_stack.api}/messages", params={"msisdn": "447700900777"}, timeout=10).json()
+    assert [m["text"] for m in history["items"]] == ["TEMP 21C"]
+
+
+def test_undeclared_route_gets_api_gateways_answer(local_stack):
+    response = local_stack.session.get(f"{local_stack.api}/nowhere", timeout=10)
+    assert (response.status_code, response.json()) == (403, {"message": "Missing Authentication Token"})
+
+
+def test_wrong_webhook_token_is_refused(local_stack):
+    response = local_stack.session.get(
+        f"{local_stack.api}/webhooks/not-the-token/receipt", params={"messageid": "a" * 32, "status": "delivered"}, timeout=10
+    )
+    assert response.status_code == 403
+
+
+def test_resources_created_locally_match_the_template(local_stack):
+    template = load_template()
+    declared = {
+        t: sum(1 for r in template["Resources"].values() if r["Type"] == t)
+        for t in ("AWS::DynamoDB::Table", "AWS::SNS::Topic", "AWS::SecretsManager::Secret")
+    }
+    assert len(local_stack.client("dynamodb").list_tables()["TableNames"]) == declared["AWS::DynamoDB::Table"]
+    assert len(local_stack.client("sns").list_topics()["Topics"]) == declared["AWS::SNS::Topic"]
+    assert len(local_stack.client("secretsmanager").list_secrets()["SecretList"]) == declared["AWS::SecretsManager::Secret"]
+    queues = [q for q in local_stack.client("sqs").list_queues().get("QueueUrls", []) if "e2e-subscriber" not in q]
+    assert len(queues) == sum(1 for r in template["Resources"].values() if r["Type"] == "AWS::SQS::Queue")

@@ -20,11 +20,12 @@ SAM_ENV := PATH="$(PYTHON_BIN_DIR):$$PATH" AWS_ACCESS_KEY_ID=$${AWS_ACCESS_KEY_I
 help: ## Show the targets
 	@grep -E '^[a-zA-Z_%-]+:.*?## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | awk -F'\t' '{printf "  make %-16s %s\n", $$1, $$2}'
 
-$(VENV)/.installed: requirements-dev.txt layers/common/requirements.txt
+$(VENV)/.installed: requirements-dev.txt layers/common/requirements.txt pyproject.toml
 	@echo "==> creating $(VENV) with $(PYTHON) ($$($(PYTHON) --version))"
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements-dev.txt
+	$(PY) -m pip install --quiet --no-deps -e .  # the smsgw command-line client
 	touch $@
 
 $(SAM_VENV)/.installed: requirements-sam.txt

@@ -1,0 +1,216 @@
+"""smsgw: a command-line client for the gateway, for people (and, with --json, for scripts).
+
+Talks to the local stack by default (from .local/outputs.json), or to a deployed API with --api,
+signing requests with the caller's AWS credentials (SigV4) when the API uses IAM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import requests
+
+STATUS_COLOURS = {"delivered": 32, "sent": 36, "pending": 33, "received": 32, "failed": 31, "rejected": 31, "cancelled": 35, "blocked": 31}
+
+
+def outputs(path: str | None) -> dict[str, str]:
+    candidates = [Path(path)] if path else [Path(os.environ.get("LOCAL_STATE_DIR", ".local")) / "outputs.json"]
+    for candidate in candidates:
+        if candidate.exists():
+            return json.loads(candidate.read_text())
+    return {}
+
+
+class Client:
+    def __init__(self, api: str, sign: bool, region: str | None):
+        self.api, self.sign, self.region = api.rstrip("/"), sign, region
+        self.session = requests.Session()
+
+    def call(self, method: str, path: str, body: Any = None, params: dict | None = None, headers: dict | None = None) -> requests.Response:
+        data = json.dumps(body) if body is not None else None
+        request = requests.Request(
+            method, f"{self.api}{path}", data=data, params=params, headers={"Content-Type": "application/json", **(headers or {})}
+        )
+        prepared = self.session.prepare_request(request)
+        if self.sign:
+            import boto3
+            from botocore.auth import SigV4Auth
+            from botocore.awsrequest import AWSRequest
+
+            credentials = boto3.Session().get_credentials()
+            aws_request = AWSRequest(method=method, url=prepared.url, data=data, headers={"Content-Type": "application/json"})
+            SigV4Auth(credentials, "execute-api", self.region or boto3.Session().region_name).add_auth(aws_request)
+            prepared.headers.update(dict(aws_request.headers))
+        return self.session.send(prepared, timeout=30)
+
+
+def colour(status: str, tty: bool) -> str:
+    code = STATUS_COLOURS.get(status)
+    return f"\033[{code}m{status}\033[0m" if tty and code else status
+
+
+def show_message(message: dict[str, Any], tty: bool) -> str:
+    lines = [f"{message['id']}  {message.get('direction', '').upper()}  {colour(message.get('status', ''), tty)}"]
+    party = f"to {message['to']}" if message.get("direction") == "mt" else f"from {message.get('from')}"
+    content = message.get("text") if message.get("text") is not None else f"<{message.get('data', '')}>"
+    lines.append(f'  {party}  {message.get("encoding", "")} {message.get("length", "")}  "{content}"')
+    for entry in message.get("history", []):
+        lines.append(f"  {entry['at']}  {entry['status']:<9}  {entry['cause']}")
+    return "\n".join(lines)
+
+
+def show_error(response: requests.Response) -> str:
+    try:
+        error = response.json().get("error", response.json())
+        return f"error {response.status_code}: {error.get('message', error)}" + (
+            f"\n  {json.dumps(error['details'])}" if error.get("details") else ""
+        )
+    except ValueError:
+        return f"error {response.status_code}: {response.text[:200]}"
+
+
+def watch(args: argparse.Namespace, settings: dict[str, str], tty: bool) -> int:
+    """Follow events live through a temporary SQS queue subscribed to the events topic."""
+    import boto3
+
+    endpoint = args.aws_endpoint or settings.get("AwsEndpointUrl")
+    region = args.region or settings.get("Region")
+    topic = args.topic_arn or settings.get("EventsTopicArn")
+    if not topic:
+        print("no events topic: pass --topic-arn or run the local stack", file=sys.stderr)
+        return 2
+    kwargs: dict[str, Any] = {"region_name": region}
+    if endpoint:  # the local stack's emulator takes any credentials
+        kwargs.update(endpoint_url=endpoint, aws_access_key_id="local", aws_secret_access_key="local")
+    sqs, sns = boto3.client("sqs", **kwargs), boto3.client("sns", **kwargs)
+    url = sqs.create_queue(QueueName=f"smsgw-watch-{uuid.uuid4().hex[:8]}")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sqs.set_queue_attributes(
+        QueueUrl=url,
+        Attributes={
+            "Policy": json.dumps(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Effect": "Allow",
+                            "Principal": {"Service": "sns.amazonaws.com"},
+                            "Action": "sqs:SendMessage",
+                            "Resource": arn,
+                            "Condition": {"ArnEquals": {"aws:SourceArn": topic}},
+                        }
+                    ],
+                }
+            )
+        },
+    )
+    subscription = sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=arn, Attributes={"RawMessageDelivery": "true"}, ReturnSubscriptionArn=True)
+    print(f"watching {topic} (Ctrl-C to stop)", file=sys.stderr)
+    try:
+        deadline = time.monotonic() + args.seconds if args.seconds else None
+        while deadline is None or time.monotonic() < deadline:
+            for message in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", []):
+                event = json.loads(message["Body"])
+                if args.json:
+                    print(json.dumps(event), flush=True)
+                else:
+                    data = event["data"]
+                    party = data.get("to") if data.get("direction") == "mt" else data.get("from")
+                    print(f"{event['time']}  {event['type']:<16} {colour(data.get('status', ''), tty):<10} {party}  {data['id']}", flush=True)
+                sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sns.unsubscribe(SubscriptionArn=subscription["SubscriptionArn"])
+        sqs.delete_queue(QueueUrl=url)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="smsgw", description="Talk to the Eseye SMS gateway.")
+    parser.add_argument("--api", help="API base URL (default: the local stack's)")
+    parser.add_argument("--outputs", help="an outputs.json (default: .local/outputs.json)")
+    parser.add_argument("--sign", action="store_true", help="sign with your AWS credentials (IAM-authenticated API)")
+    parser.add_argument("--region")
+    parser.add_argument("--json", action="store_true", help="print raw JSON, for scripts")
+    commands = parser.add_subparsers(dest="command", required=True)
+    send = commands.add_parser("send", help="send an SMS")
+    send.add_argument("to")
+    send.add_argument("text")
+    send.add_argument("--client-ref")
+    send.add_argument("--encoding", choices=["auto", "gsm7", "ucs2", "8bit"])
+    send.add_argument("--dry-run", action="store_true")
+    send.add_argument("--idempotency-key")
+    get = commands.add_parser("get", help="a message and its history")
+    get.add_argument("id")
+    get.add_argument("--refresh", action="store_true", help="ask Eseye first")
+    cancel = commands.add_parser("cancel", help="cancel a message not yet delivered")
+    cancel.add_argument("id")
+    history = commands.add_parser("history", help="one SIM's messages, newest first")
+    history.add_argument("msisdn")
+    history.add_argument("--limit", type=int, default=20)
+    history.add_argument("--direction", choices=["mt", "mo"])
+    follow = commands.add_parser("watch", help="follow events live")
+    follow.add_argument("--topic-arn")
+    follow.add_argument("--aws-endpoint")
+    follow.add_argument("--seconds", type=float, default=0, help="stop after this long (default: until Ctrl-C)")
+    args = parser.parse_args(argv)
+
+    settings = outputs(args.outputs)
+    tty = sys.stdout.isatty() and not args.json
+    if args.command == "watch":
+        return watch(args, settings, tty)
+    api = args.api or settings.get("ApiUrl")
+    if not api:
+        print("no API: pass --api, or start the local stack with `make run`", file=sys.stderr)
+        return 2
+    client = Client(api, args.sign or ".execute-api." in api, args.region or settings.get("Region"))
+    try:
+        if args.command == "send":
+            body = {"to": args.to, "text": args.text}
+            if args.client_ref:
+                body["client_ref"] = args.client_ref
+            if args.encoding:
+                body["encoding"] = args.encoding
+            headers = {"Idempotency-Key": args.idempotency_key} if args.idempotency_key else None
+            response = client.call("POST", "/messages", body, params={"dry_run": "true"} if args.dry_run else None, headers=headers)
+        elif args.command == "get":
+            response = client.call("GET", f"/messages/{args.id}", params={"refresh": "true"} if args.refresh else None)
+        elif args.command == "cancel":
+            response = client.call("DELETE", f"/messages/{args.id}")
+        else:
+            params = {"msisdn": args.msisdn, "limit": str(args.limit), **({"direction": args.direction} if args.direction else {})}
+            response = client.call("GET", "/messages", params=params)
+    except requests.RequestException as exc:
+        print(f"cannot reach {api}: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(response.text)
+        return 0 if response.ok else 1
+    if not response.ok:
+        print(show_error(response), file=sys.stderr)
+        return 1
+    document = response.json()
+    if args.command == "history":
+        for message in document["items"]:
+            print(show_message({**message, "history": []}, tty))
+        if document.get("next_cursor"):
+            print(f"(more: cursor {document['next_cursor']})")
+    elif document.get("dry_run"):
+        print(
+            f"{document['encoding']}  {document['length']}/{document['limit']}  fits: {document['fits']}  unicode: {' '.join(document['unicode_characters']) or '-'}"
+        )
+    else:
+        print(show_message(document, tty))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

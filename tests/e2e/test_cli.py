@@ -1,0 +1,52 @@
+"""The smsgw command-line client against the running local stack."""
+
+import json
+import subprocess
+import sys
+import threading
+
+from tests.e2e.conftest import ROOT
+
+
+def smsgw(local_stack, *args: str) -> subprocess.CompletedProcess:
+    outputs = local_stack.log_path.parent / "outputs.json"
+    return subprocess.run(
+        [sys.executable, "-m", "smsgw_cli.main", "--outputs", str(outputs), *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PYTHONPATH": str(ROOT / "cli"), "PATH": "/usr/bin:/bin"},
+    )
+
+
+def test_send_get_history_and_cancel(local_stack):
+    sent = smsgw(local_stack, "--json", "send", "447700900001", "CLI command", "--client-ref", "cli-1")
+    message = json.loads(sent.stdout)
+    assert (sent.returncode, message["status"]) == (0, "sent")
+    shown = smsgw(local_stack, "get", message["id"])
+    assert shown.returncode == 0 and "CLI command" in shown.stdout and "Eseye accepted the message" in shown.stdout
+    history = smsgw(local_stack, "history", "447700900001")
+    assert message["id"] in history.stdout
+    cancelled = smsgw(local_stack, "cancel", message["id"])
+    assert cancelled.returncode == 0 and "cancelled" in cancelled.stdout
+    refused = smsgw(local_stack, "cancel", message["id"])
+    assert refused.returncode == 1 and "error 409" in refused.stderr
+
+
+def test_dry_run_explains_the_encoding(local_stack):
+    result = smsgw(local_stack, "send", "447700900123", "naïve ✓", "--dry-run")
+    assert result.stdout.strip() == "ucs2  7/70  fits: True  unicode: ï ✓"
+
+
+def test_watch_prints_events_as_they_happen(local_stack):
+    watcher: dict = {}
+    thread = threading.Thread(target=lambda: watcher.update(result=smsgw(local_stack, "--json", "watch", "--seconds", "6")))
+    thread.start()
+    import time
+
+    time.sleep(2)
+    message = local_stack.send(to="447700900123", text="watch me").json()
+    thread.join()
+    events = [json.loads(line) for line in watcher["result"].stdout.splitlines()]
+    assert f"{message['id']}:sent" in {e["id"] for e in events}

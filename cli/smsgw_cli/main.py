@@ -204,9 +204,8 @@ def main(argv: list[str] | None = None) -> int:
         if document.get("next_cursor"):
             print(f"(more: cursor {document['next_cursor']})")
     elif document.get("dry_run"):
-        print(
-            f"{document['encoding']}  {document['length']}/{document['limit']}  fits: {document['fits']}  unicode: {' '.join(document['unicode_characters']) or '-'}"
-        )
+        unicode = " ".join(document["unicode_characters"]) or "-"
+        print(f"{document['encoding']}  {document['length']}/{document['limit']}  fits: {document['fits']}  unicode: {unicode}")
     else:
         print(show_message(document, tty))
     return 0

@@ -207,3 +207,43 @@ class StreamPoller(threading.Thread):
                 }
             ),
         )
+
+
+def rate_seconds(expression: str) -> float:
+    """rate(5 minutes) -> 300. Cron expressions are not supported locally."""
+    import re
+
+    match = re.fullmatch(r"rate\((\d+)\s+(minute|minutes|hour|hours|day|days)\)", expression.strip())
+    if not match:
+        raise ValueError(f"unsupported schedule {expression!r}")
+    unit = {"minute": 60, "hour": 3600, "day": 86400}[match.group(2).rstrip("s")]
+    return int(match.group(1)) * unit
+
+
+class Scheduler(threading.Thread):
+    """Invokes a function on its Schedule event, with the event EventBridge sends."""
+
+    def __init__(self, pool: FunctionPool, expression: str, region: str, log: Callable[[str], None], period: float | None = None):
+        super().__init__(daemon=True, name=f"schedule-{pool.spec.logical_id}")
+        self.pool, self.region, self.log = pool, region, log
+        self.period = period or rate_seconds(expression)
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        while not self.stopping.wait(self.period):
+            event = {
+                "version": "0",
+                "id": str(uuid.uuid4()),
+                "detail-type": "Scheduled Event",
+                "source": "aws.events",
+                "account": "123456789012",
+                "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "region": self.region,
+                "resources": [f"arn:aws:events:{self.region}:123456789012:rule/{self.pool.spec.logical_id}"],
+                "detail": {},
+            }
+            try:
+                result = self.pool.invoke(event)
+                self.log(f"sched {self.pool.spec.logical_id} -> {json.dumps(result)}")
+            except Exception as exc:
+                self.log(f"sched {self.pool.spec.logical_id} failed: {exc}")

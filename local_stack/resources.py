@@ -13,8 +13,6 @@ from typing import Any
 
 from local_stack.template import Context, Unresolvable
 
-SUPPORTED = ("AWS::DynamoDB::Table", "AWS::SQS::Queue", "AWS::SNS::Topic", "AWS::SecretsManager::Secret")
-
 
 def _table(ctx: Context, logical_id: str, props: dict[str, Any], clients: dict[str, Any], options: dict) -> dict[str, str]:
     name = props.get("TableName") or f"{ctx.stack_name}-{logical_id}"
@@ -72,8 +70,11 @@ def _topic(ctx: Context, logical_id: str, props: dict[str, Any], clients: dict[s
 
 def _secret(ctx: Context, logical_id: str, props: dict[str, Any], clients: dict[str, Any], options: dict) -> dict[str, str]:
     name = props.get("Name") or f"{ctx.stack_name}-{logical_id}"
+    generate = props.get("GenerateSecretString", {})
     if "SecretString" in props:
         value = props["SecretString"]
+    elif not generate.get("SecretStringTemplate"):  # a plain generated string (a signing key)
+        value = options.get("secret_overrides", {}).get(logical_id, {}).get("value") or token_source.token_hex(32)
     else:
         generate = props.get("GenerateSecretString", {})
         document = json.loads(generate.get("SecretStringTemplate", "{}"))
@@ -85,11 +86,31 @@ def _secret(ctx: Context, logical_id: str, props: dict[str, Any], clients: dict[
     return {"Ref": arn, "Id": arn, "Name": name}
 
 
+def _subscription(ctx: Context, logical_id: str, props: dict[str, Any], clients: dict[str, Any], options: dict) -> dict[str, str]:
+    attributes = {}
+    if props.get("RawMessageDelivery"):
+        attributes["RawMessageDelivery"] = "true"
+    if props.get("FilterPolicy"):
+        attributes["FilterPolicy"] = json.dumps(props["FilterPolicy"])
+    arn = clients["sns"].subscribe(
+        TopicArn=props["TopicArn"], Protocol=props["Protocol"], Endpoint=props["Endpoint"], Attributes=attributes, ReturnSubscriptionArn=True
+    )["SubscriptionArn"]
+    return {"Ref": arn, "Arn": arn}
+
+
+def _queue_policy(ctx: Context, logical_id: str, props: dict[str, Any], clients: dict[str, Any], options: dict) -> dict[str, str]:
+    for url in props["Queues"]:
+        clients["sqs"].set_queue_attributes(QueueUrl=url, Attributes={"Policy": json.dumps(props["PolicyDocument"])})
+    return {"Ref": logical_id}
+
+
 CREATORS: dict[str, Callable[..., dict[str, str]]] = {
     "AWS::DynamoDB::Table": _table,
     "AWS::SQS::Queue": _queue,
     "AWS::SNS::Topic": _topic,
     "AWS::SecretsManager::Secret": _secret,
+    "AWS::SNS::Subscription": _subscription,
+    "AWS::SQS::QueuePolicy": _queue_policy,
 }
 
 

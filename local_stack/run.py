@@ -36,6 +36,7 @@ class LocalStack:
         self.state_dir = Path(env.get("LOCAL_STATE_DIR", ROOT / ".local"))
         self.receipt_delay = float(env.get("RECEIPT_DELAY", 1.0))
         self.log_level = env.get("LOG_LEVEL", "WARNING")
+        self.schedule_seconds = env.get("SCHEDULE_SECONDS", "")  # run scheduled functions more often than their rate
         self.parameter_overrides = {
             "RetryBaseDelaySeconds": env.get("RETRY_BASE_DELAY_SECONDS", "2"),
             "EseyeReadTimeoutSeconds": env.get("ESEYE_READ_TIMEOUT", "5"),
@@ -60,7 +61,7 @@ class LocalStack:
 
         from local_stack.eseye_simulator import EseyeSimulator
         from local_stack.gateway import Gateway
-        from local_stack.pollers import SqsPoller, StreamPoller
+        from local_stack.pollers import Scheduler, SqsPoller, StreamPoller
         from local_stack.resources import create_resources, outputs
         from local_stack.workers import FunctionPool
 
@@ -107,7 +108,12 @@ class LocalStack:
             "AWS_DEFAULT_REGION": REGION,
             "AWS_REGION": REGION,
         }
-        local_overrides = {"POWERTOOLS_TRACE_DISABLED": "true", "POWERTOOLS_METRICS_DISABLED": "true", "POWERTOOLS_LOG_LEVEL": self.log_level}
+        local_overrides = {
+            "ALLOW_INSECURE_CALLBACKS": "true",
+            "POWERTOOLS_TRACE_DISABLED": "true",
+            "POWERTOOLS_METRICS_DISABLED": "true",
+            "POWERTOOLS_LOG_LEVEL": self.log_level,
+        }
         specs = functions(context)
         for logical_id, spec in specs.items():
             self.pools[logical_id] = FunctionPool(spec, {**base_environment, **spec.environment, **local_overrides})
@@ -120,6 +126,10 @@ class LocalStack:
 
         for logical_id, spec in specs.items():
             for event in spec.events.values():
+                if event["Type"] == "Schedule":
+                    period = float(self.schedule_seconds) if self.schedule_seconds else None
+                    self.pollers.append(Scheduler(self.pools[logical_id], event["Properties"]["Schedule"], REGION, log, period))
+                    continue
                 if event["Type"] not in ("SQS", "DynamoDB"):
                     continue
                 props = context.resolve(event.get("Properties", {}))

@@ -92,6 +92,9 @@ class Context:
         if name in pseudo:
             return pseudo[name]
         if name in self.parameters:
+            spec = self.template.get("Parameters", {}).get(name, {})
+            if spec.get("Type") == "CommaDelimitedList":
+                return [v for v in self.parameters[name].split(",")] if self.parameters[name] else [""]
             return self.parameters[name]
         if name in self.physical:
             return self.physical[name]["Ref"]

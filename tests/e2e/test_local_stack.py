@@ -100,3 +100,65 @@ def test_resources_created_locally_match_the_template(local_stack):
     assert len(local_stack.client("secretsmanager").list_secrets()["SecretList"]) == declared["AWS::SecretsManager::Secret"]
     queues = [q for q in local_stack.client("sqs").list_queues().get("QueueUrls", []) if "e2e-subscriber" not in q]
     assert len(queues) == sum(1 for r in template["Resources"].values() if r["Type"] == "AWS::SQS::Queue")
+
+
+def test_a_reply_is_correlated_to_its_command(local_stack, subscriber):
+    command = local_stack.send(to="447700900888", text="STATUS?", expect_reply_within=120).json()
+    requests.post(f"{local_stack.eseye.url}/_sim/mo", json={"source": "447700900888", "text": "ALL GOOD"}, timeout=10)
+    events = subscriber(lambda seen: any(e["type"] == "sms.mo.received" and e["data"]["from"] == "447700900888" for e in seen))
+    reply = next(e for e in events if e["type"] == "sms.mo.received" and e["data"]["from"] == "447700900888")
+    assert reply["data"]["in_reply_to"] == command["id"]
+    assert local_stack.get(command["id"])["reply_id"] == reply["data"]["id"]
+
+
+def test_status_callback_receives_signed_events(local_stack):
+    import hashlib
+    import hmac
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    key = local_stack.client("secretsmanager").get_secret_value(SecretId=local_stack.outputs["CallbackSigningSecretArn"])["SecretString"]
+    received = []
+
+    class Hook(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_POST(self):
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            expected = "v1=" + hmac.new(key.encode(), self.headers["X-Smsgw-Timestamp"].encode() + b"." + body, hashlib.sha256).hexdigest()
+            received.append((hmac.compare_digest(expected, self.headers["X-Smsgw-Signature"]), json.loads(body)["data"]["status"]))
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/hook"
+        local_stack.send(to="447700900124", text="call me back", status_callback=url)
+        deadline = time.monotonic() + 20
+        while len(received) < 3 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert sorted(received, key=lambda r: ["pending", "sent", "delivered"].index(r[1])) == [
+            (True, "pending"),
+            (True, "sent"),
+            (True, "delivered"),
+        ]
+    finally:
+        server.shutdown()
+
+
+def test_replay_republishes_to_a_new_subscriber(local_stack, subscriber):
+    message = local_stack.send(to="447700900125", text="replay me").json()
+    local_stack.wait_for_status(message["id"], {"delivered"})
+    time.sleep(2)  # let the publisher archive the delivered event
+    start = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 300))
+    end = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 5))
+    result = local_stack.session.post(
+        f"{local_stack.api}/events/replay", json={"since": start, "until": end, "msisdn": "447700900125"}, timeout=30
+    ).json()
+    assert result["republished"] == 3
+    events = subscriber(lambda seen: f"{message['id']}:delivered" in {e["id"] for e in seen})
+    assert {e["id"] for e in events} >= {f"{message['id']}:{s}" for s in ("pending", "sent", "delivered")}

@@ -22,6 +22,8 @@ class Settings:
     public_base_url: str = ""  # custom domain of the API; when empty the request context tells it
     events_topic_arn: str = ""
     callback_queue_url: str = ""
+    callback_secret_id: str = ""
+    allow_insecure_callbacks: bool = False  # the local stack only: receivers on http://127.0.0.1
     max_body_bytes: int = 16 * 1024
 
     @classmethod
@@ -40,6 +42,8 @@ class Settings:
             public_base_url=env.get("PUBLIC_BASE_URL", "").rstrip("/"),
             events_topic_arn=env.get("EVENTS_TOPIC_ARN", ""),
             callback_queue_url=env.get("CALLBACK_QUEUE_URL", ""),
+            callback_secret_id=env.get("CALLBACK_SECRET_ID", ""),
+            allow_insecure_callbacks=env.get("ALLOW_INSECURE_CALLBACKS", "").lower() == "true",
         )
 
 

@@ -25,6 +25,7 @@ class Deps:
     eseye: EseyeClient
     retry_queue: RetryQueue
     events: EventPublisher
+    callback_secret: SecretSource
     clock: Callable[[], datetime] = models.now
 
     def now_iso(self) -> str:
@@ -52,6 +53,7 @@ def build_deps(config: Settings, clients: dict[str, Any] | None = None, session:
         eseye=EseyeClient(config.eseye_base_url, credentials, config.eseye_connect_timeout, config.eseye_read_timeout, session, on_latency),
         retry_queue=RetryQueue(config.send_queue_url, clients.get("sqs")),
         events=EventPublisher(config.events_topic_arn, clients.get("sns")),
+        callback_secret=SecretSource(config.callback_secret_id, config.secret_max_age_seconds, clients.get("secretsmanager")),
     )
 
 

@@ -103,6 +103,8 @@ PUBLIC_FIELDS = (
     "attempts",
     "status_callback",
     "expect_reply_within",
+    "reply_deadline",
+    "reply_state",
     "reply_id",
     "in_reply_to",
     "parts",

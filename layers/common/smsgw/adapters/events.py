@@ -27,6 +27,8 @@ class EventPublisher:
         for event in events:
             data = event["data"]
             attributes = {"event_type": event["type"], "status": data.get("status", ""), "msisdn": event["msisdn"]}
+            if data.get("status_callback"):
+                attributes["has_callback"] = "true"  # the callback queue's subscription filters on it
             entries.append(
                 {
                     "Id": event["id"].replace(":", "-")[:80],

@@ -45,3 +45,10 @@ class RetryQueue:
                 self.client.delete_message(QueueUrl=source_url, ReceiptHandle=message["ReceiptHandle"])
                 moved += 1
         return moved
+
+
+def delay_redelivery(queue_url: str, receipt_handle: str, seconds: int, client: Any = None) -> None:
+    """Hold a failed message back before SQS delivers it again (backoff without a second queue)."""
+    (client or aws.client("sqs")).change_message_visibility(
+        QueueUrl=queue_url, ReceiptHandle=receipt_handle, VisibilityTimeout=max(0, min(int(seconds), 43200))
+    )

@@ -35,6 +35,15 @@ class SecretSource:
             self._provider = SecretsProvider(boto3_client=self._client or aws.client("secretsmanager"))
         return self._provider
 
+    def get_text(self) -> str:
+        """The secret's value as a string (the callback signing key)."""
+        from smsgw.errors import ServiceUnavailable
+
+        try:
+            return str(self._get_provider().get(self.secret_id, max_age=self.max_age))
+        except Exception as exc:
+            raise ServiceUnavailable("secret could not be read") from exc
+
     def get(self) -> GatewaySecret:
         from smsgw.errors import ServiceUnavailable
 

@@ -119,6 +119,7 @@ class Store:
         add: dict[str, Any] | None = None,
         receipt_key: str | None = None,
         remove: tuple[str, ...] = (),
+        require: tuple[str, ...] = (),
     ) -> dict[str, Any]:
         """Append `entry` to the message's history and apply the change, atomically and conditionally.
 
@@ -131,6 +132,9 @@ class Store:
         expression = ["#history = list_append(if_not_exists(#history, :empty), :entry)", "#updated = :now"]
         values[":empty"] = {"L": []}
         conditions = ["attribute_exists(#status)"]
+        for index, name in enumerate(require):
+            names[f"#q{index}"] = name
+            conditions.append(f"attribute_exists(#q{index})")
         if status is not None:
             expression.append("#status = :status")
             values[":status"] = self._to_dynamo(status)
@@ -206,6 +210,27 @@ class Store:
             ReturnValues="ALL_NEW",
         )
         return self._from_dynamo(result["Attributes"]) or {}
+
+    def put_items(self, items: list[dict[str, Any]]) -> None:
+        """Write items in batches of 25, retrying what DynamoDB leaves unprocessed. Raises StoreUnavailable."""
+        import time
+
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        for start in range(0, len(items), 25):
+            requests = [{"PutRequest": {"Item": {k: self._to_dynamo(v) for k, v in i.items() if v is not None}}} for i in items[start : start + 25]]
+            pending: dict[str, Any] = {self.table_name: requests}
+            for attempt in range(6):
+                try:
+                    result = self.client.batch_write_item(RequestItems=pending)
+                except (BotoCoreError, ClientError) as exc:
+                    raise StoreUnavailable("DynamoDB batch_write_item failed") from exc
+                pending = result.get("UnprocessedItems") or {}
+                if not pending:
+                    break
+                time.sleep(0.05 * 2**attempt)
+            if pending:
+                raise StoreUnavailable("DynamoDB left writes unprocessed")
 
     def put_item(self, item: dict[str, Any], *, if_absent: bool = False) -> bool:
         """Put a raw item. With if_absent, returns False instead of overwriting."""

@@ -6,6 +6,7 @@ change gets its event (at least once; the event id is stable, so subscribers can
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from smsgw import models
@@ -13,10 +14,14 @@ from smsgw.observability import count
 
 MT_STATUS = "sms.mt.status"
 MO_RECEIVED = "sms.mo.received"
+REPLY_TIMEOUT = "sms.mt.reply_timeout"
 
 
 def event_for(new: dict[str, Any], old: dict[str, Any] | None) -> dict[str, Any] | None:
     """The event a change of a message item calls for, or None."""
+    if new.get("reply_state") == "timed_out" and (old or {}).get("reply_state") != "timed_out":
+        data = models.public_view(new)
+        return {"type": REPLY_TIMEOUT, "id": f"{new['id']}:reply_timeout", "time": new.get("updated_at"), "data": data, "msisdn": new.get("to", "")}
     status = new.get("status")
     if not status or (old and old.get("status") == status):
         return None
@@ -34,13 +39,28 @@ def public_event(event: dict[str, Any]) -> dict[str, Any]:
     return {k: event[k] for k in ("type", "id", "time", "data")}
 
 
-def publish_changes(changes: list[tuple[str, dict[str, Any], dict[str, Any] | None]], publisher: Any) -> set[str]:
-    """`changes` are (record id, new item, old item). Returns the record ids whose event did not publish."""
+def archive_item(event: dict[str, Any], ttl: int) -> dict[str, Any]:
+    """An event as stored for replay: hour buckets keep any one partition's write rate modest."""
+    return {
+        "PK": f"EVT#{event['time'][:13]}",
+        "SK": f"{event['time']}#{event['id']}",
+        "type": event["type"],
+        "msisdn": event["msisdn"],
+        "event": json.dumps(public_event(event), separators=(",", ":"), default=str),
+        "ttl": ttl,
+    }
+
+
+def publish_changes(changes: list[tuple[str, dict[str, Any], dict[str, Any] | None]], publisher: Any, store: Any = None, ttl: int = 0) -> set[str]:
+    """`changes` are (record id, new item, old item). Each event is archived (for replay), then published.
+    Returns the record ids whose event did not publish."""
     pending: list[tuple[str, dict[str, Any]]] = []
     for record_id, new, old in changes:
         event = event_for(new, old)
         if event:
             pending.append((record_id, event))
+    if store is not None and pending:
+        store.put_items([archive_item(event, ttl) for _, event in pending])
     failed_records: set[str] = set()
     for start in range(0, len(pending), 10):
         chunk = pending[start : start + 10]
@@ -70,6 +90,7 @@ def handle_stream_batch(records: list[dict[str, Any]], deps: Any = None) -> dict
         old = deps.store.deserialize_image(image["OldImage"]) if image.get("OldImage") else None
         if new:
             changes.append((image["SequenceNumber"], new, old))
-    failed = publish_changes(changes, deps.events)
+    ttl = deps.store.expiry(deps.clock().timestamp())
+    failed = publish_changes(changes, deps.events, deps.store, ttl)
     ordered = [r["dynamodb"]["SequenceNumber"] for r in records if r["dynamodb"]["SequenceNumber"] in failed]
     return {"batchItemFailures": [{"itemIdentifier": sequence} for sequence in ordered]}

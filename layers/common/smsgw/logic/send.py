@@ -11,7 +11,7 @@ from typing import Any
 from smsgw import encoding, models
 from smsgw.deps import Deps, default_deps
 from smsgw.errors import Conflict, Forbidden, GatewayError, ValidationFailed
-from smsgw.logic import delivery, lists
+from smsgw.logic import delivery, lists, replies
 from smsgw.observability import logger
 
 ALLOWED_FIELDS = frozenset(
@@ -49,7 +49,7 @@ def _has_control_characters(value: str, allow_newlines: bool = False) -> bool:
     return any(unicodedata.category(c) == "Cc" and c not in allowed for c in value)
 
 
-def parse_send_request(body: Any, now: datetime) -> SendRequest:
+def parse_send_request(body: Any, now: datetime, allow_insecure_callbacks: bool = False) -> SendRequest:
     """Turn the JSON body into a SendRequest. Raises ValidationFailed naming every bad field."""
     if not isinstance(body, dict):
         raise ValidationFailed("the request body must be a JSON object")
@@ -104,9 +104,10 @@ def parse_send_request(body: Any, now: datetime) -> SendRequest:
         problems["client_ref"] = "must be a string of 1 to 64 printable characters"
 
     status_callback = body.get("status_callback")
+    schemes = ("https://", "http://") if allow_insecure_callbacks else ("https://",)
     if status_callback is not None and (
         not isinstance(status_callback, str)
-        or not status_callback.startswith("https://")
+        or not status_callback.startswith(schemes)
         or len(status_callback) > 2048
         or _has_control_characters(status_callback)
         or " " in status_callback
@@ -196,6 +197,7 @@ def new_message(request: SendRequest, analysis: encoding.TextAnalysis, payload: 
         "GSI1PK": f"MSISDN#{request.to}",
         "GSI1SK": f"{at}#{message_id}",
         "ttl": deps.store.expiry(moment.timestamp()),
+        **replies.waiting_fields(moment, request.expect_reply_within, message_id),
     }
 
 
@@ -203,7 +205,7 @@ def send_message(body: Any, receipt_base: str, dry_run: bool = False, deps: Deps
     """Validate and send one SMS. Returns 200 (dry run), 202 (sent or queued for retry) or 422 (Eseye
     rejected it). Raises ValidationFailed, Forbidden, or ServiceUnavailable when a retry could not be queued."""
     deps = deps or default_deps()
-    request = parse_send_request(body, deps.clock())
+    request = parse_send_request(body, deps.clock(), deps.settings.allow_insecure_callbacks)
     analysis, payload = analyse(request)
     if dry_run:
         return ApiResult(200, {"dry_run": True, "to": request.to, **analysis.as_dict(), "eseye_fields": sorted(payload)})

@@ -20,7 +20,7 @@ from urllib.parse import parse_qsl
 from smsgw import encoding, models
 from smsgw.deps import Deps, default_deps
 from smsgw.errors import BadRequest, Forbidden, PayloadTooLarge
-from smsgw.logic import lists, receipt
+from smsgw.logic import lists, receipt, replies
 from smsgw.observability import count, logger
 
 MAX_WEBHOOK_BYTES = 64 * 1024
@@ -204,6 +204,7 @@ def _store_mo(message_id: str, message: dict[str, Any], deps: Deps, parts: list[
     sender = message.get("from")
     refusal = lists.refusal_reason(sender, deps) if sender else None
     status = models.BLOCKED if refusal else models.RECEIVED
+    in_reply_to = replies.claim_command(sender, message_id, deps) if sender and not refusal else None
     text = message.get("text")
     item = {
         "id": message_id,
@@ -214,6 +215,7 @@ def _store_mo(message_id: str, message: dict[str, Any], deps: Deps, parts: list[
         "created_at": at,
         "updated_at": at,
         "parts": parts,
+        "in_reply_to": in_reply_to,
         "history": [models.history_entry(at, "received", status, refusal or "received from Eseye")],
         "GSI1PK": f"MSISDN#{sender}" if sender else "MSISDN#unknown",
         "GSI1SK": f"{at}#{message_id}",

@@ -1,0 +1,106 @@
+"""template.yaml as CloudFormation will see it: translated by SAM's own translator, offline."""
+
+import json
+import subprocess
+from functools import cache
+
+import pytest
+
+from local_stack.template import ROOT, api_routes, load_template
+
+SAM_PYTHON = ROOT / ".venv-sam" / "bin" / "python"
+# Policies SAM attaches by itself; each is AWS-managed and needed by the feature named.
+ALLOWED_MANAGED = {
+    "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole": "CloudWatch Logs",
+    "arn:aws:iam::aws:policy/AWSXrayWriteOnlyAccess": "Tracing: Active (X-Ray accepts only Resource *)",
+    "arn:aws:iam::aws:policy/service-role/AWSLambdaSQSQueueExecutionRole": "the SQS event source mapping",
+    "arn:aws:iam::aws:policy/service-role/AWSLambdaDynamoDBExecutionRole": "the DynamoDB stream event source mapping",
+}
+
+
+@cache
+def translated(*overrides: str) -> dict:
+    assert SAM_PYTHON.exists(), "run `make venv` first: the SAM CLI venv provides the translator"
+    result = subprocess.run(
+        [str(SAM_PYTHON), str(ROOT / "tools" / "sam_translate.py"), *overrides],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"AWS_DEFAULT_REGION": "eu-west-1", "PATH": "/usr/bin:/bin"},
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    return json.loads(result.stdout)
+
+
+def api_body(template: dict) -> dict:
+    [api] = [r for r in template["Resources"].values() if r["Type"] == "AWS::ApiGateway::RestApi"]
+    return api["Properties"]["Body"]
+
+
+def security(template: dict, path: str, method: str):
+    return api_body(template)["paths"][path][method].get("security")
+
+
+CUSTOMER_ROUTES = [(r.path, r.method.lower()) for r in api_routes(load_template()) if not r.path.startswith("/webhooks/")]
+WEBHOOK_ROUTES = [("/webhooks/{token}/receipt", "get"), ("/webhooks/{token}/receipt", "post"), ("/webhooks/{token}/mo", "post")]
+
+
+def test_by_default_customers_sign_with_iam_and_webhooks_use_their_token():
+    template = translated()
+    for path, method in CUSTOMER_ROUTES:
+        assert security(template, path, method) == [{"AWS_IAM": []}], (path, method)
+    for path, method in WEBHOOK_ROUTES:
+        assert security(template, path, method) == [{"NONE": []}]
+    assert "x-amazon-apigateway-policy" not in api_body(template)
+
+
+def test_api_key_mode_requires_keys_with_a_usage_plan_but_not_on_webhooks():
+    template = translated("AuthMode=API_KEY")
+    for path, method in CUSTOMER_ROUTES:
+        assert security(template, path, method) == [{"api_key": []}], (path, method)
+    for path, method in WEBHOOK_ROUTES:
+        assert security(template, path, method) == [{"NONE": []}]
+    types = {r["Type"] for r in template["Resources"].values()}
+    assert {"AWS::ApiGateway::UsagePlan", "AWS::ApiGateway::ApiKey"} <= types
+
+
+def test_webhook_source_cidrs_deny_other_addresses_on_the_webhooks_only():
+    policy = api_body(translated("WebhookSourceCidrs=203.0.113.0/24,198.51.100.7/32"))["x-amazon-apigateway-policy"]
+    denies = [s for s in policy["Statement"] if s["Effect"] == "Deny"]
+    assert denies and all(s["Condition"]["NotIpAddress"]["aws:SourceIp"] == ["203.0.113.0/24", "198.51.100.7/32"] for s in denies)
+    resources = json.dumps([s["Resource"] for s in policy["Statement"]])
+    assert "/webhooks/" in resources and "/messages" not in resources
+
+
+def test_every_function_has_least_privilege():
+    template = translated()
+    roles = {k: r for k, r in template["Resources"].items() if r["Type"] == "AWS::IAM::Role"}
+    assert len(roles) == sum(1 for r in load_template()["Resources"].values() if r["Type"] == "AWS::Serverless::Function")
+    for name, role in roles.items():
+        for arn in role["Properties"].get("ManagedPolicyArns", []):
+            assert arn in ALLOWED_MANAGED, f"{name} has managed policy {arn}"
+        for policy in role["Properties"].get("Policies", []):
+            for statement in policy["PolicyDocument"]["Statement"]:
+                actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+                resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+                assert all("*" not in a for a in actions), f"{name}: wildcard action {actions}"
+                assert all(r != "*" and "*" not in json.dumps(r) for r in resources), f"{name}: wildcard resource {resources}"
+
+
+@pytest.mark.parametrize("logical_id", [k for k, r in load_template()["Resources"].items() if r["Type"] == "AWS::Serverless::Function"])
+def test_every_function_logs_to_its_own_group_with_retention(logical_id):
+    template = load_template()
+    log_group = template["Resources"][logical_id]["Properties"]["LoggingConfig"]["LogGroup"]["Ref"]
+    assert template["Resources"][log_group]["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}
+    assert template["Globals"]["Function"]["Tracing"] == "Active"
+
+
+def test_outputs_have_their_stable_names_and_no_secret_values():
+    outputs = load_template()["Outputs"]
+    assert {"ApiUrl", "TableName", "SecretArn", "EventsTopicArn"} <= set(outputs)
+    assert "SecretString" not in json.dumps(outputs)
+
+
+def test_no_secret_in_any_environment_variable():
+    variables = json.dumps(load_template()["Globals"]["Function"]["Environment"]["Variables"])
+    assert "SecretString" not in variables and "password" not in variables.lower()

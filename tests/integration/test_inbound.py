@@ -128,7 +128,7 @@ def test_receipt_before_the_message_is_applied_when_it_is_stored(stack):
 
 def get_status(stack, message_id):
     event = load_event("get_message")
-    event["pathParameters"] = {"message_id": message_id}
+    event.update(path=f"/messages/{message_id}", pathParameters={"message_id": message_id})
     return stack.invoke("GetMessageFunction", event)["statusCode"]
 
 
@@ -277,3 +277,16 @@ def test_sns_down_then_up_loses_no_event(stack, monkeypatch):
     assert stack.invoke("PublisherFunction", batch) == {"batchItemFailures": []}
     assert [e["data"]["status"] for e in received_events(stack, url)] == ["pending", "sent"]
     time.sleep(0)
+
+
+def test_mo_in_the_query_string_is_read_and_readable_by_id(stack):
+    event = load_event("mo_form_text")
+    fields = {"source": "447700900123", "destination": "447000000001", "message_id": "q1", "text": "via query"}
+    event.update(body=None, queryStringParameters=fields, multiValueQueryStringParameters={k: [v] for k, v in fields.items()})
+    event["headers"] = {}
+    assert stack.invoke("MoWebhookFunction", event)["statusCode"] == 200
+    [message] = body_of(stack.invoke("HistoryFunction", load_event("history_by_msisdn")))["items"]
+    shown = load_event("get_message")
+    shown.update(path=f"/messages/{message['id']}", pathParameters={"message_id": message["id"]})
+    by_id = body_of(stack.invoke("GetMessageFunction", shown))
+    assert (by_id["direction"], by_id["text"], by_id["from"]) == ("mo", "via query", "447700900123")

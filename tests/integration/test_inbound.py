@@ -28,7 +28,7 @@ def receipt(stack, message_id, status="delivered", reference="ref1", via="receip
 def mo(stack, fields, json_body=False, token=TOKEN):
     event = load_event("mo_json_binary_ucs2" if json_body else "mo_form_text")
     event["body"] = json.dumps(fields) if json_body else urlencode(fields)
-    event["pathParameters"] = {"token": token}
+    event.update(path=f"/webhooks/{token}/mo", pathParameters={"token": token})
     return stack.invoke("MoWebhookFunction", event)
 
 

@@ -201,6 +201,8 @@ def main() -> None:
     stack = LocalStack()
     stopping = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+    # A background job of a non-interactive shell starts with SIGINT ignored; Ctrl-C must still stop us.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         values = stack.start()
         print(banner(values), flush=True)

@@ -81,8 +81,16 @@ class Stack:
 
         return build_deps(Settings.from_env(self.environment(function)), self.clients)
 
-    def invoke(self, function: str, event: dict[str, Any]) -> dict[str, Any]:
-        """Call the function's real handler with the environment the template gives it."""
+    def handler(self, function: str):
+        """The function's handler, loaded once (a warm container), for many invocations."""
+        self.invoke(function, None)  # cold start: environment, caches, module
+        module = sys.modules[f"fn_{function}"]
+        spec = functions(self.context)[function]
+        entry = getattr(module, spec.handler.split(".")[1])
+        return lambda event: entry(event, LambdaContext(function_name=function, timeout_seconds=spec.timeout))
+
+    def invoke(self, function: str, event: dict[str, Any] | None) -> dict[str, Any]:
+        """Call the function's real handler with the environment the template gives it (a cold start each time)."""
         spec = functions(self.context)[function]
         for name, value in spec.environment.items():
             self.monkeypatch.setenv(name, value)
@@ -94,6 +102,8 @@ class Stack:
         sys.modules[module_name] = module
         module_spec.loader.exec_module(module)
         handler = getattr(module, spec.handler.split(".")[1])
+        if event is None:
+            return {}
         return handler(event, LambdaContext(function_name=function, timeout_seconds=spec.timeout))
 
     def message_item(self, message_id: str) -> dict[str, Any] | None:

@@ -91,7 +91,9 @@ def parse_send_request(body: Any, now: datetime, allow_insecure_callbacks: bool 
     raw_expiry = body.get("expires_at")
     if raw_expiry is not None:
         try:
-            expires_at = datetime.fromisoformat(str(raw_expiry).replace("Z", "+00:00"))
+            if not isinstance(raw_expiry, str) or len(raw_expiry) > 40 or _has_control_characters(raw_expiry):
+                raise ValueError
+            expires_at = datetime.fromisoformat(raw_expiry.replace("Z", "+00:00"))
             if expires_at.tzinfo is None:
                 raise ValueError
             if expires_at <= now:

@@ -1,0 +1,142 @@
+"""Garbage, mutated and hostile input: every request is stored or refused with a reason, never a 500."""
+
+import json
+from urllib.parse import quote_from_bytes
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.conftest import load_event
+from tests.integration.test_send_api import body_of
+
+REFUSALS = {400, 403, 404, 409, 413, 415, 422}
+FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+CONTENT_TYPES = st.sampled_from(
+    ["application/x-www-form-urlencoded", "application/json", "text/plain", "", "multipart/form-data; boundary=x", "application/xml"]
+)
+FIELD_VALUES = st.one_of(
+    st.text(max_size=80),
+    st.binary(max_size=80).map(lambda b: b.decode("latin-1")),
+    st.sampled_from(["", "\x00", "\ud800".encode("utf-8", "surrogatepass").decode("latin-1"), "a" * 5000]),
+)
+
+
+def webhook_event(kind: str, body: bytes, content_type: str, query: dict | None = None) -> dict:
+    event = load_event("mo_form_text" if kind == "mo" else "receipt_post_form_failed")
+    event["headers"] = {"Content-Type": content_type} if content_type else {}
+    event["multiValueHeaders"] = {k: [v] for k, v in event["headers"].items()}
+    try:
+        event["body"], event["isBase64Encoded"] = body.decode("utf-8"), False
+    except UnicodeDecodeError:
+        import base64
+
+        event["body"], event["isBase64Encoded"] = base64.b64encode(body).decode(), True
+    event["queryStringParameters"] = query
+    return event
+
+
+def quarantined(stack) -> int:
+    items = stack.clients["dynamodb"].scan(
+        TableName=stack.table, FilterExpression="begins_with(PK, :q)", ExpressionAttributeValues={":q": {"S": "Q#"}}
+    )
+    return items["Count"]
+
+
+@FUZZ
+@given(body=st.binary(max_size=600), content_type=CONTENT_TYPES, kind=st.sampled_from(["mo", "receipt"]))
+def test_random_bytes_to_the_webhooks_are_stored_or_refused(stack, body, content_type, kind):
+    handler = stack.handler("MoWebhookFunction" if kind == "mo" else "ReceiptWebhookFunction")
+    before = quarantined(stack)
+    response = handler(webhook_event(kind, body, content_type))
+    assert response["statusCode"] == 200 or response["statusCode"] in REFUSALS
+    if response["statusCode"] == 400:
+        assert quarantined(stack) == before + 1  # refused, and kept
+
+
+@FUZZ
+@given(
+    fields=st.dictionaries(
+        st.sampled_from(["source", "destination", "message_id", "text", "binary", "messageid", "referenceid", "status", "statuscode", "x"]),
+        FIELD_VALUES,
+        max_size=6,
+    ),
+    as_json=st.booleans(),
+    kind=st.sampled_from(["mo", "receipt"]),
+)
+def test_mutated_fields_are_stored_or_refused(stack, fields, as_json, kind):
+    handler = stack.handler("MoWebhookFunction" if kind == "mo" else "ReceiptWebhookFunction")
+    if as_json:
+        body, content_type = json.dumps(fields).encode(), "application/json"
+    else:
+        body = "&".join(f"{quote_from_bytes(k.encode())}={quote_from_bytes(v.encode('utf-8', 'surrogatepass'))}" for k, v in fields.items()).encode()
+        content_type = "application/x-www-form-urlencoded"
+    response = handler(webhook_event(kind, body, content_type))
+    assert response["statusCode"] == 200 or response["statusCode"] in REFUSALS, response
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=40),
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=8), children, max_size=3),
+    max_leaves=8,
+)
+
+
+@FUZZ
+@given(
+    body=st.dictionaries(
+        st.sampled_from(
+            ["to", "text", "data", "data_coding", "encoding", "source", "expires_at", "client_ref", "status_callback", "expect_reply_within", "zzz"]
+        ),
+        JSON_VALUES,
+        max_size=6,
+    )
+)
+def test_random_send_bodies_never_fail_the_server(stack, body):
+    handler = stack.handler("SendFunction")
+    event = load_event("send_gsm7")
+    event["body"] = json.dumps(body)
+    response = handler(event)
+    assert response["statusCode"] in {200, 202} | REFUSALS, response["body"]
+    assert "error" in json.loads(response["body"]) or response["statusCode"] in (200, 202)
+
+
+def test_invalid_utf8_body_is_400(stack):
+    import base64
+
+    event = load_event("send_gsm7")
+    event.update(body=base64.b64encode(b'{"to": "447700900123", "text": "\xff\xfe"}').decode(), isBase64Encoded=True)
+    response = stack.invoke("SendFunction", event)
+    assert response["statusCode"] == 400
+    assert "UTF-8" in body_of(response)["error"]["message"]
+
+
+def test_control_characters_are_refused_in_every_string_field(stack):
+    base = {"to": "447700900123", "text": "ok"}
+    cases = {
+        "to": "4477009\x00123",
+        "source": "44770\x07900124",
+        "client_ref": "ref\x1b[31m",
+        "status_callback": "https://x.test/\x0a",
+        "expires_at": "2099-01-01T00:00:00Z\x00",
+        "encoding": "gsm7\x00",
+    }
+    for field, value in cases.items():
+        event = load_event("send_gsm7")
+        event["body"] = json.dumps({**base, field: value})
+        response = stack.invoke("SendFunction", event)
+        assert response["statusCode"] == 422, (field, response["body"])
+        assert field in body_of(response)["error"]["details"]["fields"]
+
+
+def test_control_characters_in_text_travel_as_ucs2_not_raw(stack):
+    event = load_event("send_gsm7")
+    event["body"] = json.dumps({"to": "447700900123", "text": "line\x00break"})
+    response = stack.invoke("SendFunction", event)
+    assert response["statusCode"] == 202
+    assert stack.eseye.requests[0]["form"]["short_message"] == "line\x00break".encode("utf-16-be").hex().upper()
+
+
+def test_oversized_webhook_body_is_413_and_kept(stack):
+    event = webhook_event("mo", b"text=" + b"a" * (70 * 1024), "application/x-www-form-urlencoded")
+    assert stack.invoke("MoWebhookFunction", event)["statusCode"] == 413
+    assert quarantined(stack) == 1

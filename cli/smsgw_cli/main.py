@@ -78,18 +78,11 @@ def show_error(response: requests.Response) -> str:
 
 def watch(args: argparse.Namespace, settings: dict[str, str], tty: bool) -> int:
     """Follow events live through a temporary SQS queue subscribed to the events topic."""
-    import boto3
-
-    endpoint = args.aws_endpoint or settings.get("AwsEndpointUrl")
-    region = args.region or settings.get("Region")
     topic = args.topic_arn or settings.get("EventsTopicArn")
     if not topic:
         print("no events topic: pass --topic-arn or run the local stack", file=sys.stderr)
         return 2
-    kwargs: dict[str, Any] = {"region_name": region}
-    if endpoint:  # the local stack's emulator takes any credentials
-        kwargs.update(endpoint_url=endpoint, aws_access_key_id="local", aws_secret_access_key="local")
-    sqs, sns = boto3.client("sqs", **kwargs), boto3.client("sns", **kwargs)
+    sqs, sns = aws_client("sqs", args, settings), aws_client("sns", args, settings)
     url = sqs.create_queue(QueueName=f"smsgw-watch-{uuid.uuid4().hex[:8]}")["QueueUrl"]
     arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     sqs.set_queue_attributes(
@@ -133,6 +126,37 @@ def watch(args: argparse.Namespace, settings: dict[str, str], tty: bool) -> int:
     return 0
 
 
+def aws_client(service: str, args: argparse.Namespace, settings: dict[str, str]) -> Any:
+    import boto3
+
+    endpoint = getattr(args, "aws_endpoint", None) or settings.get("AwsEndpointUrl")
+    kwargs: dict[str, Any] = {"region_name": args.region or settings.get("Region")}
+    if endpoint:  # the local stack's emulator takes any credentials
+        kwargs.update(endpoint_url=endpoint, aws_access_key_id="local", aws_secret_access_key="local")
+    return boto3.client(service, **kwargs)
+
+
+def redrive_sends(args: argparse.Namespace, settings: dict[str, str]) -> int:
+    """Move dead-lettered send retries back to the retry queue, once Eseye is back."""
+    source = args.dead_letter_queue_url or settings.get("SendRetryDeadLetterQueueUrl")
+    target = args.queue_url or settings.get("SendRetryQueueUrl")
+    if not source or not target:
+        print("pass --dead-letter-queue-url and --queue-url (the stack outputs of those names)", file=sys.stderr)
+        return 2
+    sqs = aws_client("sqs", args, settings)
+    moved = 0
+    while moved < args.limit:
+        messages = sqs.receive_message(QueueUrl=source, MaxNumberOfMessages=10, WaitTimeSeconds=0).get("Messages", [])
+        if not messages:
+            break
+        for message in messages:
+            sqs.send_message(QueueUrl=target, MessageBody=message["Body"])
+            sqs.delete_message(QueueUrl=source, ReceiptHandle=message["ReceiptHandle"])
+            moved += 1
+    print(json.dumps({"moved": moved}) if args.json else f"moved {moved} send(s) back to the retry queue")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="smsgw", description="Talk to the Eseye SMS gateway.")
     parser.add_argument("--api", help="API base URL (default: the local stack's)")
@@ -161,12 +185,19 @@ def main(argv: list[str] | None = None) -> int:
     follow.add_argument("--topic-arn")
     follow.add_argument("--aws-endpoint")
     follow.add_argument("--seconds", type=float, default=0, help="stop after this long (default: until Ctrl-C)")
+    redrive = commands.add_parser("redrive-sends", help="operator: move dead-lettered sends back to the retry queue")
+    redrive.add_argument("--dead-letter-queue-url")
+    redrive.add_argument("--queue-url")
+    redrive.add_argument("--aws-endpoint")
+    redrive.add_argument("--limit", type=int, default=10000)
     args = parser.parse_args(argv)
 
     settings = outputs(args.outputs)
     tty = sys.stdout.isatty() and not args.json
     if args.command == "watch":
         return watch(args, settings, tty)
+    if args.command == "redrive-sends":
+        return redrive_sends(args, settings)
     api = args.api or settings.get("ApiUrl")
     if not api:
         print("no API: pass --api, or start the local stack with `make run`", file=sys.stderr)

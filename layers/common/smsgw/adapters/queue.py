@@ -32,20 +32,6 @@ class RetryQueue:
         except (BotoCoreError, ClientError) as exc:
             raise ServiceUnavailable("the retry queue could not be reached") from exc
 
-    def move_all(self, source_url: str, limit: int = 1000) -> int:
-        """Move up to `limit` messages from `source_url` (a dead-letter queue) back to this queue."""
-        moved = 0
-        while moved < limit:
-            batch = self.client.receive_message(QueueUrl=source_url, MaxNumberOfMessages=10, WaitTimeSeconds=0)
-            messages = batch.get("Messages", [])
-            if not messages:
-                break
-            for message in messages:
-                self.client.send_message(QueueUrl=self.queue_url, MessageBody=message["Body"])
-                self.client.delete_message(QueueUrl=source_url, ReceiptHandle=message["ReceiptHandle"])
-                moved += 1
-        return moved
-
 
 def delay_redelivery(queue_url: str, receipt_handle: str, seconds: int, client: Any = None) -> None:
     """Hold a failed message back before SQS delivers it again (backoff without a second queue)."""

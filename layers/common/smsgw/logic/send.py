@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from smsgw import encoding, models
+from smsgw.adapters.store import ConditionFailed
 from smsgw.deps import Deps, default_deps
 from smsgw.errors import Conflict, Forbidden, GatewayError, ValidationFailed
 from smsgw.logic import delivery, lists, replies
@@ -215,7 +216,15 @@ def send_message(body: Any, receipt_base: str, dry_run: bool = False, deps: Deps
     if refusal:
         raise Forbidden(refusal, {"to": request.to})
 
-    message = deps.store.create_message(new_message(request, analysis, payload, receipt_base, deps))
+    item = new_message(request, analysis, payload, receipt_base, deps)
+    try:
+        message = deps.store.create_message(item)
+    except ConditionFailed as exc:
+        # The id is new, so an item with it and our created_at is our own write, whose answer was lost
+        # and which the SDK retried (throttling, a dropped connection).
+        if not exc.item or exc.item.get("created_at") != item["created_at"]:
+            raise
+        message = exc.item
     logger.info("message accepted", extra={"message_id": message["id"], "to": models.mask_msisdn(request.to)})
     if message.get("orphan_receipts"):
         from smsgw.logic import receipt

@@ -1,0 +1,263 @@
+"""Faults injected one at a time. Every accepted message ends in the table with the right status, and
+every event reaches the topic exactly once as a deduplicating subscriber sees it."""
+
+import json
+import threading
+import time
+
+import botocore.client
+import pytest
+from botocore.awsrequest import AWSResponse
+
+from tests.integration.test_inbound import receipt, received_events, stream_batch, subscribe
+from tests.integration.test_retry_and_lifecycle import cancel, get, run_dispatcher
+from tests.integration.test_send_api import body_of, send
+
+
+def settle(stack, rounds=6):
+    """Run the dispatcher until no retry is queued (or rounds run out)."""
+    for _ in range(rounds):
+        jobs, _ = run_dispatcher(stack)
+        if not jobs:
+            return
+
+
+def assert_events_match_history(stack, url, message_id):
+    publish = stack.invoke("PublisherFunction", stream_batch(stack))
+    assert publish == {"batchItemFailures": []}
+    seen = {}
+    for event in received_events(stack, url):
+        seen.setdefault(event["id"], event)  # the subscriber deduplicates by id
+    statuses = [e["data"]["status"] for e in seen.values() if e["data"]["id"] == message_id and e["type"] == "sms.mt.status"]
+    history = []
+    for entry in get_message(stack, message_id)["history"]:
+        if not history or history[-1] != entry["status"]:
+            history.append(entry["status"])
+    assert statuses == history
+
+
+def get_message(stack, message_id):
+    return body_of(get(stack, message_id))
+
+
+@pytest.fixture
+def short_timeout(stack, monkeypatch):
+    monkeypatch.setitem(stack.context.parameters, "EseyeReadTimeoutSeconds", "1")
+
+
+@pytest.mark.parametrize(
+    ("fault", "delay", "final", "ambiguous"),
+    [
+        ("empty", 0, "sent", True),
+        ("html", 0, "sent", True),
+        ("http500", 0, "sent", True),
+        ("unknown_code", 0, "rejected", None),
+        ("slow", 0.5, "sent", None),  # just under the 1 s timeout: an ordinary answer
+        ("slow", 1.5, "delivered", True),  # just over: Eseye took it; the probe finds it, no second send
+        ("timeout", 1.5, "sent", True),  # never answered, never taken: the probe finds nothing, we resend
+    ],
+)
+def test_eseye_faults_end_in_the_right_state_with_events_once(stack, short_timeout, fault, delay, final, ambiguous):
+    url = subscribe(stack)
+    stack.eseye.inject(fault, delay=delay)
+    response = send(stack, body={"to": "447700900001" if final != "delivered" else "447700900123", "text": "x"})
+    message = body_of(response) if response["statusCode"] == 202 else body_of(response)["error"]["details"]["message"]
+    settle(stack)
+    time.sleep(0.2 if final == "delivered" else 0)
+    result = get_message(stack, message["id"])
+    if final == "delivered":
+        assert result["status"] in ("sent", "delivered")  # the probe sees what the simulator has settled
+    else:
+        assert result["status"] == final
+    if fault in ("slow", "timeout") and ambiguous:
+        assert stack.eseye.messages[message["id"]].sends == 1
+    if fault == "unknown_code":
+        assert (response["statusCode"], result["eseye_code"]) == (422, 599)
+    assert_events_match_history(stack, url, message["id"])
+
+
+def lose_answers(monkeypatch, operation: str, times: int):
+    """DynamoDB applies `operation` but its answer is lost `times` times (the SDK sees throttling and retries).
+
+    botocore calls every before-send handler: moto executes the request, and our reply replaces its answer.
+    """
+    remaining = {"n": times}
+
+    def before_send(request, **kwargs):
+        target = request.headers.get("X-Amz-Target", b"")
+        target = target.decode() if isinstance(target, bytes) else target
+        if target.endswith("." + operation) and remaining["n"] > 0:
+            remaining["n"] -= 1
+            body = json.dumps({"__type": "com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException", "message": "throttled"})
+            return AWSResponse(request.url, 400, {"Content-Type": "application/x-amz-json-1.0"}, _Raw(body.encode()))
+        return None
+
+    original = botocore.client.BaseClient._make_api_call
+
+    def make_api_call(self, operation_name, params):
+        self.meta.events.register_first("before-send.dynamodb", before_send, unique_id="lose-answers")
+        return original(self, operation_name, params)
+
+    monkeypatch.setattr(botocore.client.BaseClient, "_make_api_call", make_api_call)
+    return remaining
+
+
+def throttle(monkeypatch, method: str, times: int):
+    """DynamoDB refuses `method` (a moto backend method) with throttling `times` times: nothing is written."""
+    from moto.dynamodb.exceptions import ERROR_TYPE_PREFIX, DynamodbException
+    from moto.dynamodb.models import DynamoDBBackend
+
+    remaining = {"n": times}
+    original = getattr(DynamoDBBackend, method)
+
+    def refusing(self, *args, **kwargs):
+        if remaining["n"] > 0:
+            remaining["n"] -= 1
+            raise DynamodbException(
+                ERROR_TYPE_PREFIX + "ProvisionedThroughputExceededException", "The level of configured provisioned throughput was exceeded"
+            )
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(DynamoDBBackend, method, refusing)
+    return remaining
+
+
+class _Raw:
+    def __init__(self, data: bytes):
+        self.data = data
+
+    def stream(self, *args, **kwargs):
+        yield self.data
+
+
+@pytest.fixture
+def atomic_items(monkeypatch):
+    """DynamoDB applies each conditional write atomically; moto's in-process backend needs a lock for that."""
+    from moto.dynamodb.models import DynamoDBBackend
+
+    lock = threading.Lock()
+    for method in ("update_item", "put_item", "delete_item", "transact_write_items"):
+        original = getattr(DynamoDBBackend, method)
+
+        def locked(self, *args, _original=original, **kwargs):
+            with lock:
+                return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(DynamoDBBackend, method, locked)
+
+
+def test_brief_dynamodb_throttling_is_absorbed_by_retries(stack, monkeypatch):
+    remaining = throttle(monkeypatch, "update_item", 2)
+    response = send(stack)
+    assert response["statusCode"] == 202 and body_of(response)["status"] == "sent"
+    assert remaining["n"] == 0
+
+
+def test_lost_dynamodb_answers_are_retried_without_harm(stack, monkeypatch):
+    # The create and the sent write both land, but their answers are lost once each: the retries must
+    # recognise our own writes rather than fail.
+    remaining = lose_answers(monkeypatch, "UpdateItem", 2)
+    response = send(stack)
+    assert response["statusCode"] == 202 and body_of(response)["status"] == "sent"
+    assert remaining["n"] == 0
+    assert len(stack.eseye.requests) == 1
+
+
+def test_persistent_throttling_refuses_with_503_and_stores_nothing(stack, monkeypatch):
+    throttle(monkeypatch, "update_item", 100)
+    response = send(stack)
+    assert response["statusCode"] == 503
+    assert body_of(response)["error"]["code"] == "service_unavailable"
+    monkeypatch.undo()
+    assert stack.clients["dynamodb"].scan(TableName=stack.table)["Count"] == 0
+    assert stack.eseye.requests == []  # nothing reached Eseye either
+
+
+def test_two_receipts_at_once_apply_once(stack, atomic_items):
+    url = subscribe(stack)
+    message = body_of(send(stack, body={"to": "447700900001", "text": "x"}))
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(receipt(stack, message["id"])["statusCode"])) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert results == [200] * 4
+    stored = stack.message_item(message["id"])
+    assert stored["status"] == "delivered"
+    assert sum(1 for h in stored["history"] if h["event"] == "receipt") == 1
+    assert_events_match_history(stack, url, message["id"])
+
+
+def test_cancel_racing_a_delivery_receipt_ends_consistent(stack, atomic_items):
+    url = subscribe(stack)
+    message = body_of(send(stack, body={"to": "447700900001", "text": "x"}))
+    outcomes = {}
+    racers = [
+        threading.Thread(target=lambda: outcomes.update(cancel=cancel(stack, message["id"])["statusCode"])),
+        threading.Thread(target=lambda: outcomes.update(receipt=receipt(stack, message["id"])["statusCode"])),
+    ]
+    for racer in racers:
+        racer.start()
+    for racer in racers:
+        racer.join()
+    final = get_message(stack, message["id"])["status"]
+    assert final in ("cancelled", "delivered")
+    assert outcomes["cancel"] == (200 if final == "cancelled" else 409)
+    assert outcomes["receipt"] == 200
+    assert_events_match_history(stack, url, message["id"])
+
+
+def test_a_long_outage_keeps_accepting_then_fails_visibly_with_an_event(stack):
+    url = subscribe(stack)
+    stack.eseye.stop()
+    accepted = [body_of(send(stack, body={"to": "447700900001", "text": f"m{n}"})) for n in range(3)]
+    assert {m["status"] for m in accepted} == {"pending"}
+    settle(stack)  # three attempts in this stack, all refused
+    for message in accepted:
+        final = get_message(stack, message["id"])
+        assert final["status"] == "failed"
+        assert "Eseye unavailable after 3 attempts" in final["history"][-1]["cause"]
+        assert_events_match_history(stack, url, message["id"])
+
+
+def test_dead_lettered_sends_are_redriven_by_the_operator_command(stack, tmp_path):
+    from smsgw_cli.main import main as smsgw
+
+    stack.eseye.stop()
+    message = body_of(send(stack))
+    [job] = stack.queue_jobs()
+    # Given the retry ended in the dead-letter queue (as repeated dispatcher crashes would leave it)
+    dlq = stack.physical("SendRetryDeadLetterQueue")
+    stack.clients["sqs"].send_message(QueueUrl=dlq, MessageBody=json.dumps(job))
+    stack.eseye.start()
+    # When the operator redrives once Eseye is back
+    outputs = tmp_path / "outputs.json"
+    outputs.write_text(json.dumps({"SendRetryDeadLetterQueueUrl": dlq, "SendRetryQueueUrl": stack.physical("SendRetryQueue"), "Region": "eu-west-1"}))
+    assert smsgw(["--outputs", str(outputs), "redrive-sends"]) == 0
+    settle(stack)
+    # Then the message is sent
+    assert get_message(stack, message["id"])["status"] == "sent"
+
+
+def test_a_lambda_killed_mid_send_does_not_block_its_idempotency_key_for_ever(stack, monkeypatch):
+    from local_stack.apigw import LambdaContext
+    from smsgw.logic import send as send_logic
+
+    deps = stack.deps()
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt  # a timeout kills the sandbox: no cleanup code runs
+
+    monkeypatch.setattr(send_logic, "send_message", killed)
+    with pytest.raises(KeyboardInterrupt):
+        send_logic.send_idempotently({"to": "447700900123", "text": "x"}, "https://x", "k1", "caller", LambdaContext(timeout_seconds=1), deps)
+    monkeypatch.undo()
+    # While the killed invocation could still be running, the key is busy
+    with pytest.raises(Exception) as busy:
+        send_logic.send_idempotently({"to": "447700900123", "text": "x"}, "https://x", "k1", "caller", LambdaContext(timeout_seconds=25), deps)
+    assert "still in progress" in str(busy.value)
+    # Once its time is up, a retry goes through
+    time.sleep(1.2)
+    result = send_logic.send_idempotently({"to": "447700900123", "text": "x"}, "https://x", "k1", "caller", LambdaContext(timeout_seconds=25), deps)
+    assert result.status_code == 202

@@ -261,3 +261,35 @@ def test_a_lambda_killed_mid_send_does_not_block_its_idempotency_key_for_ever(st
     time.sleep(1.2)
     result = send_logic.send_idempotently({"to": "447700900123", "text": "x"}, "https://x", "k1", "caller", LambdaContext(timeout_seconds=25), deps)
     assert result.status_code == 202
+
+
+def test_a_message_left_pending_by_lost_answers_is_rescued_by_the_reconciler(stack, monkeypatch):
+    from datetime import timedelta
+
+    from smsgw.logic import reconcile
+
+    # Given the create lands but every answer is lost: the client gets a 503, the message sits pending
+    lose_answers(monkeypatch, "UpdateItem", 100)
+    assert send(stack)["statusCode"] == 503
+    monkeypatch.undo()
+    [item] = stack.clients["dynamodb"].scan(TableName=stack.table)["Items"]
+    message_id = item["id"]["S"]
+    assert stack.message_item(message_id)["status"] == "pending"
+    assert stack.queue_jobs(wait=0.5) == []  # nothing scheduled to move it
+    # When the reconciler runs (as if its stale threshold had passed)
+    assert reconcile.reconcile_pending(stack.deps(), stale_after=timedelta(0)) == 1
+    assert reconcile.reconcile_pending(stack.deps(), stale_after=timedelta(minutes=20)) == 0  # just touched
+    settle(stack)
+    # Then the message is probed, sent once, and its history says why
+    final = get_message(stack, message_id)
+    assert final["status"] == "sent"
+    assert [h["event"] for h in final["history"]][-3:] == ["reconcile", "eseye_probe", "eseye_send"]
+
+
+def test_messages_leave_the_pending_index_when_they_move_on(stack):
+    sent = body_of(send(stack))
+    stored = stack.message_item(sent["id"])
+    assert "GSI3PK" not in stored
+    stack.eseye.stop()
+    pending = stack.message_item(body_of(send(stack))["id"])
+    assert pending["GSI3PK"] == f"PENDING#{pending['id'][-1]}"

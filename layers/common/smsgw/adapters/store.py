@@ -5,6 +5,7 @@ Key design (also in template.yaml):
   MO part         PK MSG#<id>          SK PART#<n>  one per received part of a concatenated MO message
   concat buffer   PK CONCAT#<from>#<ref> SK META    parts received so far, until the message is whole
   receipt orphan  PK MSG#<id>          SK META      (no status) receipts for an id not yet stored
+  pending        GSI3PK PENDING#<last hex digit of id>  GSI3SK <created_at>#<id>  sparse, for the reconciler
   list entry      PK LIST#allow|block  SK <msisdn>  LIST#... / #COUNT holds the list's size
   idempotency     PK IDEM              SK <key hash>  (Powertools Idempotency)
   quarantine      PK Q#<date>          SK <time>#<uuid>  raw webhook requests we could not parse
@@ -138,6 +139,8 @@ class Store:
         if status is not None:
             expression.append("#status = :status")
             values[":status"] = self._to_dynamo(status)
+            if status != "pending":  # off the stale-pending index once it has moved on
+                remove = (*remove, "GSI3PK", "GSI3SK")
         if allowed_from:
             placeholders = []
             for index, value in enumerate(allowed_from):
@@ -163,6 +166,7 @@ class Store:
         if add_parts:
             update += " ADD " + ", ".join(add_parts)
         if remove:
+            remove = tuple(dict.fromkeys(remove))
             for index, name in enumerate(remove):
                 names[f"#r{index}"] = name
             update += " REMOVE " + ", ".join(f"#r{index}" for index in range(len(remove)))

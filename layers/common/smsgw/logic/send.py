@@ -199,6 +199,8 @@ def new_message(request: SendRequest, analysis: encoding.TextAnalysis, payload: 
         "history": [models.history_entry(at, "accepted", models.PENDING, "accepted by the API")],
         "GSI1PK": f"MSISDN#{request.to}",
         "GSI1SK": f"{at}#{message_id}",
+        "GSI3PK": f"PENDING#{message_id[-1]}",
+        "GSI3SK": f"{at}#{message_id}",
         "ttl": deps.store.expiry(moment.timestamp()),
         **replies.waiting_fields(moment, request.expect_reply_within, message_id),
     }

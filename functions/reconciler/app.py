@@ -1,0 +1,11 @@
+"""Scheduled: give every stale pending message a retry, so none waits for ever."""
+
+from smsgw.logic import reconcile
+from smsgw.observability import logger, metrics, tracer
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler(capture_response=False)
+@metrics.log_metrics
+def lambda_handler(event, context):
+    return {"rescheduled": reconcile.reconcile_pending()}

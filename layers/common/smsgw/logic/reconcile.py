@@ -1,0 +1,44 @@
+"""The safety net: a message must never sit `pending` with nothing scheduled to move it.
+
+That can happen when the create lands but every answer to it is lost, or when a retry job dies in
+the dead-letter queue. Every few minutes, messages still pending and untouched for longer than any
+retry backoff get a retry job that asks Eseye first (the earlier attempt may have arrived).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from smsgw import models
+from smsgw.deps import Deps, default_deps
+from smsgw.logic.delivery import record
+from smsgw.observability import count
+
+SHARDS = "0123456789abcdef"
+STALE_AFTER = timedelta(minutes=20)  # longer than the longest retry backoff (15 min)
+
+
+def reconcile_pending(deps: Deps | None = None, stale_after: timedelta = STALE_AFTER, limit: int = 200) -> int:
+    """Schedule a probe-first retry for each stale pending message. Returns how many were scheduled."""
+    deps = deps or default_deps()
+    cutoff = models.iso(deps.clock() - stale_after)
+    scheduled = 0
+    for shard in SHARDS:
+        items, _ = deps.store.query(
+            index="GSI3",
+            key_condition="#pk = :pk AND #sk < :cutoff",
+            names={"#pk": "GSI3PK", "#sk": "GSI3SK"},
+            values={":pk": f"PENDING#{shard}", ":cutoff": cutoff},
+            limit=limit,
+        )
+        for item in items:
+            message = deps.store.get_message(item["PK"].removeprefix("MSG#"))
+            if not message or message.get("status") != models.PENDING or message.get("updated_at", "") >= cutoff:
+                continue  # moved on, or a retry is at work on it
+            attempt = int(message.get("attempts", 0)) + 1
+            record(deps, message, None, "reconcile", f"pending with no retry in progress; attempt {attempt} scheduled (Eseye asked first)")
+            deps.retry_queue.schedule({"id": message["id"], "attempt": attempt, "ambiguous": True}, 0)
+            scheduled += 1
+    if scheduled:
+        count("StalePendingRescheduled", scheduled)
+    return scheduled

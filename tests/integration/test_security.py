@@ -1,0 +1,67 @@
+"""No personal data in logs, and secrets that rotate without a deploy."""
+
+import json
+import re
+import time
+
+from tests.conftest import load_event
+from tests.integration.test_inbound import mo, receipt, stream_batch
+from tests.integration.test_retry_and_lifecycle import cancel, get
+from tests.integration.test_send_api import body_of, send
+
+MSISDNS = ["447700900123", "447700900570", "447700900001", "447700900666"]
+SECRET_TEXT = "CONFIDENTIAL-PAYLOAD-42"
+
+
+def test_handlers_log_no_msisdn_and_no_message_text(stack, caplog):
+    import logging
+
+    caplog.set_level(logging.INFO)  # the level the functions run at
+    # Given every kind of request a handler sees, including failures
+    sent = body_of(send(stack, body={"to": "447700900123", "text": SECRET_TEXT}))
+    send(stack, body={"to": "447700900570", "text": SECRET_TEXT})  # rejected by Eseye
+    send(stack, body={"to": "447700900123", "text": SECRET_TEXT + "Ω" * 80})  # too long
+    get(stack, sent["id"], refresh=True)
+    receipt(stack, sent["id"])
+    cancel(stack, sent["id"])
+    mo(stack, {"source": "447700900001", "message_id": "m1", "text": SECRET_TEXT})
+    stack.invoke("ReceiptWebhookFunction", load_event("receipt_missing_fields"))
+    stack.invoke("ReceiptWebhookFunction", load_event("receipt_bad_token"))
+    stack.invoke("ListsFunction", load_event("list_put_block"))
+    stack.invoke("HistoryFunction", load_event("history_by_msisdn"))
+    stack.invoke("PublisherFunction", stream_batch(stack))
+    stack.eseye.stop()
+    send(stack, body={"to": "447700900123", "text": SECRET_TEXT})  # Eseye down: retry path logs
+    # Then the logs mask every MSISDN to its last four digits and never carry the text
+    from smsgw.observability import logger
+
+    formatter = logger.registered_formatter  # the JSON lines CloudWatch would receive
+    logs = "\n".join(formatter.format(record) for record in caplog.records if record.levelno >= logging.INFO)
+    assert logs.count('"level"') > 5, "the handlers should have logged something"
+    for msisdn in MSISDNS:
+        assert msisdn not in logs, f"{msisdn} appears unmasked in the logs"
+    assert SECRET_TEXT not in logs
+    assert "tok-primary" not in logs and "dev-password" not in logs  # nor tokens or credentials
+    masked = re.findall(r'"(?:to|from)":"(\*+\d{4})"', logs)
+    assert masked and all(m.endswith(("0123", "0570", "0001")) for m in masked)
+
+
+def test_a_rotated_secret_is_used_without_a_deploy(stack, monkeypatch):
+    monkeypatch.setitem(stack.context.parameters, "SecretMaxAgeSeconds", "1")
+    handler = stack.handler("SendFunction")  # one warm container across the rotation
+    event = load_event("send_gsm7")
+    assert json.loads(handler(event)["body"])["status"] == "sent"
+    # When the operator rotates the Eseye password (Eseye and the secret together)
+    secret_id = stack.physical("GatewaySecret")
+    value = json.loads(stack.clients["secretsmanager"].get_secret_value(SecretId=secret_id)["SecretString"])
+    stack.clients["secretsmanager"].put_secret_value(SecretId=secret_id, SecretString=json.dumps({**value, "password": "rotated-password"}))
+    stack.eseye.password = "rotated-password"
+    # Then, once the cache age has passed, the same container sends with the new password
+    time.sleep(1.2)
+    assert json.loads(handler(event)["body"])["status"] == "sent"
+    # and within the cache age it would still have used the old one (the cache is real)
+    value = json.loads(stack.clients["secretsmanager"].get_secret_value(SecretId=secret_id)["SecretString"])
+    stack.clients["secretsmanager"].put_secret_value(SecretId=secret_id, SecretString=json.dumps({**value, "password": "next-password"}))
+    stack.eseye.password = "next-password"
+    refused = handler(event)
+    assert refused["statusCode"] == 422 and json.loads(refused["body"])["error"]["details"]["eseye_code"] == 530

@@ -10,6 +10,7 @@ PYTHON ?= $(shell for candidate in python3.13 $(wildcard $(HOME)/.pyenv/versions
 PYTHON_BIN_DIR := $(dir $(PYTHON))
 VENV := .venv
 SAM_VENV := .venv-sam
+CHECKOV_VENV := .venv-checkov
 PY := $(VENV)/bin/python
 SAM := $(SAM_VENV)/bin/sam
 export SAM_CLI_TELEMETRY := 0
@@ -35,13 +36,23 @@ $(SAM_VENV)/.installed: requirements-sam.txt
 	$(SAM_VENV)/bin/pip install --quiet -r requirements-sam.txt
 	touch $@
 
-venv: $(VENV)/.installed $(SAM_VENV)/.installed ## Create both virtual environments
+$(CHECKOV_VENV)/.installed: requirements-checkov.txt
+	@echo "==> creating $(CHECKOV_VENV) (checkov's dependencies would fight ours)"
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install --quiet --upgrade pip
+	$(CHECKOV_VENV)/bin/pip install --quiet -r requirements-checkov.txt
+	touch $@
 
-lint: venv ## ruff, cfn-lint and sam validate
+venv: $(VENV)/.installed $(SAM_VENV)/.installed $(CHECKOV_VENV)/.installed ## Create the virtual environments
+
+lint: venv ## ruff, cfn-lint, sam validate, and checkov on the template as SAM translates it
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/cfn-lint template.yaml
 	$(SAM_ENV) $(SAM) validate --template template.yaml
+	@mkdir -p .local
+	$(SAM_VENV)/bin/python tools/sam_translate.py > .local/translated.json
+	$(CHECKOV_VENV)/bin/checkov -f .local/translated.json --config-file .checkov.yaml
 
 format: venv ## Format and fix what ruff can
 	$(VENV)/bin/ruff format .

@@ -15,7 +15,9 @@ ALLOWED_MANAGED = {
     "arn:aws:iam::aws:policy/AWSXrayWriteOnlyAccess": "Tracing: Active (X-Ray accepts only Resource *)",
     "arn:aws:iam::aws:policy/service-role/AWSLambdaSQSQueueExecutionRole": "the SQS event source mapping",
     "arn:aws:iam::aws:policy/service-role/AWSLambdaDynamoDBExecutionRole": "the DynamoDB stream event source mapping",
+    "arn:aws:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole": "network interfaces, with StaticEgressIp=true only",
 }
+ESEYE_CALLERS = {"SendFunction", "GetMessageFunction", "CancelMessageFunction", "DispatcherFunction"}
 
 
 @cache
@@ -72,8 +74,24 @@ def test_webhook_source_cidrs_deny_other_addresses_on_the_webhooks_only():
     assert "/webhooks/" in resources and "/messages" not in resources
 
 
-def test_every_function_has_least_privilege():
-    template = translated()
+def test_static_egress_puts_only_the_eseye_callers_behind_the_nat_and_outputs_its_address():
+    plain, egress = translated(), translated("StaticEgressIp=true")
+    functions = [k for k, r in egress["Resources"].items() if r["Type"] == "AWS::Lambda::Function"]
+    assert {f for f in functions if egress["Resources"][f]["Properties"].get("VpcConfig")} == ESEYE_CALLERS
+    assert not any(plain["Resources"][f]["Properties"].get("VpcConfig") for f in functions)
+    network = [k for k, r in load_template()["Resources"].items() if r["Type"].startswith("AWS::EC2::")]
+    assert {"EgressNatGateway", "EgressIp", "EgressVpc"} <= set(network)
+    assert all(egress["Resources"][k].get("Condition") == "UseStaticEgress" for k in network)  # made only when asked for
+    output = load_template()["Outputs"]["EseyeEgressIp"]
+    assert output == {"Condition": "UseStaticEgress", "Description": output["Description"], "Value": {"Ref": "EgressIp"}}
+    vpc_role = "arn:aws:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole"
+    assert vpc_role in egress["Resources"]["SendFunctionRole"]["Properties"]["ManagedPolicyArns"]
+    assert vpc_role not in plain["Resources"]["SendFunctionRole"]["Properties"]["ManagedPolicyArns"]
+
+
+@pytest.mark.parametrize("mode", [(), ("StaticEgressIp=true",), ("AuthMode=API_KEY",)])
+def test_every_function_has_least_privilege(mode):
+    template = translated(*mode)
     roles = {k: r for k, r in template["Resources"].items() if r["Type"] == "AWS::IAM::Role"}
     assert len(roles) == sum(1 for r in load_template()["Resources"].values() if r["Type"] == "AWS::Serverless::Function")
     for name, role in roles.items():

@@ -122,3 +122,25 @@ def test_outputs_have_their_stable_names_and_no_secret_values():
 def test_no_secret_in_any_environment_variable():
     variables = json.dumps(load_template()["Globals"]["Function"]["Environment"]["Variables"])
     assert "SecretString" not in variables and "password" not in variables.lower()
+
+
+def test_alarms_cover_every_function_every_dead_letter_queue_and_the_eseye_error_rate():
+    resources = load_template()["Resources"]
+    alarms = [r["Properties"] for r in resources.values() if r["Type"] == "AWS::CloudWatch::Alarm"]
+    watched_functions = {a["Dimensions"][0]["Value"]["Ref"] for a in alarms if a.get("MetricName") == "Errors"}
+    assert watched_functions == {k for k, r in resources.items() if r["Type"] == "AWS::Serverless::Function"}
+    watched_queues = {a["Dimensions"][0]["Value"]["Fn::GetAtt"][0] for a in alarms if a.get("Namespace") == "AWS/SQS"}
+    assert watched_queues == {k for k in resources if k.endswith("DeadLetterQueue")}
+    assert any("rate" in json.dumps(a.get("Metrics", [])) for a in alarms)
+    assert all(a["AlarmActions"] == [{"Ref": "AlertsTopic"}] for a in alarms)
+
+
+def test_the_dashboard_body_is_valid_json_once_substituted():
+    from local_stack.template import Context, default_parameters
+
+    template = load_template()
+    context = Context(template, default_parameters(template))
+    context.physical.update({q: {"QueueName": f"sms-gateway-{q}"} for q in template["Resources"] if q.endswith("DeadLetterQueue")})
+    body = json.loads(context.resolve(template["Resources"]["Dashboard"]["Properties"]["DashboardBody"]))
+    titles = {w["properties"]["title"] for w in body["widgets"]}
+    assert {"Messages", "Eseye latency (ms)", "Dead-letter queues", "API"} <= titles

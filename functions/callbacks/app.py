@@ -12,7 +12,7 @@ def handle_record(record):
     return callbacks.deliver_record(record.body, record.receipt_handle, int(record.attributes.approximate_receive_count))
 
 
-@logger.inject_lambda_context
+@logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
 def lambda_handler(event, context):

@@ -12,7 +12,7 @@ def handle_record(record):
     return dispatch.dispatch(dispatch.parse_job(record.body))
 
 
-@logger.inject_lambda_context
+@logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
 def lambda_handler(event, context):

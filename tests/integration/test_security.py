@@ -1,22 +1,40 @@
 """No personal data in logs, and secrets that rotate without a deploy."""
 
 import json
+import logging
 import re
 import time
+
+import pytest
 
 from tests.conftest import load_event
 from tests.integration.test_inbound import mo, receipt, stream_batch
 from tests.integration.test_retry_and_lifecycle import cancel, get
 from tests.integration.test_send_api import body_of, send
 
+
+@pytest.fixture
+def gateway_logs():
+    """The JSON lines the functions write, rendered at emit time by the Logger's own formatter."""
+    from smsgw.observability import logger
+
+    lines: list[str] = []
+
+    class Capture(logging.Handler):
+        def emit(self, record):
+            lines.append(logger.registered_formatter.format(record))
+
+    handler = Capture(level=logging.INFO)
+    logger._logger.addHandler(handler)
+    yield lines
+    logger._logger.removeHandler(handler)
+
+
 MSISDNS = ["447700900123", "447700900570", "447700900001", "447700900666"]
 SECRET_TEXT = "CONFIDENTIAL-PAYLOAD-42"
 
 
-def test_handlers_log_no_msisdn_and_no_message_text(stack, caplog):
-    import logging
-
-    caplog.set_level(logging.INFO)  # the level the functions run at
+def test_handlers_log_no_msisdn_and_no_message_text(stack, gateway_logs):
     # Given every kind of request a handler sees, including failures
     sent = body_of(send(stack, body={"to": "447700900123", "text": SECRET_TEXT}))
     send(stack, body={"to": "447700900570", "text": SECRET_TEXT})  # rejected by Eseye
@@ -33,10 +51,7 @@ def test_handlers_log_no_msisdn_and_no_message_text(stack, caplog):
     stack.eseye.stop()
     send(stack, body={"to": "447700900123", "text": SECRET_TEXT})  # Eseye down: retry path logs
     # Then the logs mask every MSISDN to its last four digits and never carry the text
-    from smsgw.observability import logger
-
-    formatter = logger.registered_formatter  # the JSON lines CloudWatch would receive
-    logs = "\n".join(formatter.format(record) for record in caplog.records if record.levelno >= logging.INFO)
+    logs = "\n".join(gateway_logs)
     assert logs.count('"level"') > 5, "the handlers should have logged something"
     for msisdn in MSISDNS:
         assert msisdn not in logs, f"{msisdn} appears unmasked in the logs"
@@ -65,3 +80,16 @@ def test_a_rotated_secret_is_used_without_a_deploy(stack, monkeypatch):
     stack.eseye.password = "next-password"
     refused = handler(event)
     assert refused["statusCode"] == 422 and json.loads(refused["body"])["error"]["details"]["eseye_code"] == 530
+
+
+def test_one_message_can_be_followed_through_the_logs(stack, gateway_logs):
+    # Given a message sent, delivered and published
+    message = body_of(send(stack, body={"to": "447700900001", "text": "follow me"}))
+    receipt(stack, message["id"])
+    stack.invoke("PublisherFunction", stream_batch(stack))
+    # Then each stage logged a line carrying the message id
+    lines = [json.loads(line) for line in gateway_logs]
+    about = [line for line in lines if line.get("message_id") == message["id"]]
+    assert {line["message"] for line in about} >= {"message accepted", "Eseye answered", "receipt", "event published"}
+    stages = {line["function_name"] for line in about}
+    assert stages == {"SendFunction", "ReceiptWebhookFunction", "PublisherFunction"}

@@ -145,7 +145,7 @@ def webhook_request(app: APIGatewayRestResolver, kind: str):
 def handler(app: APIGatewayRestResolver) -> Callable[[dict, Any], dict]:
     """The Lambda entry point for an API function: logging context, tracing, metrics, then the routes."""
 
-    @logger.inject_lambda_context(correlation_id_path="requestContext.requestId")
+    @logger.inject_lambda_context(correlation_id_path="requestContext.requestId", clear_state=True)
     @tracer.capture_lambda_handler(capture_response=False)
     @metrics.log_metrics
     def lambda_handler(event: dict, context: Any) -> dict:

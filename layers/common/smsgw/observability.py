@@ -16,3 +16,8 @@ def count(name: str, value: int = 1) -> None:
 
 def milliseconds(name: str, seconds: float) -> None:
     metrics.add_metric(name=name, unit=MetricUnit.Milliseconds, value=round(seconds * 1000, 1))
+
+
+def follow(message_id: str) -> None:
+    """Tag every following log line of this invocation with the message it is about."""
+    logger.append_keys(message_id=message_id)

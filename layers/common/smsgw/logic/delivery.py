@@ -64,6 +64,7 @@ def backoff_seconds(attempt: int, base: int) -> int:
 def give_up_or_retry(deps: Deps, message: dict[str, Any], attempt: int, exc: EseyeUnavailable) -> dict[str, Any]:
     """Eseye gave no usable answer: schedule the next attempt, or fail the message once attempts run out."""
     limit = deps.settings.send_max_attempts
+    logger.warning("Eseye unavailable", extra={"attempt": attempt, "reason": exc.reason, "ambiguous": exc.ambiguous})
     if attempt >= limit:
         count("SendFailed")
         return record(
@@ -91,12 +92,12 @@ def give_up_or_retry(deps: Deps, message: dict[str, Any], attempt: int, exc: Ese
 
 
 def apply_send_reply(deps: Deps, message: dict[str, Any], attempt: int, reply: EseyeReply) -> dict[str, Any]:
+    logger.info("Eseye answered", extra={"attempt": attempt, "eseye_kind": reply.kind, "eseye_code": reply.code})
     if reply.kind == "ok":
         count("Sent")
         return record(deps, message, models.SENT, "eseye_send", "Eseye accepted the message", eseye=reply.as_detail(), sets={"attempts": attempt})
     if reply.kind == "error":
         count("Rejected")
-        logger.warning("Eseye rejected a message", extra={"message_id": message["id"], "eseye_code": reply.code})
         return record(
             deps,
             message,

@@ -9,7 +9,7 @@ from smsgw.adapters.eseye import EseyeUnavailable
 from smsgw.deps import Deps, default_deps
 from smsgw.logic.delivery import attempt_send, give_up_or_retry, record
 from smsgw.logic.messages import apply_eseye_status
-from smsgw.observability import logger
+from smsgw.observability import follow, logger
 
 # Eseye's answers to a status request for a message_id it never received.
 UNKNOWN_MESSAGE_CODES = frozenset({535, 555})
@@ -27,6 +27,8 @@ def parse_job(body: str) -> dict[str, Any]:
 def dispatch(job: dict[str, Any], deps: Deps | None = None) -> str:
     """Run one retry job. Returns what happened. Raises on infrastructure errors, so SQS redelivers the job."""
     deps = deps or default_deps()
+    follow(job["id"])
+    logger.info("retry job", extra={"attempt": job["attempt"], "ambiguous": job["ambiguous"]})
     message = deps.store.get_message(job["id"])
     if not message or not message.get("status"):
         logger.warning("retry job for an unknown message", extra={"message_id": job["id"]})

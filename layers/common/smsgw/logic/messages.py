@@ -11,12 +11,14 @@ from smsgw.deps import Deps, default_deps
 from smsgw.errors import Conflict, NotFound, ServiceUnavailable, UpstreamError
 from smsgw.eseye_protocol import EseyeReply
 from smsgw.logic.delivery import record
+from smsgw.observability import follow
 
 
 def load(message_id: str, deps: Deps) -> dict[str, Any]:
     """The stored message. Raises NotFound for a malformed or unknown id (and for receipt-only placeholders)."""
     if not models.MESSAGE_ID_PATTERN.match(message_id or ""):
         raise NotFound(f"no message with id {message_id!r}: ids are 32 lowercase hex characters")
+    follow(message_id)
     item = deps.store.get_message(message_id)
     if not item or not item.get("status"):
         raise NotFound(f"no message with id {message_id}")

@@ -10,7 +10,7 @@ import json
 from typing import Any
 
 from smsgw import models
-from smsgw.observability import count
+from smsgw.observability import count, logger
 
 MT_STATUS = "sms.mt.status"
 MO_RECEIVED = "sms.mo.received"
@@ -67,6 +67,11 @@ def publish_changes(changes: list[tuple[str, dict[str, Any], dict[str, Any] | No
         events = [{**public_event(e), "msisdn": e["msisdn"]} for _, e in chunk]
         failed_ids = publisher.publish(events)
         failed_records |= {record_id for record_id, e in chunk if e["id"] in failed_ids}
+    for record_id, event in pending:
+        logger.info(
+            "event published" if record_id not in failed_records else "event not published; will retry",
+            extra={"message_id": event["data"]["id"], "event_id": event["id"], "event_type": event["type"]},
+        )
     if pending:
         count("EventsPublished", len(pending) - len(failed_records))
     if failed_records:

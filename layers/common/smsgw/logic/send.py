@@ -13,7 +13,7 @@ from smsgw.adapters.store import ConditionFailed
 from smsgw.deps import Deps, default_deps
 from smsgw.errors import Conflict, Forbidden, GatewayError, ValidationFailed
 from smsgw.logic import delivery, lists, replies
-from smsgw.observability import logger
+from smsgw.observability import follow, logger
 
 ALLOWED_FIELDS = frozenset(
     {"to", "text", "data", "data_coding", "encoding", "source", "expires_at", "client_ref", "status_callback", "expect_reply_within"}
@@ -227,7 +227,8 @@ def send_message(body: Any, receipt_base: str, dry_run: bool = False, deps: Deps
         if not exc.item or exc.item.get("created_at") != item["created_at"]:
             raise
         message = exc.item
-    logger.info("message accepted", extra={"message_id": message["id"], "to": models.mask_msisdn(request.to)})
+    follow(message["id"])
+    logger.info("message accepted", extra={"to": models.mask_msisdn(request.to), "encoding": analysis.encoding})
     if message.get("orphan_receipts"):
         from smsgw.logic import receipt
 

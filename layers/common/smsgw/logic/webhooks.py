@@ -21,7 +21,7 @@ from smsgw import encoding, models
 from smsgw.deps import Deps, default_deps
 from smsgw.errors import BadRequest, Forbidden, PayloadTooLarge
 from smsgw.logic import lists, receipt, replies
-from smsgw.observability import count, logger
+from smsgw.observability import count, follow, logger
 
 MAX_WEBHOOK_BYTES = 64 * 1024
 ESEYE_ID_PATTERN = re.compile(r"^[0-9A-Za-z_-]{1,64}$")
@@ -141,8 +141,9 @@ def receive_receipt(token: str, request: WebhookRequest, deps: Deps | None = Non
         "statuscode": fields.get("statuscode", ""),
         "status": fields["status"].strip().lower(),
     }
+    follow(normalised["messageid"])
     outcome = receipt.process_receipt(normalised, deps)
-    logger.info("receipt", extra={"message_id": normalised["messageid"], "status": normalised["status"], "outcome": outcome})
+    logger.info("receipt", extra={"status": normalised["status"], "outcome": outcome})
     return outcome
 
 
@@ -226,7 +227,8 @@ def _store_mo(message_id: str, message: dict[str, Any], deps: Deps, parts: list[
     except ConditionFailed:
         return "duplicate"
     count("MoBlocked" if refusal else "MoReceived")
-    logger.info("MO message stored", extra={"message_id": message_id, "from": models.mask_msisdn(sender), "status": status})
+    follow(message_id)
+    logger.info("MO message stored", extra={"from": models.mask_msisdn(sender), "status": status})
     return "blocked" if refusal else "stored"
 
 

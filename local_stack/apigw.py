@@ -27,8 +27,13 @@ def rest_event(
     query = query or {}
     is_text = body is None or _is_text(headers)
     encoded_body = None
-    if body is not None:
-        encoded_body = body.decode("utf-8") if is_text else base64.b64encode(body).decode("ascii")
+    if body is not None and is_text:
+        try:
+            encoded_body = body.decode("utf-8")
+        except UnicodeDecodeError:
+            is_text = False  # bytes that are not UTF-8 travel base64-encoded, never altered
+    if body is not None and not is_text:
+        encoded_body = base64.b64encode(body).decode("ascii")
     now = time.time()
     return {
         "resource": resource,

@@ -15,6 +15,21 @@ from local_stack.template import Route
 from local_stack.workers import FunctionPool, InvocationError, InvocationTimeout
 
 MAX_PAYLOAD = 10 * 1024 * 1024  # API Gateway's own limit
+# template.yaml's BAD_REQUEST_BODY gateway response, as API Gateway sends it.
+BAD_BODY = b'{"error": {"code": "bad_request", "message": "the body is not a JSON object of the documented shape (openapi/openapi.yaml)"}}'
+
+
+def body_fits_model(body: bytes | None, model: dict, content_type: str) -> bool:
+    """API Gateway's request validation: JSON bodies (the model's content type) must match the model."""
+    import jsonschema
+
+    if content_type and "application/json" not in content_type.lower():
+        return True  # no model for this content type: API Gateway passes it through
+    try:
+        document = json.loads(body or b"")
+    except ValueError:
+        return False
+    return jsonschema.Draft4Validator(model).is_valid(document)
 
 
 class Gateway:
@@ -71,6 +86,9 @@ class _GatewayHandler(BaseHTTPRequestHandler):
             status, payload = 403, b'{"message":"Missing Authentication Token"}'
             self._send(status, payload, {"Content-Type": "application/json", "x-amzn-ErrorType": "MissingAuthenticationTokenException"})
             return self.owner.log(f"api   {self.command} {parts.path} -> {status} (no such route)")
+        if route.model is not None and not body_fits_model(body, route.model, self.headers.get("Content-Type", "")):
+            self._send(400, BAD_BODY, {"Content-Type": "application/json", "x-amzn-ErrorType": "BadRequestException"})
+            return self.owner.log(f"api   {self.command} {parts.path} -> 400 (request body fails the model)")
         headers: dict[str, list[str]] = {}
         for name, value in self.headers.items():
             headers.setdefault(name, []).append(value)
@@ -115,4 +133,8 @@ class _GatewayHandler(BaseHTTPRequestHandler):
                 summary = ""
         self.owner.log(f"api   {self.command} {parts.path} -> {status} {summary} ({elapsed:.0f} ms)".replace("  (", " ("))
 
-    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _handle
+    # Every method, even one no RFC names, reaches the router: an undeclared one gets API Gateway's 403, not a 501.
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("do_"):
+            return self._handle
+        raise AttributeError(name)

@@ -161,6 +161,7 @@ class Route:
     method: str
     path: str  # as in the template, e.g. /messages/{message_id}
     function: str
+    model: dict[str, Any] | None = None  # the request model API Gateway validates the body against
 
     @property
     def pattern(self) -> re.Pattern:
@@ -219,5 +220,10 @@ def api_routes(template: dict[str, Any]) -> list[Route]:
         for event in resource.get("Properties", {}).get("Events", {}).values():
             if event["Type"] == "Api":
                 props = event["Properties"]
-                routes.append(Route(props["Method"].upper(), props["Path"], logical_id))
+                model = None
+                request_model = props.get("RequestModel") or {}
+                if request_model.get("ValidateBody"):
+                    api = template["Resources"][props["RestApiId"]["Ref"]]["Properties"]
+                    model = api["Models"][request_model["Model"]]
+                routes.append(Route(props["Method"].upper(), props["Path"], logical_id, model))
     return routes

@@ -1,6 +1,7 @@
 """Garbage, mutated and hostile input: every request is stored or refused with a reason, never a 500."""
 
 import json
+import os
 from urllib.parse import quote_from_bytes
 
 from hypothesis import HealthCheck, given, settings
@@ -10,7 +11,11 @@ from tests.conftest import load_event
 from tests.integration.test_send_api import body_of
 
 REFUSALS = {400, 403, 404, 409, 413, 415, 422}
-FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+FUZZ = settings(
+    max_examples=int(os.environ.get("FUZZ_EXAMPLES", "60")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 CONTENT_TYPES = st.sampled_from(
     ["application/x-www-form-urlencoded", "application/json", "text/plain", "", "multipart/form-data; boundary=x", "application/xml"]
 )

@@ -68,6 +68,9 @@ fuzz: venv ## Longer hostile-input runs: schemathesis (200 examples per operatio
 	SCHEMATHESIS_EXAMPLES=$${SCHEMATHESIS_EXAMPLES:-200} FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-1000} \
 	  $(PY) -m pytest tests/e2e/test_contract_fuzz.py tests/integration/test_hostile_input.py
 
+load: venv ## Bounded load on loopback against the local stack, then reconcile every message (LOAD_CLIENTS, LOAD_MESSAGES)
+	$(PY) load/run_load.py
+
 run: venv ## The whole system locally: moto server, API on :3000, Eseye simulator on :5010
 	$(PY) -m local_stack.run
 
@@ -86,4 +89,4 @@ invoke-%: venv ## Invoke a function against the running local stack: make invoke
 clean: ## Remove build output and local state
 	rm -rf .aws-sam .local .pytest_cache .hypothesis .ruff_cache
 
-.PHONY: help venv lint format test test-fast fuzz run build deploy destroy clean
+.PHONY: help venv lint format test test-fast fuzz load run build deploy destroy clean

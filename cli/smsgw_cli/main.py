@@ -136,12 +136,19 @@ def aws_client(service: str, args: argparse.Namespace, settings: dict[str, str])
     return boto3.client(service, **kwargs)
 
 
-def redrive_sends(args: argparse.Namespace, settings: dict[str, str]) -> int:
-    """Move dead-lettered send retries back to the retry queue, once Eseye is back."""
-    source = args.dead_letter_queue_url or settings.get("SendRetryDeadLetterQueueUrl")
-    target = args.queue_url or settings.get("SendRetryQueueUrl")
+REDRIVES = {
+    "redrive-sends": ("SendRetryDeadLetterQueueUrl", "SendRetryQueueUrl", "send retries"),
+    "redrive-callbacks": ("CallbackDeadLetterQueueUrl", "CallbackQueueUrl", "status callbacks"),
+}
+
+
+def redrive(args: argparse.Namespace, settings: dict[str, str]) -> int:
+    """Move dead-lettered messages back to the queue they came from, once the cause is fixed."""
+    source_output, target_output, what = REDRIVES[args.command]
+    source = args.dead_letter_queue_url or settings.get(source_output)
+    target = args.queue_url or settings.get(target_output)
     if not source or not target:
-        print("pass --dead-letter-queue-url and --queue-url (the stack outputs of those names)", file=sys.stderr)
+        print(f"pass --dead-letter-queue-url and --queue-url (the stack outputs {source_output} and {target_output})", file=sys.stderr)
         return 2
     sqs = aws_client("sqs", args, settings)
     moved = 0
@@ -153,7 +160,7 @@ def redrive_sends(args: argparse.Namespace, settings: dict[str, str]) -> int:
             sqs.send_message(QueueUrl=target, MessageBody=message["Body"])
             sqs.delete_message(QueueUrl=source, ReceiptHandle=message["ReceiptHandle"])
             moved += 1
-    print(json.dumps({"moved": moved}) if args.json else f"moved {moved} send(s) back to the retry queue")
+    print(json.dumps({"moved": moved}) if args.json else f"moved {moved} dead-lettered {what} back to their queue")
     return 0
 
 
@@ -185,19 +192,20 @@ def main(argv: list[str] | None = None) -> int:
     follow.add_argument("--topic-arn")
     follow.add_argument("--aws-endpoint")
     follow.add_argument("--seconds", type=float, default=0, help="stop after this long (default: until Ctrl-C)")
-    redrive = commands.add_parser("redrive-sends", help="operator: move dead-lettered sends back to the retry queue")
-    redrive.add_argument("--dead-letter-queue-url")
-    redrive.add_argument("--queue-url")
-    redrive.add_argument("--aws-endpoint")
-    redrive.add_argument("--limit", type=int, default=10000)
+    for command, (_, _, what) in REDRIVES.items():
+        redrive_command = commands.add_parser(command, help=f"operator: move dead-lettered {what} back to their queue")
+        redrive_command.add_argument("--dead-letter-queue-url")
+        redrive_command.add_argument("--queue-url")
+        redrive_command.add_argument("--aws-endpoint")
+        redrive_command.add_argument("--limit", type=int, default=10000)
     args = parser.parse_args(argv)
 
     settings = outputs(args.outputs)
     tty = sys.stdout.isatty() and not args.json
     if args.command == "watch":
         return watch(args, settings, tty)
-    if args.command == "redrive-sends":
-        return redrive_sends(args, settings)
+    if args.command in REDRIVES:
+        return redrive(args, settings)
     api = args.api or settings.get("ApiUrl")
     if not api:
         print("no API: pass --api, or start the local stack with `make run`", file=sys.stderr)

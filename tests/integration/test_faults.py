@@ -293,3 +293,16 @@ def test_messages_leave_the_pending_index_when_they_move_on(stack):
     stack.eseye.stop()
     pending = stack.message_item(body_of(send(stack))["id"])
     assert pending["GSI3PK"] == f"PENDING#{pending['id'][-1]}"
+
+
+def test_dead_lettered_callbacks_are_redriven_by_the_operator_command(stack, tmp_path):
+    from smsgw_cli.main import main as smsgw
+
+    dlq, queue = stack.physical("CallbackDeadLetterQueue"), stack.physical("CallbackQueue")
+    stack.clients["sqs"].send_message(QueueUrl=dlq, MessageBody=json.dumps({"type": "sms.mt.status", "id": "x:sent"}))
+    outputs = tmp_path / "outputs.json"
+    outputs.write_text(json.dumps({"CallbackDeadLetterQueueUrl": dlq, "CallbackQueueUrl": queue, "Region": "eu-west-1"}))
+    assert smsgw(["--outputs", str(outputs), "redrive-callbacks"]) == 0
+    [moved] = stack.clients["sqs"].receive_message(QueueUrl=queue)["Messages"]
+    assert json.loads(moved["Body"])["id"] == "x:sent"
+    assert "Messages" not in stack.clients["sqs"].receive_message(QueueUrl=dlq)

@@ -85,6 +85,8 @@ def test_replay_pages_with_a_cursor_and_checks_its_input(stack):
     assert (second["republished"], second["next_cursor"]) == (1, None)
     assert replay(stack, {"since": "2026-01-01T00:00:00Z", "until": "2026-02-01T00:00:00Z"})["statusCode"] == 422
     assert replay(stack, {"since": "yesterday"})["statusCode"] == 422
+    ancient = replay(stack, {"since": "0004-01-01T00:00:00Z", "until": "0004-01-01T00:00:01.0Z"})  # found by schemathesis
+    assert (ancient["statusCode"], body_of(ancient)["republished"]) == (200, 0)
 
 
 class Receiver:

@@ -26,3 +26,9 @@ def test_times_sort_as_strings():
     from datetime import UTC, datetime
 
     assert models.iso(datetime(2026, 1, 2, 3, 4, 5, 678000, tzinfo=UTC)) == "2026-01-02T03:04:05.678Z"
+
+
+def test_times_before_the_year_1000_keep_four_digit_years():
+    from datetime import UTC, datetime
+
+    assert models.iso(datetime(4, 1, 1, tzinfo=UTC)) == "0004-01-01T00:00:00.000Z"

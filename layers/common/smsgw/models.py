@@ -58,7 +58,8 @@ def now() -> datetime:
 
 def iso(moment: datetime) -> str:
     """ISO 8601 UTC with milliseconds, so that stored times sort as strings."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    # isoformat zero-pads every field (strftime's %Y does not, below the year 1000).
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def msisdn_digits(value: str) -> str:

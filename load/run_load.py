@@ -1,0 +1,131 @@
+"""make load: a bounded load on loopback against the local stack, then a reconciliation of every message.
+
+Starts the stack as `make run` does (free ports, its own state directory), runs CLIENTS threads that
+each send MESSAGES messages while the simulator returns receipts, waits for every accepted message to
+reach a final status, and prints throughput, latency, errors and the number of messages lost (which
+must be 0: the exit status says so).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+CLIENTS = int(os.environ.get("LOAD_CLIENTS", "8"))
+MESSAGES = int(os.environ.get("LOAD_MESSAGES", "50"))  # per client
+SETTLE_SECONDS = float(os.environ.get("LOAD_SETTLE_SECONDS", "120"))
+FINAL = {"delivered", "failed", "rejected", "cancelled", "blocked"}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_stack(state: Path) -> tuple[subprocess.Popen, dict]:
+    env = {
+        **os.environ,
+        "API_PORT": str(free_port()),
+        "AWS_PORT": str(free_port()),
+        "SIM_PORT": str(free_port()),
+        "LOCAL_STATE_DIR": str(state),
+        "RECEIPT_DELAY": "0.2",
+        "PYTHONUNBUFFERED": "1",
+    }
+    log = open(state / "stack.log", "w")  # noqa: SIM115 - lives as long as the stack
+    process = subprocess.Popen([sys.executable, "-m", "local_stack.run"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 90
+    while not (state / "outputs.json").exists():
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise SystemExit(f"the local stack did not start; see {state / 'stack.log'}")
+        time.sleep(0.2)
+    return process, json.loads((state / "outputs.json").read_text())
+
+
+def client(api: str, index: int, results: list, errors: list) -> None:
+    session = requests.Session()
+    for n in range(MESSAGES):
+        # One in twenty to a destination the simulator fails, so both receipt outcomes are exercised.
+        to = f"4477009{index:02d}{'0000' if n % 20 == 19 else f'{n % 9000 + 1000:04d}'}"
+        started = time.perf_counter()
+        try:
+            response = session.post(f"{api}/messages", json={"to": to, "text": f"load {index}-{n}"}, timeout=30)
+            elapsed = time.perf_counter() - started
+            if response.status_code == 202:
+                results.append((response.json()["id"], elapsed, to.endswith("0000")))
+            else:
+                errors.append(f"{response.status_code} {response.text[:120]}")
+        except requests.RequestException as exc:
+            errors.append(type(exc).__name__)
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
+
+
+def main() -> int:
+    with tempfile.TemporaryDirectory(prefix="smsgw-load-") as directory:
+        state = Path(directory)
+        process, outputs = start_stack(state)
+        api = outputs["ApiUrl"]
+        try:
+            results: list = []
+            errors: list = []
+            threads = [threading.Thread(target=client, args=(api, i, results, errors)) for i in range(CLIENTS)]
+            started = time.perf_counter()
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            duration = time.perf_counter() - started
+            # Reconcile: every accepted message must reach a final status, the expected one.
+            pending = {message_id: should_fail for message_id, _, should_fail in results}
+            wrong: list[str] = []
+            deadline = time.monotonic() + SETTLE_SECONDS
+            session = requests.Session()
+            while pending and time.monotonic() < deadline:
+                for message_id in list(pending):
+                    response = session.get(f"{api}/messages/{message_id}", timeout=30)
+                    status = response.json().get("status") if response.status_code == 200 else None
+                    if status in FINAL:
+                        expected = "failed" if pending.pop(message_id) else "delivered"
+                        if status != expected:
+                            wrong.append(f"{message_id}: {status}, expected {expected}")
+                if pending:
+                    time.sleep(1)
+            settle = time.perf_counter() - started - duration
+        finally:
+            process.send_signal(signal.SIGINT)
+            process.wait(20)
+    latencies = [elapsed for _, elapsed, _ in results]
+    sent = CLIENTS * MESSAGES
+    print(f"clients {CLIENTS}, messages {sent}, accepted {len(results)}, errors {len(errors)}")
+    print(f"throughput {len(results) / duration:.1f} sends/s over {duration:.1f} s")
+    if latencies:
+        print(
+        p50, p99, mean = percentile(latencies, 0.5), percentile(latencies, 0.99), statistics.mean(latencies)
+        print(f"latency p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms, mean {mean * 1000:.0f} ms")
+        )
+    print(f"all receipts applied {settle:.1f} s after the last send")
+    print(f"lost {len(pending)} (not final after {SETTLE_SECONDS:.0f} s), wrong status {len(wrong)}")
+    for line in errors[:5] + wrong[:5]:
+        print("  ", line)
+    return 0 if not pending and not wrong and not errors else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

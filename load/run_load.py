@@ -116,10 +116,8 @@ def main() -> int:
     print(f"clients {CLIENTS}, messages {sent}, accepted {len(results)}, errors {len(errors)}")
     print(f"throughput {len(results) / duration:.1f} sends/s over {duration:.1f} s")
     if latencies:
-        print(
         p50, p99, mean = percentile(latencies, 0.5), percentile(latencies, 0.99), statistics.mean(latencies)
         print(f"latency p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms, mean {mean * 1000:.0f} ms")
-        )
     print(f"all receipts applied {settle:.1f} s after the last send")
     print(f"lost {len(pending)} (not final after {SETTLE_SECONDS:.0f} s), wrong status {len(wrong)}")
     for line in errors[:5] + wrong[:5]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -56,9 +57,8 @@ class RunningStack:
             time.sleep(0.2)
 
 
-@pytest.fixture(scope="session")
-def local_stack(tmp_path_factory):
-    state = tmp_path_factory.mktemp("local-stack")
+@contextlib.contextmanager
+def running_stack(state: Path):
     eseye = EseyeSimulator(port=free_port(), receipt_delay=0.3, log=lambda *_: None).start()
     env = {
         **os.environ,
@@ -84,13 +84,28 @@ def local_stack(tmp_path_factory):
         time.sleep(0.2)
     outputs = json.loads(outputs_path.read_text())
     eseye.mo_url = f"{outputs['ApiUrl']}/webhooks/{outputs['WebhookToken']}/mo"
-    yield RunningStack(outputs, eseye, process, log_path)
-    process.send_signal(signal.SIGINT)
     try:
-        process.wait(15)
-    except subprocess.TimeoutExpired:
-        process.kill()
-    eseye.stop()
+        yield RunningStack(outputs, eseye, process, log_path)
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        eseye.stop()
+
+
+@pytest.fixture(scope="session")
+def local_stack(tmp_path_factory):
+    with running_stack(tmp_path_factory.mktemp("local-stack")) as stack:
+        yield stack
+
+
+@pytest.fixture(scope="module")
+def isolated_stack(tmp_path_factory):
+    """A stack of its own, for tests that leave state others must not see (fuzzing edits the lists)."""
+    with running_stack(tmp_path_factory.mktemp("isolated-stack")) as stack:
+        yield stack
 
 
 @pytest.fixture

@@ -19,9 +19,9 @@ EXAMPLES = int(os.environ.get("SCHEMATHESIS_EXAMPLES", "10"))
 
 @schema.parametrize()
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
-def test_every_operation_keeps_its_contract(case, local_stack):
+def test_every_operation_keeps_its_contract(case, isolated_stack):
     case.call_and_validate(
-        base_url=local_stack.api,
+        base_url=isolated_stack.api,
         checks=[not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance],
         timeout=30,
     )

@@ -1,0 +1,186 @@
+"""AWS calls per operation, counted by a botocore event hook, against the minimum the design needs.
+
+Run by make test as budgets (a regression fails CI) and by make bench, which prints the table.
+Each operation runs in a warm container: the gateway secret is already cached, as it is for every
+request but the first in each cache period.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+
+import boto3
+import pytest
+
+from tests.conftest import load_event
+from tests.integration.test_inbound import mo, receipt, stream_batch
+
+# operation -> (the design's minimum, budget); each counts every AWS API call (Secrets Manager included).
+BUDGETS = {
+    "send (accepted)": ({"dynamodb": 3}, 3),  # lists read, create, status change
+    "send (rejected)": ({"dynamodb": 3}, 3),
+    "send (retried once)": ({"dynamodb": 5, "sqs": 1}, 6),  # send: lists, create, retry note, enqueue; dispatcher: read, status
+    "status": ({"dynamodb": 1}, 1),
+    "status (refresh)": ({"dynamodb": 2}, 2),
+    "cancel (pending)": ({"dynamodb": 2}, 2),
+    "cancel (sent)": ({"dynamodb": 2}, 2),
+    "receipt": ({"dynamodb": 1}, 1),
+    "receipt (duplicate)": ({"dynamodb": 1}, 1),
+    "mo": ({"dynamodb": 3}, 3),  # lists read, waiting-command query, create
+    "publish (10 events)": ({"dynamodb": 1, "sns": 1}, 2),  # one archive batch, one SNS batch
+}
+
+
+class CallCounter:
+    def __init__(self):
+        self.calls: collections.Counter = collections.Counter()
+        self.operations: list[str] = []
+
+    def __call__(self, model, **kwargs):
+        service = model.service_model.service_name
+        self.calls[service] += 1
+        self.operations.append(f"{service}.{model.name}")
+
+    def reset(self):
+        self.calls.clear()
+        self.operations.clear()
+
+
+@pytest.fixture
+def counted(stack, monkeypatch):
+    """Count calls of every client built from here on (the functions' clients are built lazily)."""
+    counter = CallCounter()
+    original = boto3.client
+
+    def counting_client(*args, **kwargs):
+        client = original(*args, **kwargs)
+        client.meta.events.register("before-call", counter)
+        return client
+
+    monkeypatch.setattr(boto3, "client", counting_client)
+    return counter
+
+
+def warm(stack, function):
+    handler = stack.handler(function)
+    return handler
+
+
+def measure(stack, counted) -> dict[str, dict]:
+    """Run each operation once, warm, and return its calls."""
+    results = {}
+    send = warm(stack, "SendFunction")
+    event = load_event("send_gsm7")
+
+    def send_body(body):
+        return send({**event, "body": json.dumps(body)})
+
+    send_body({"to": "447700900001", "text": "warm-up"})  # fills the secret cache, as any earlier request would
+    counted.reset()
+    accepted = json.loads(send_body({"to": "447700900001", "text": "x"})["body"])
+    results["send (accepted)"] = dict(counted.calls)
+
+    counted.reset()
+    send_body({"to": "447700900570", "text": "x"})
+    results["send (rejected)"] = dict(counted.calls)
+
+    dispatcher = warm(stack, "DispatcherFunction")
+    template = load_event("dispatcher_retry")["Records"][0]
+
+    def retried_once():
+        stack.eseye.stop()
+        message = json.loads(send_body({"to": "447700900001", "text": "x"})["body"])
+        stack.eseye.start()
+        jobs = stack.queue_jobs()
+        dispatcher({"Records": [{**template, "body": json.dumps(job)} for job in jobs]})
+        return message
+
+    pending = retried_once()  # warms the dispatcher's container
+    counted.reset()
+    retried_once()
+    results["send (retried once)"] = dict(counted.calls)
+    assert json.loads(send_body({"to": "447700900001", "text": "y"})["body"])["status"] == "sent"
+
+    get = warm(stack, "GetMessageFunction")
+    get_event = load_event("get_message")
+    get_event.update(path=f"/messages/{accepted['id']}", pathParameters={"message_id": accepted["id"]})
+    get({**get_event, "queryStringParameters": {"refresh": "true"}})  # warm-up: the secret for refresh
+    counted.reset()
+    get({**get_event, "queryStringParameters": None})
+    results["status"] = dict(counted.calls)
+    counted.reset()
+    get({**get_event, "queryStringParameters": {"refresh": "true"}})
+    results["status (refresh)"] = dict(counted.calls)
+
+    cancel = warm(stack, "CancelMessageFunction")
+    cancel_event = load_event("cancel_message")
+    stack.eseye.stop()
+    waiting = json.loads(send_body({"to": "447700900001", "text": "z"})["body"])
+    stack.eseye.start()
+    cancel({**cancel_event, "path": f"/messages/{accepted['id']}", "pathParameters": {"message_id": accepted["id"]}})  # warm-up
+    counted.reset()
+    cancel({**cancel_event, "path": f"/messages/{waiting['id']}", "pathParameters": {"message_id": waiting["id"]}})
+    results["cancel (pending)"] = dict(counted.calls)
+    sent = json.loads(send_body({"to": "447700900001", "text": "c"})["body"])
+    counted.reset()
+    cancel({**cancel_event, "path": f"/messages/{sent['id']}", "pathParameters": {"message_id": sent["id"]}})
+    results["cancel (sent)"] = dict(counted.calls)
+
+    target = json.loads(send_body({"to": "447700900001", "text": "r"})["body"])
+    receipt(stack, pending["id"])  # warm-up of the receipt function's secret
+    handler = warm(stack, "ReceiptWebhookFunction")
+    receipt_event = load_event("receipt_get_delivered")
+    fields = {"messageid": target["id"], "referenceid": "r1", "statuscode": "delivered", "status": "delivered"}
+    receipt_event.update(queryStringParameters=fields)
+    handler(receipt_event)  # a warm container
+    counted.reset()
+    receipt_fields = {**fields, "referenceid": "r2"}
+    target2 = json.loads(send_body({"to": "447700900001", "text": "r2"})["body"])
+    counted.reset()
+    handler({**receipt_event, "queryStringParameters": {**receipt_fields, "messageid": target2["id"]}})
+    results["receipt"] = dict(counted.calls)
+    counted.reset()
+    handler({**receipt_event, "queryStringParameters": {**receipt_fields, "messageid": target2["id"]}})
+    results["receipt (duplicate)"] = dict(counted.calls)
+
+    mo(stack, {"source": "447700900123", "message_id": "w", "text": "warm-up"})
+    mo_handler = warm(stack, "MoWebhookFunction")
+    mo_event = load_event("mo_form_text")
+    mo_handler(mo_event)
+    counted.reset()
+    mo_handler({**mo_event, "body": "source=447700900123&message_id=m2&text=hello"})
+    results["mo"] = dict(counted.calls)
+
+    batch = stream_batch(stack)
+    changes = [r for r in batch["Records"] if r["eventName"] in ("INSERT", "MODIFY")]
+    publisher = warm(stack, "PublisherFunction")
+    counted.reset()
+    publisher({"Records": changes[:10]})
+    results["publish (10 events)"] = dict(counted.calls)
+    return results
+
+
+def test_aws_calls_per_operation_stay_within_budget(stack, counted):
+    results = measure(stack, counted)
+    print("\n" + table(results))
+    for operation, (minimum, budget) in BUDGETS.items():
+        calls = results[operation]
+        assert "secretsmanager" not in calls, f"{operation} read the secret although it was cached"
+        assert sum(calls.values()) <= budget, f"{operation}: {calls} over budget {budget} (design minimum {minimum})"
+
+
+def test_the_secret_is_read_once_per_cache_period_not_per_request(stack, counted):
+    send = stack.handler("SendFunction")
+    for _ in range(5):
+        send(load_event("send_gsm7"))
+    assert counted.operations.count("secretsmanager.GetSecretValue") == 1
+
+
+def table(results: dict[str, dict]) -> str:
+    lines = [f"{'operation':<22} {'calls':<34} {'total':>5} {'minimum':>8}", "-" * 72]
+    for operation, (minimum, _) in BUDGETS.items():
+        calls = results[operation]
+        shown = ", ".join(f"{k} {v}" for k, v in sorted(calls.items()))
+        lines.append(f"{operation:<22} {shown:<34} {sum(calls.values()):>5} {sum(minimum.values()):>8}")
+    return "\n".join(lines)

@@ -26,6 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 CLIENTS = int(os.environ.get("LOAD_CLIENTS", "8"))
 MESSAGES = int(os.environ.get("LOAD_MESSAGES", "50"))  # per client
 SETTLE_SECONDS = float(os.environ.get("LOAD_SETTLE_SECONDS", "120"))
+RECEIPTS = int(os.environ.get("LOAD_RECEIPTS", "200"))  # receipts posted straight at the webhook, as Eseye would
 FINAL = {"delivered", "failed", "rejected", "cancelled", "blocked"}
 
 
@@ -72,6 +73,32 @@ def client(api: str, index: int, results: list, errors: list) -> None:
             errors.append(type(exc).__name__)
 
 
+def receipt_phase(api: str, token: str) -> tuple[float, int]:
+    """Messages that get no simulated receipt (destinations ending 0001), then receipts for all of them at once."""
+    session = requests.Session()
+    ids = [session.post(f"{api}/messages", json={"to": f"44770090{n % 10}0001", "text": "r"}, timeout=30).json()["id"] for n in range(RECEIPTS)]
+    chunks = [ids[i::CLIENTS] for i in range(CLIENTS)]
+    failures: list[str] = []
+
+    def post_receipts(chunk: list[str]) -> None:
+        client = requests.Session()
+        for message_id in chunk:
+            fields = {"messageid": message_id, "referenceid": message_id[:16], "statuscode": "delivered", "status": "delivered"}
+            response = client.get(f"{api}/webhooks/{token}/receipt", params=fields, timeout=30)
+            if response.status_code != 200:
+                failures.append(message_id)
+
+    started = time.perf_counter()
+    threads = [threading.Thread(target=post_receipts, args=(chunk,)) for chunk in chunks]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - started
+    not_delivered = [i for i in ids if session.get(f"{api}/messages/{i}", timeout=30).json().get("status") != "delivered"]
+    return RECEIPTS / elapsed, len(set(failures) | set(not_delivered))
+
+
 def percentile(values: list[float], fraction: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
@@ -108,6 +135,7 @@ def main() -> int:
                 if pending:
                     time.sleep(1)
             settle = time.perf_counter() - started - duration
+            receipts_per_second, receipt_failures = receipt_phase(api, outputs["WebhookToken"])
         finally:
             process.send_signal(signal.SIGINT)
             process.wait(20)
@@ -120,9 +148,10 @@ def main() -> int:
         print(f"latency p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms, mean {mean * 1000:.0f} ms")
     print(f"all receipts applied {settle:.1f} s after the last send")
     print(f"lost {len(pending)} (not final after {SETTLE_SECONDS:.0f} s), wrong status {len(wrong)}")
+    print(f"receipt webhook {receipts_per_second:.1f} receipts/s ({RECEIPTS} receipts, {CLIENTS} senders), not applied {receipt_failures}")
     for line in errors[:5] + wrong[:5]:
         print("  ", line)
-    return 0 if not pending and not wrong and not errors else 1
+    return 0 if not pending and not wrong and not errors and not receipt_failures else 1
 
 
 if __name__ == "__main__":

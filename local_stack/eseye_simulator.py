@@ -317,6 +317,9 @@ def error_xml(error: EseyeError) -> str:
 class _Handler(BaseHTTPRequestHandler):
     sim: EseyeSimulator
     protocol_version = "HTTP/1.1"
+    # Headers and body leave in separate writes; without TCP_NODELAY, Nagle meets the client's delayed ACK
+    # and every answer waits ~40 ms.
+    disable_nagle_algorithm = True
 
     def log_message(self, format: str, *args: Any) -> None:  # quiet: the simulator logs its own lines
         pass

@@ -25,6 +25,38 @@ def log(line: str) -> None:
     print(f"{time.strftime('%H:%M:%S')} {line}", flush=True)
 
 
+class MotoProcess:
+    """moto's server mode in a child process, stopped with the stack."""
+
+    def __init__(self, host: str, port: int):
+        self.host, self.port = host, port
+        self.process: Any = None
+
+    def start(self) -> None:
+        import socket
+        import subprocess
+
+        command = [sys.executable, "-m", "moto.server", "-H", self.host, "-p", str(self.port)]
+        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise OSError(f"moto server exited (is port {self.port} free?)")
+            with socket.socket() as probe:
+                if probe.connect_ex((self.host, self.port)) == 0:
+                    return
+            time.sleep(0.1)
+        raise OSError("moto server did not start")
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(5)
+            except Exception:
+                self.process.kill()
+
+
 class LocalStack:
     def __init__(self, env: dict[str, str] | None = None):
         env = dict(os.environ if env is None else env)
@@ -57,7 +89,6 @@ class LocalStack:
 
     def start(self) -> dict[str, str]:
         import boto3
-        from moto.server import ThreadedMotoServer
 
         from local_stack.eseye_simulator import EseyeSimulator
         from local_stack.gateway import Gateway
@@ -67,10 +98,9 @@ class LocalStack:
 
         for name, value in {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local", "AWS_DEFAULT_REGION": REGION}.items():
             os.environ.setdefault(name, value)
-        import logging
-
-        logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one readable line per request is ours to print
-        moto = ThreadedMotoServer(ip_address=self.host, port=self.aws_port, verbose=False)
+        # moto in a process of its own: it does most of the work, and one process's GIL would serialise
+        # it with the gateway, the pollers and the simulator.
+        moto = MotoProcess(self.host, self.aws_port)
         moto.start()
         self.components.append(moto)
         log(f"aws   moto server on {self.aws_url}")

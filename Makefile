@@ -64,6 +64,13 @@ test: lint ## Every test suite: lint, unit, integration, end-to-end
 test-fast: venv ## Unit and integration tests only
 	$(PY) -m pytest tests/unit tests/integration
 
+bench: build ## Benchmarks: cold start, AWS calls per operation, warm overhead, package size, local stack throughput
+	@echo "== cold start"; $(PY) benchmarks/cold_start.py 2>&1 | grep -v "^WARNING: Location"
+	@echo "== AWS calls per operation (warm)"; $(PY) -m pytest -q -p no:cacheprovider tests/integration/test_aws_call_budgets.py >/dev/null && cat .local/aws_calls.txt
+	@echo "== warm handler overhead"; $(PY) benchmarks/warm_overhead.py 2>/dev/null | grep -A4 "^Warm invocation"
+	@echo "== package size (sam build)"; $(PY) benchmarks/package_size.py
+	@echo "== local stack throughput"; $(PY) load/run_load.py
+
 fuzz: venv ## Longer hostile-input runs: schemathesis (200 examples per operation) and the hypothesis fuzzers (1000)
 	SCHEMATHESIS_EXAMPLES=$${SCHEMATHESIS_EXAMPLES:-200} FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-1000} \
 	  $(PY) -m pytest tests/e2e/test_contract_fuzz.py tests/integration/test_hostile_input.py
@@ -89,4 +96,4 @@ invoke-%: venv ## Invoke a function against the running local stack: make invoke
 clean: ## Remove build output and local state
 	rm -rf .aws-sam .local .pytest_cache .hypothesis .ruff_cache
 
-.PHONY: help venv lint format test test-fast fuzz load run build deploy destroy clean
+.PHONY: help venv lint format test test-fast bench fuzz load run build deploy destroy clean

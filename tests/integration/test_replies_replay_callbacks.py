@@ -175,3 +175,13 @@ def test_status_callback_must_be_https(stack):
     response = send(stack, body={"to": "447700900001", "text": "x", "status_callback": "http://example.com/hook"})
     assert response["statusCode"] == 422
     assert "status_callback" in body_of(response)["error"]["details"]["fields"]
+
+
+def test_the_sample_events_drive_their_functions(stack):
+    # Given the fixtures that sam local invoke -e would use, each function answers without failing
+    assert stack.invoke("ReplyTimeoutsFunction", load_event("reply_timeouts_schedule")) == {"timed_out": 0}
+    assert stack.invoke("ReconcilerFunction", load_event("reply_timeouts_schedule")) == {"rescheduled": 0}
+    assert stack.invoke("PublisherFunction", load_event("publisher_stream_delivered")) == {"batchItemFailures": []}
+    assert stack.invoke("ListsFunction", load_event("list_get_allow"))["statusCode"] == 404
+    assert stack.invoke("ListsFunction", load_event("list_delete_block"))["statusCode"] == 404
+    assert body_of(stack.invoke("ReplayFunction", load_event("events_replay")))["failed"] == 0

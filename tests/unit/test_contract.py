@@ -62,8 +62,21 @@ def test_every_sample_event_targets_a_declared_route():
         if "httpMethod" in event:
             assert (event["httpMethod"], event["resource"]) in routes, path.name
             assert event["requestContext"]["resourcePath"] == event["resource"], path.name
+        elif "Records" in event:
+            assert event["Records"] and all(r["eventSource"] in ("aws:sqs", "aws:dynamodb") for r in event["Records"]), path.name
         else:
-            assert event["Records"] and all("eventSource" in r for r in event["Records"]), path.name
+            assert (event["source"], event["detail-type"]) == ("aws.events", "Scheduled Event"), path.name
+
+
+def test_every_function_has_a_sample_event():
+    template = load_template()
+    events = [json.loads(p.read_text()) for p in (ROOT / "events").glob("*.json")]
+    api_events = {(e["httpMethod"], e["resource"]) for e in events if "httpMethod" in e}
+    routes = api_routes(template)
+    assert {r.function for r in routes} == {r.function for r in routes if (r.method, r.path) in api_events}
+    sources = " ".join(e["Records"][0]["eventSourceARN"] for e in events if "Records" in e)
+    assert all(name in sources for name in ("SendRetryQueue", "CallbackQueue", ":table/"))  # dispatcher, callbacks, publisher
+    assert any(e.get("source") == "aws.events" for e in events)  # the scheduled functions
 
 
 def test_valid_sample_bodies_match_the_documented_request_schema():

@@ -29,18 +29,13 @@ $(VENV)/.installed: requirements-dev.txt layers/common/requirements.txt pyprojec
 	$(PY) -m pip install --quiet --no-deps -e .  # the smsgw command-line client
 	touch $@
 
-$(SAM_VENV)/.installed: requirements-sam.txt
-	@echo "==> creating $(SAM_VENV) (the SAM CLI pins its own boto3 and click)"
-	$(PYTHON) -m venv $(SAM_VENV)
-	$(SAM_VENV)/bin/pip install --quiet --upgrade pip
-	$(SAM_VENV)/bin/pip install --quiet -r requirements-sam.txt
-	touch $@
-
-$(CHECKOV_VENV)/.installed: requirements-checkov.txt
-	@echo "==> creating $(CHECKOV_VENV) (checkov's dependencies would fight ours)"
-	$(PYTHON) -m venv $(CHECKOV_VENV)
-	$(CHECKOV_VENV)/bin/pip install --quiet --upgrade pip
-	$(CHECKOV_VENV)/bin/pip install --quiet -r requirements-checkov.txt
+# Tools whose own pins would fight ours get a venv each: the SAM CLI pins boto3 and click (and quietly
+# downgrades itself on a clash), checkov brings a large tree of its own. .venv-X comes from requirements-X.txt.
+.venv-%/.installed: requirements-%.txt
+	@echo "==> creating .venv-$* from $<"
+	$(PYTHON) -m venv .venv-$*
+	.venv-$*/bin/pip install --quiet --upgrade pip
+	.venv-$*/bin/pip install --quiet -r $<
 	touch $@
 
 venv: $(VENV)/.installed $(SAM_VENV)/.installed $(CHECKOV_VENV)/.installed ## Create the virtual environments

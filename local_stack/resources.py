@@ -148,3 +148,25 @@ def outputs(ctx: Context) -> dict[str, str]:
         except Unresolvable:
             continue
     return values
+
+
+def discover(ctx: Context, clients: dict[str, Any]) -> dict[str, dict[str, str]]:
+    """Find the resources a running local stack made (by their template names) and fill ctx.physical."""
+    stack = ctx.stack_name
+    for logical_id, resource in ctx.template["Resources"].items():
+        name = f"{stack}-{logical_id}"
+        kind = resource["Type"]
+        if kind == "AWS::DynamoDB::Table":
+            table = clients["dynamodb"].describe_table(TableName=name)["Table"]
+            ctx.physical[logical_id] = {"Ref": name, "Arn": table["TableArn"], "StreamArn": table.get("LatestStreamArn", "")}
+        elif kind == "AWS::SQS::Queue":
+            url = clients["sqs"].get_queue_url(QueueName=name)["QueueUrl"]
+            arn = clients["sqs"].get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+            ctx.physical[logical_id] = {"Ref": url, "Arn": arn, "QueueName": name, "QueueUrl": url}
+        elif kind == "AWS::SNS::Topic":
+            arn = f"arn:aws:sns:{ctx.region}:{ctx.account}:{name}"
+            ctx.physical[logical_id] = {"Ref": arn, "TopicArn": arn, "TopicName": name}
+        elif kind == "AWS::SecretsManager::Secret":
+            arn = clients["secretsmanager"].describe_secret(SecretId=name)["ARN"]
+            ctx.physical[logical_id] = {"Ref": arn, "Id": arn, "Name": name}
+    return ctx.physical

@@ -50,3 +50,21 @@ def test_watch_prints_events_as_they_happen(local_stack):
     thread.join()
     events = [json.loads(line) for line in watcher["result"].stdout.splitlines()]
     assert f"{message['id']}:sent" in {e["id"] for e in events}
+
+
+def test_make_invoke_runs_a_handler_with_a_sample_event_against_the_stack(local_stack):
+    import os
+
+    env = {**os.environ, "LOCAL_STATE_DIR": str(local_stack.log_path.parent)}
+    result = subprocess.run(
+        [sys.executable, "-m", "local_stack.invoke", "SendFunction", "events/send_gsm7.json"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+    response = json.loads(result.stdout[result.stdout.index("{\n") :])
+    assert response["statusCode"] == 202
+    message = json.loads(response["body"])
+    assert local_stack.get(message["id"])["status"] in ("sent", "delivered")  # stored in the running stack

@@ -92,7 +92,7 @@ def test_static_egress_puts_only_the_eseye_callers_behind_the_nat_and_outputs_it
 @pytest.mark.parametrize("mode", [(), ("StaticEgressIp=true",), ("AuthMode=API_KEY",)])
 def test_every_function_has_least_privilege(mode):
     template = translated(*mode)
-    roles = {k: r for k, r in template["Resources"].items() if r["Type"] == "AWS::IAM::Role"}
+    roles = {k: r for k, r in template["Resources"].items() if r["Type"] == "AWS::IAM::Role" and k != "ApiGatewayLoggingRole"}
     assert len(roles) == sum(1 for r in load_template()["Resources"].values() if r["Type"] == "AWS::Serverless::Function")
     for name, role in roles.items():
         for arn in role["Properties"].get("ManagedPolicyArns", []):
@@ -144,3 +144,14 @@ def test_the_dashboard_body_is_valid_json_once_substituted():
     body = json.loads(context.resolve(template["Resources"]["Dashboard"]["Properties"]["DashboardBody"]))
     titles = {w["properties"]["title"] for w in body["widgets"]}
     assert {"Messages", "Eseye latency (ms)", "Dead-letter queues", "API"} <= titles
+
+
+def test_the_api_stage_waits_for_the_account_logging_role():
+    resources = translated()["Resources"]
+    # The stage refers to the deployment, which refers to the RestApi, which waits for the account setting.
+    [(rest_api, api)] = [(k, r) for k, r in resources.items() if r["Type"] == "AWS::ApiGateway::RestApi"]
+    assert api["DependsOn"] in ("ApiGatewayAccount", ["ApiGatewayAccount"])
+    for stage in (r for r in resources.values() if r["Type"] == "AWS::ApiGateway::Stage"):
+        assert stage["Properties"]["RestApiId"] == {"Ref": rest_api}
+    role = template["Resources"]["ApiGatewayLoggingRole"]["Properties"]
+    assert role["ManagedPolicyArns"] == [{"Fn::Sub": "arn:${AWS::Partition}:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs"}]

@@ -153,5 +153,5 @@ def test_the_api_stage_waits_for_the_account_logging_role():
     assert api["DependsOn"] in ("ApiGatewayAccount", ["ApiGatewayAccount"])
     for stage in (r for r in resources.values() if r["Type"] == "AWS::ApiGateway::Stage"):
         assert stage["Properties"]["RestApiId"] == {"Ref": rest_api}
-    role = template["Resources"]["ApiGatewayLoggingRole"]["Properties"]
+    role = resources["ApiGatewayLoggingRole"]["Properties"]
     assert role["ManagedPolicyArns"] == [{"Fn::Sub": "arn:${AWS::Partition}:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs"}]

@@ -290,3 +290,14 @@ def test_mo_in_the_query_string_is_read_and_readable_by_id(stack):
     shown.update(path=f"/messages/{message['id']}", pathParameters={"message_id": message["id"]})
     by_id = body_of(stack.invoke("GetMessageFunction", shown))
     assert (by_id["direction"], by_id["text"], by_id["from"]) == ("mo", "via query", "447700900123")
+
+
+def test_a_receipt_with_a_status_word_we_do_not_know_is_kept_and_moves_nothing(stack):
+    # Eseye documents only delivered and failed; anything else is stored, never guessed at
+    message = sent_message(stack)
+    assert receipt(stack, message["id"], "expired", reference="x1")["statusCode"] == 200
+    stored = stack.message_item(message["id"])
+    assert stored["status"] == "sent"
+    assert stored["history"][-1]["detail"]["receipt"]["status"] == "expired"
+    assert receipt(stack, message["id"], "expired", reference="x1")["statusCode"] == 200  # and once only
+    assert sum(1 for h in stack.message_item(message["id"])["history"] if h["event"] == "receipt") == 1

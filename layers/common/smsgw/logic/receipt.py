@@ -33,16 +33,20 @@ def process_receipt(receipt: dict[str, str], deps: Deps | None = None) -> str:
     target = RECEIPT_MEANING.get(receipt["status"].lower())
     cause = f"receipt {receipt['status']!r} (statuscode {receipt['statuscode']!r})"
     try:
+        if target is None:  # a status word we do not know: keep it, move nothing
+            _note(deps, message_id, receipt, key, cause)
+            count("ReceiptUnknownStatus")
+            return "ignored"
         deps.store.update_message(
             message_id,
-            _entry(deps, target or "", cause, receipt),
+            _entry(deps, target, cause, receipt),
             status=target,
-            allowed_from=models.ALLOWED_FROM[target] if target else None,
+            allowed_from=models.ALLOWED_FROM[target],
             receipt_key=key,
             sets={"last_receipt": receipt},
-        ) if target else _note(deps, message_id, receipt, key, cause)
-        count("Delivered" if target == models.DELIVERED else "DeliveryFailed" if target else "ReceiptUnknownStatus")
-        return "applied" if target else "ignored"
+        )
+        count("Delivered" if target == models.DELIVERED else "DeliveryFailed")
+        return "applied"
     except ConditionFailed as exc:
         current = exc.item
     if not current or not current.get("status"):

@@ -176,3 +176,31 @@ def test_garbage_is_refused_with_pdu_error(junk):
 def test_decoder_never_raises_anything_but_pdu_error(raw):
     with contextlib.suppress(encoding.PduError):
         decode_pdu(raw.hex())
+
+
+VALID_PDUS = [
+    submit_pdu("Status OK {temp}"),
+    submit_pdu("温度 OK ✓", dcs=0x08),
+    submit_pdu(dcs=0x04, octets=bytes([0, 1, 0xFE, 0xFF])),
+    submit_pdu("part one ", dcs=0x08, udh=bytes([0x00, 0x03, 0x2A, 0x02, 0x01])),
+    submit_pdu("hello", udh=bytes([0x08, 0x04, 0x01, 0x02, 0x03, 0x02])),
+    "07911326040000F0040B911346610089F60000208062917314080CC8F71D14969741F977FD07",
+]
+
+
+@given(
+    pdu=st.sampled_from(VALID_PDUS),
+    edits=st.lists(st.tuples(st.integers(min_value=0, max_value=200), st.integers(min_value=0, max_value=255)), min_size=1, max_size=4),
+    cut=st.integers(min_value=0, max_value=8),
+)
+def test_mutated_valid_pdus_decode_or_are_refused_with_pdu_error(pdu, edits, cut):
+    raw = bytearray(bytes.fromhex(pdu))
+    for position, value in edits:
+        raw[position % len(raw)] = value
+    mutated = bytes(raw[: max(1, len(raw) - cut)])
+    try:
+        decoded = decode_pdu(mutated.hex())
+    except encoding.PduError:
+        return
+    assert decoded.kind in ("submit", "deliver")
+    assert decoded.encoding in ("gsm7", "8bit", "ucs2")

@@ -54,19 +54,24 @@ def resolver() -> APIGatewayRestResolver:
     return app
 
 
+def raw_body(app: APIGatewayRestResolver) -> bytes:
+    """The request body as the bytes the client sent. Raises BadRequest if API Gateway's base64 is broken."""
+    event = app.current_event
+    body = event.body or ""
+    if not event.is_base64_encoded:
+        return body.encode("utf-8", errors="surrogatepass")
+    import base64
+
+    try:
+        return base64.b64decode(body)
+    except ValueError as exc:
+        raise BadRequest("the body is not valid base64") from exc
+
+
 def json_body(app: APIGatewayRestResolver) -> Any:
     """The request body as JSON. Raises PayloadTooLarge, UnsupportedMediaType or BadRequest."""
     event = app.current_event
-    raw = event.body or ""
-    if event.is_base64_encoded:
-        import base64
-
-        try:
-            raw_bytes = base64.b64decode(raw)
-        except ValueError as exc:
-            raise BadRequest("the body is not valid base64") from exc
-    else:
-        raw_bytes = raw.encode("utf-8", errors="surrogatepass")
+    raw_bytes = raw_body(app)
     limit = settings().max_body_bytes
     if len(raw_bytes) > limit:
         raise PayloadTooLarge(f"the body is {len(raw_bytes)} bytes; the limit is {limit}", {"limit": limit})
@@ -125,19 +130,15 @@ def text_response(status: int, text: str) -> Response:
 
 def webhook_request(app: APIGatewayRestResolver, kind: str):
     """The raw webhook request, whatever its method and content type."""
-    import base64
-
     from smsgw.logic.webhooks import WebhookRequest
 
     event = app.current_event
-    body = event.body or ""
-    raw = base64.b64decode(body) if event.is_base64_encoded else body.encode("utf-8", errors="surrogatepass")
     return WebhookRequest(
         method=event.http_method,
         kind=kind,
         query=dict(event.query_string_parameters or {}),
         headers=dict(event.headers or {}),
-        body=raw,
+        body=raw_body(app),
         source_ip=event.request_context.identity.source_ip or "",
     )
 

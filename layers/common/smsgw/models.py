@@ -8,6 +8,7 @@ record its OK!), so `pending` may move straight to `delivered` or `failed`.
 from __future__ import annotations
 
 import re
+import unicodedata
 from datetime import UTC, datetime
 from typing import Any
 
@@ -60,6 +61,16 @@ def iso(moment: datetime) -> str:
     """ISO 8601 UTC with milliseconds, so that stored times sort as strings."""
     # isoformat zero-pads every field (strftime's %Y does not, below the year 1000).
     return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def parse_time(value: Any) -> datetime:
+    """An ISO 8601 time with a timezone (Z allowed), as clients send it. Raises ValueError otherwise."""
+    if not isinstance(value, str) or len(value) > 40 or any(unicodedata.category(c) == "Cc" for c in value):
+        raise ValueError("not an ISO 8601 time")
+    moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    if moment.tzinfo is None:
+        raise ValueError("no timezone")
+    return moment
 
 
 def msisdn_digits(value: str) -> str:

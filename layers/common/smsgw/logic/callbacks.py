@@ -73,7 +73,7 @@ def deliver_record(body: str, receipt_handle: str, receive_count: int, deps: Any
         status = deliver(event, deps.callback_secret.get_text(), session, deps.settings.allow_insecure_callbacks)
     except CallbackFailed:
         count("CallbackFailed")
-        delay_redelivery(deps.settings.callback_queue_url, receipt_handle, backoff_seconds(receive_count), deps.retry_queue._client)
+        delay_redelivery(deps.settings.callback_queue_url, receipt_handle, backoff_seconds(receive_count), deps.retry_queue.client)
         raise
     count("CallbackDelivered")
     return status

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import json
-from datetime import datetime
 from typing import Any
 
 from smsgw import models
@@ -32,12 +31,9 @@ def _time(name: str, value: str | None) -> str | None:
     if value is None:
         return None
     try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        return models.iso(models.parse_time(value))
     except ValueError as exc:
-        raise ValidationFailed(f"{name} must be an ISO 8601 time", {name: value}) from exc
-    if moment.tzinfo is None:
-        raise ValidationFailed(f"{name} needs a timezone, e.g. Z", {name: value})
-    return models.iso(moment)
+        raise ValidationFailed(f"{name} must be an ISO 8601 time with a timezone, e.g. Z", {name: value}) from exc
 
 
 def list_messages(query: dict[str, str], deps: Deps | None = None) -> dict[str, Any]:

@@ -64,8 +64,7 @@ def publish_changes(changes: list[tuple[str, dict[str, Any], dict[str, Any] | No
     failed_records: set[str] = set()
     for start in range(0, len(pending), 10):
         chunk = pending[start : start + 10]
-        events = [{**public_event(e), "msisdn": e["msisdn"]} for _, e in chunk]
-        failed_ids = publisher.publish(events)
+        failed_ids = publisher.publish([event for _, event in chunk])
         failed_records |= {record_id for record_id, e in chunk if e["id"] in failed_ids}
     for record_id, event in pending:
         logger.info(

@@ -18,14 +18,10 @@ TYPES = (MT_STATUS, MO_RECEIVED, REPLY_TIMEOUT)
 
 
 def _moment(body: dict[str, Any], name: str) -> datetime:
-    value = body.get(name)
     try:
-        moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-        if moment.tzinfo is None:
-            raise ValueError
-        return moment
+        return models.parse_time(body.get(name))
     except ValueError as exc:
-        raise ValidationFailed(f"{name} must be an ISO 8601 time with a timezone", {name: value}) from exc
+        raise ValidationFailed(f"{name} must be an ISO 8601 time with a timezone", {name: body.get(name)}) from exc
 
 
 def replay_events(body: Any, deps: Deps | None = None) -> dict[str, Any]:

@@ -92,11 +92,7 @@ def parse_send_request(body: Any, now: datetime, allow_insecure_callbacks: bool 
     raw_expiry = body.get("expires_at")
     if raw_expiry is not None:
         try:
-            if not isinstance(raw_expiry, str) or len(raw_expiry) > 40 or _has_control_characters(raw_expiry):
-                raise ValueError
-            expires_at = datetime.fromisoformat(raw_expiry.replace("Z", "+00:00"))
-            if expires_at.tzinfo is None:
-                raise ValueError
+            expires_at = models.parse_time(raw_expiry)
             if expires_at <= now:
                 problems["expires_at"] = "must be in the future"
         except ValueError:
@@ -270,15 +266,13 @@ def _idempotent_send(deps: Deps) -> Any:
         return _IDEMPOTENT_SENDERS[id(deps)]
     from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer, IdempotencyConfig, idempotent_function
 
-    from smsgw.adapters import aws
-
     persistence = DynamoDBPersistenceLayer(
         table_name=deps.settings.table_name,
         key_attr="PK",
         sort_key_attr="SK",
         static_pk_value="IDEM",
         expiry_attr="ttl",
-        boto3_client=deps.store._client or aws.client("dynamodb"),
+        boto3_client=deps.store.client,
     )
     config = IdempotencyConfig(event_key_jmespath="key", payload_validation_jmespath="request", expires_after_seconds=86400)
 

@@ -116,6 +116,7 @@ class Store:
         *,
         status: str | None = None,
         allowed_from: tuple[str, ...] | None = None,
+        allowed_from_inferred: tuple[str, ...] = (),
         sets: dict[str, Any] | None = None,
         add: dict[str, Any] | None = None,
         receipt_key: str | None = None,
@@ -124,7 +125,8 @@ class Store:
     ) -> dict[str, Any]:
         """Append `entry` to the message's history and apply the change, atomically and conditionally.
 
-        status/allowed_from: move the status, only from one of `allowed_from`.
+        status/allowed_from: move the status, only from one of `allowed_from`, or from one of
+        `allowed_from_inferred` when the gateway inferred that status (status_source = gateway).
         receipt_key: a receipt's identity; the write applies only if it was never recorded before.
         Returns the new item. Raises ConditionFailed (with the current item) when a condition does not hold.
         """
@@ -146,7 +148,16 @@ class Store:
             for index, value in enumerate(allowed_from):
                 values[f":from{index}"] = self._to_dynamo(value)
                 placeholders.append(f":from{index}")
-            conditions.append(f"#status IN ({', '.join(placeholders)})")
+            allowed = f"#status IN ({', '.join(placeholders)})"
+            if allowed_from_inferred:
+                names["#source"] = "status_source"
+                values[":gateway"] = self._to_dynamo("gateway")
+                inferred = []
+                for index, value in enumerate(allowed_from_inferred):
+                    values[f":inf{index}"] = self._to_dynamo(value)
+                    inferred.append(f":inf{index}")
+                allowed = f"({allowed} OR (#status IN ({', '.join(inferred)}) AND #source = :gateway))"
+            conditions.append(allowed)
         for index, (name, value) in enumerate((sets or {}).items()):
             names[f"#s{index}"] = name
             values[f":s{index}"] = self._to_dynamo(value)

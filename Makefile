@@ -2,7 +2,8 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-# Python 3.13 matches the Lambda runtime. pyenv may hold one without putting it on PATH; else fall back to python3.
+# Python 3.13 matches the Lambda runtime. pyenv may hold one without putting it on PATH; else fall back to python3
+# (3.11 and 3.12 work too; the layer's bytecode is then compiled by a 3.13 found elsewhere, or left out loudly).
 PYTHON ?= $(shell for candidate in python3.13 $(wildcard $(HOME)/.pyenv/versions/3.13*/bin/python3.13) python3; do \
 	if "$$candidate" -c 'import sys' >/dev/null 2>&1; then \
 	  if "$$candidate" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 13))' 2>/dev/null || [ "$$candidate" = python3 ]; then \
@@ -17,6 +18,9 @@ export SAM_CLI_TELEMETRY := 0
 export AWS_DEFAULT_REGION ?= eu-west-1
 # sam validate/build need a region and, for validate, credentials of any shape: nothing here calls AWS.
 SAM_ENV := PATH="$(PYTHON_BIN_DIR):$$PATH" AWS_ACCESS_KEY_ID=$${AWS_ACCESS_KEY_ID:-local} AWS_SECRET_ACCESS_KEY=$${AWS_SECRET_ACCESS_KEY:-local}
+# sam build runs layers/common/Makefile: pip from our venv (a bare python3 may have no pip), and bytecode compiled by
+# the runtime's Python, which it looks for itself (or BYTECODE_PYTHON); MAKEFLAGS= keeps this make's PYTHON= out of it.
+LAYER_ENV := MAKEFLAGS= PYTHON="$(abspath $(PY))" $(if $(BYTECODE_PYTHON),BYTECODE_PYTHON="$(BYTECODE_PYTHON)")
 
 help: ## Show the targets
 	@grep -E '^[a-zA-Z_%-]+:.*?## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | awk -F'\t' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -77,7 +81,9 @@ run: venv ## The whole system locally: moto server, API on :3000, Eseye simulato
 	$(PY) -m local_stack.run
 
 build: venv ## sam build (no container)
-	$(SAM_ENV) $(SAM) build --template template.yaml
+	$(SAM_ENV) $(LAYER_ENV) $(SAM) build --template template.yaml
+	@find .aws-sam/build/CommonLayer -name '*.pyc' -print -quit | grep -q . || \
+	  echo "!!! WARNING: the CommonLayer was built WITHOUT BYTECODE (no Python 3.13 found): slower cold starts, see above."
 
 deploy: build ## sam deploy --guided (needs an AWS account)
 	$(SAM) deploy --guided

@@ -23,6 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 EVENTS = ROOT / "events"
 REGION = "eu-west-1"
 WEBHOOK_TOKENS = "tok-primary-0123456789,tok-secondary-9876543210"
+MAX_SQS_DELAY = 900  # seconds: SQS delays no message longer
 
 for _name, _value in {
     "AWS_ACCESS_KEY_ID": "testing",
@@ -64,6 +65,7 @@ class Stack:
     clients: dict[str, Any]
     eseye: EseyeSimulator
     monkeypatch: pytest.MonkeyPatch
+    queue_clock_skew_ms: float = 0.0
 
     def physical(self, logical_id: str, attribute: str = "Ref") -> str:
         return self.context.physical[logical_id][attribute]
@@ -109,27 +111,32 @@ class Stack:
     def message_item(self, message_id: str) -> dict[str, Any] | None:
         return self.deps().store.get_message(message_id)
 
-    def queue_jobs(self, logical_id: str = "SendRetryQueue", wait: float = 5.0) -> list[dict[str, Any]]:
-        """Receive and remove what is on a queue, waiting up to `wait` seconds for delayed messages (backoff)."""
-        import time
-
+    def queue_jobs(self, logical_id: str = "SendRetryQueue", wait: float = MAX_SQS_DELAY) -> list[dict[str, Any]]:
+        """Receive and remove the jobs on a queue, with those delayed (retry backoff) by up to `wait` seconds:
+        the test moves the queue clock past their delay instead of waiting it out."""
         url = self.physical(logical_id)
-        deadline = time.monotonic() + wait
-        messages: list[dict[str, Any]] = []
-        while True:
-            batch = self.clients["sqs"].receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0)
-            for message in batch.get("Messages", []):
-                messages.append(json.loads(message["Body"]))
+        jobs = self._drain(url)
+        delayed = self.clients["sqs"].get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessagesDelayed"])["Attributes"]
+        if int(delayed.get("ApproximateNumberOfMessagesDelayed", 0)):
+            self.advance_queue_clock(wait)
+            jobs += self._drain(url)
+        return jobs
+
+    def _drain(self, url: str) -> list[dict[str, Any]]:
+        jobs: list[dict[str, Any]] = []
+        while batch := self.clients["sqs"].receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0).get("Messages", []):
+            for message in batch:
+                jobs.append(json.loads(message["Body"]))
                 self.clients["sqs"].delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
-            if batch.get("Messages"):
-                continue
-            attributes = self.clients["sqs"].get_queue_attributes(
-                QueueUrl=url, AttributeNames=["ApproximateNumberOfMessagesDelayed", "ApproximateNumberOfMessagesNotVisible"]
-            )["Attributes"]
-            waiting = int(attributes.get("ApproximateNumberOfMessagesDelayed", 0))
-            if (messages and not waiting) or not waiting or time.monotonic() > deadline:
-                return messages
-            time.sleep(0.1)
+        return jobs
+
+    def advance_queue_clock(self, seconds: float) -> None:
+        """Move moto's SQS clock `seconds` ahead: message delays and visibility timeouts run out as if that time had passed."""
+        from moto.core.utils import unix_time_millis
+        from moto.sqs import models
+
+        self.queue_clock_skew_ms += seconds * 1000
+        self.monkeypatch.setattr(models, "unix_time_millis", lambda: unix_time_millis() + self.queue_clock_skew_ms)
 
 
 @pytest.fixture(scope="session")

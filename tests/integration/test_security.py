@@ -3,7 +3,6 @@
 import json
 import logging
 import re
-import time
 
 import pytest
 
@@ -61,8 +60,30 @@ def test_handlers_log_no_msisdn_and_no_message_text(stack, gateway_logs):
     assert masked and all(m.endswith(("0123", "0570", "0001")) for m in masked)
 
 
-def test_a_rotated_secret_is_used_without_a_deploy(stack, monkeypatch):
-    monkeypatch.setitem(stack.context.parameters, "SecretMaxAgeSeconds", "1")
+@pytest.fixture
+def secret_cache_clock(monkeypatch):
+    """The clock Powertools' parameter cache reads, moved forward by the test instead of waited out."""
+    from datetime import datetime, timedelta
+
+    from aws_lambda_powertools.utilities.parameters import base
+
+    skew = timedelta()
+
+    class Clock(datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return datetime.now(tz) + skew
+
+    def advance(seconds: float) -> None:
+        nonlocal skew
+        skew += timedelta(seconds=seconds)
+
+    monkeypatch.setattr(base, "datetime", Clock)
+    return advance
+
+
+def test_a_rotated_secret_is_used_without_a_deploy(stack, monkeypatch, secret_cache_clock):
+    monkeypatch.setitem(stack.context.parameters, "SecretMaxAgeSeconds", "300")
     handler = stack.handler("SendFunction")  # one warm container across the rotation
     event = load_event("send_gsm7")
     assert json.loads(handler(event)["body"])["status"] == "sent"
@@ -72,7 +93,7 @@ def test_a_rotated_secret_is_used_without_a_deploy(stack, monkeypatch):
     stack.clients["secretsmanager"].put_secret_value(SecretId=secret_id, SecretString=json.dumps({**value, "password": "rotated-password"}))
     stack.eseye.password = "rotated-password"
     # Then, once the cache age has passed, the same container sends with the new password
-    time.sleep(1.2)
+    secret_cache_clock(301)
     assert json.loads(handler(event)["body"])["status"] == "sent"
     # and within the cache age it would still have used the old one (the cache is real)
     value = json.loads(stack.clients["secretsmanager"].get_secret_value(SecretId=secret_id)["SecretString"])

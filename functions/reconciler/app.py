@@ -1,4 +1,4 @@
-"""Scheduled: give every stale pending message a retry, so none waits for ever."""
+"""Scheduled: give every stale pending message a retry, and publish long MOs whose parts stopped coming, so none waits for ever."""
 
 from smsgw.logic import reconcile
 from smsgw.observability import logger, metrics, tracer
@@ -8,4 +8,4 @@ from smsgw.observability import logger, metrics, tracer
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
 def lambda_handler(event, context):
-    return {"rescheduled": reconcile.reconcile_pending()}
+    return {"rescheduled": reconcile.reconcile_pending(), "incomplete_published": reconcile.publish_incomplete_mos()}

@@ -25,6 +25,7 @@ class Settings:
     callback_secret_id: str = ""
     allow_insecure_callbacks: bool = False  # the local stack only: receivers on http://127.0.0.1
     max_body_bytes: int = 16 * 1024
+    concat_window_hours: float = 24.0  # how long the parts of a long MO wait for the rest
 
     @classmethod
     def from_env(cls, env: dict[str, str] | os._Environ = os.environ) -> Settings:
@@ -44,6 +45,7 @@ class Settings:
             callback_queue_url=env.get("CALLBACK_QUEUE_URL", ""),
             callback_secret_id=env.get("CALLBACK_SECRET_ID", ""),
             allow_insecure_callbacks=env.get("ALLOW_INSECURE_CALLBACKS", "").lower() == "true",
+            concat_window_hours=float(env.get("CONCAT_WINDOW_HOURS", cls.concat_window_hours)),
         )
 
 

@@ -120,6 +120,7 @@ PUBLIC_FIELDS = (
     "reply_id",
     "in_reply_to",
     "parts",
+    "incomplete",
     "history",
 )
 

@@ -2,8 +2,9 @@
 
 Key design (also in template.yaml):
   message         PK MSG#<id>          SK META      GSI1PK MSISDN#<digits>  GSI1SK <created_at>#<id>
-  MO part         PK MSG#<id>          SK PART#<n>  one per received part of a concatenated MO message
-  concat buffer   PK CONCAT#<from>#<ref> SK META    parts received so far, until the message is whole
+  concat buffer   PK CONCAT#<from>#<ref>#<total>  SK META  one long MO's parts (part_<n>) until it is whole or
+                  too old; then closed (state, the closed message's Eseye ids) and reopened when the ref is reused
+  open buffer    GSI3PK CONCAT#<hex digit>  GSI3SK <opened_at>#<buffer PK>  sparse, while open, for the sweep
   receipt orphan  PK MSG#<id>          SK META      (no status) receipts for an id not yet stored
   pending        GSI3PK PENDING#<last hex digit of id>  GSI3SK <created_at>#<id>  sparse, for the reconciler
   list entry      PK LIST#allow|block  SK <msisdn>  LIST#... / #COUNT holds the list's size
@@ -214,17 +215,121 @@ class Store:
             return False
         return True
 
-    def add_part(self, buffer_key: str, sequence: int, part: dict[str, Any], ttl: int) -> dict[str, Any]:
-        """Record one part of a concatenated message in its buffer item; returns the buffer with every part so far."""
+    # --- concatenated MO buffers: open -> (closing) -> closed -> open again when the reference is reused ---
+    def add_part(
+        self, buffer_key: str, sequence: int, part: dict[str, Any], ttl: int, *, part_id: str, opened_after: str, new_buffer: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Add a part the buffer does not hold yet, to its open buffer or to a new one that starts with `new_buffer`.
+
+        Returns the buffer with every part so far. Raises ConditionFailed (with the buffer) when that part is
+        already held, when the buffer is not open or was opened before `opened_after`, or when `part_id` was
+        a part of the message the buffer last closed.
+        """
+        fields = {**new_buffer, "state": "open"}
+        names = {f"#f{index}": name for index, name in enumerate(fields)}
+        values = {f":f{index}": self._to_dynamo(value) for index, value in enumerate(fields.values())}
+        sets = [f"#f{index} = if_not_exists(#f{index}, :f{index})" for index in range(len(fields))]
+        state, opened = _placeholder(names, "state"), _placeholder(names, "opened_at")
+        names.update({"#part": f"part_{int(sequence)}", "#ttl": "ttl", "#count": "part_count", "#closed": "closed_ids"})
+        values.update(
+            {
+                ":part": self._to_dynamo(part),
+                ":ttl": self._to_dynamo(ttl),
+                ":one": self._to_dynamo(1),
+                ":open": self._to_dynamo("open"),
+                ":after": self._to_dynamo(opened_after),
+                ":pid": self._to_dynamo(part_id),
+            }
+        )
         result = self._call(
             "update_item",
             Key={"PK": {"S": buffer_key}, "SK": {"S": META}},
-            UpdateExpression="SET #part = if_not_exists(#part, :part), #ttl = :ttl",
-            ExpressionAttributeNames={"#part": f"part_{int(sequence)}", "#ttl": "ttl"},
-            ExpressionAttributeValues={":part": self._to_dynamo(part), ":ttl": self._to_dynamo(ttl)},
+            UpdateExpression="SET #part = :part, #ttl = :ttl, " + ", ".join(sets) + " ADD #count :one",
+            ConditionExpression=(
+                f"attribute_not_exists(#part) AND (attribute_not_exists({state}) OR ({state} = :open AND {opened} >= :after))"
+                " AND (attribute_not_exists(#closed) OR NOT contains(#closed, :pid))"
+            ),
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=values,
             ReturnValues="ALL_NEW",
+            ReturnValuesOnConditionCheckFailure="ALL_OLD",
         )
         return self._from_dynamo(result["Attributes"]) or {}
+
+    def reopen_buffer(
+        self, buffer_key: str, closed_buffer_id: str, sequence: int, part: dict[str, Any], ttl: int, new_buffer: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Start a new message in a closed buffer (its reference reused), holding this one part.
+        Raises ConditionFailed (with the buffer) unless the buffer is still the closed `closed_buffer_id`."""
+        fields = {**new_buffer, "state": "open", "part_count": 1, f"part_{int(sequence)}": part, "ttl": ttl}
+        names = {f"#f{index}": name for index, name in enumerate(fields)}
+        values = {f":f{index}": self._to_dynamo(value) for index, value in enumerate(fields.values())}
+        state, buffer_id = _placeholder(names, "state"), _placeholder(names, "buffer_id")
+        values.update({":closed": self._to_dynamo("closed"), ":previous": self._to_dynamo(closed_buffer_id)})
+        result = self._call(
+            "update_item",
+            Key={"PK": {"S": buffer_key}, "SK": {"S": META}},
+            UpdateExpression="SET " + ", ".join(f"#f{index} = :f{index}" for index in range(len(fields))),
+            ConditionExpression=f"{state} = :closed AND {buffer_id} = :previous",
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=values,
+            ReturnValues="ALL_NEW",
+            ReturnValuesOnConditionCheckFailure="ALL_OLD",
+        )
+        return self._from_dynamo(result["Attributes"]) or {}
+
+    def freeze_buffer(self, buffer_key: str, buffer_id: str, part_count: int) -> dict[str, Any]:
+        """Stop an open buffer taking parts, if it still holds exactly `part_count` of them, so that what it
+        holds can be stored as it is. Returns the buffer. Raises ConditionFailed (with the buffer) otherwise."""
+        result = self._call(
+            "update_item",
+            Key={"PK": {"S": buffer_key}, "SK": {"S": META}},
+            UpdateExpression="SET #state = :closing",
+            ConditionExpression="#state = :open AND #id = :id AND #count = :count",
+            ExpressionAttributeNames={"#state": "state", "#id": "buffer_id", "#count": "part_count"},
+            ExpressionAttributeValues={
+                ":closing": {"S": "closing"},
+                ":open": {"S": "open"},
+                ":id": {"S": buffer_id},
+                ":count": self._to_dynamo(int(part_count)),
+            },
+            ReturnValues="ALL_NEW",
+            ReturnValuesOnConditionCheckFailure="ALL_OLD",
+        )
+        return self._from_dynamo(result["Attributes"]) or {}
+
+    def close_buffer(self, buffer_key: str, buffer_id: str, sequences: list[int], part_ids: list[str], message_id: str) -> bool:
+        """Close the buffer once its message is stored: drop its parts and keep the Eseye ids of those parts,
+        so that a late copy of one is known as a duplicate. Returns False if it was closed or reused already."""
+        remove = ["#count", "#opened", "#gpk", "#gsk", *(f"#p{index}" for index in range(len(sequences)))]
+        names = {"#state": "state", "#id": "buffer_id", "#last": "last_message_id", "#count": "part_count", "#opened": "opened_at"}
+        names.update({"#gpk": "GSI3PK", "#gsk": "GSI3SK", "#closed": "closed_ids"})
+        names.update({f"#p{index}": f"part_{int(sequence)}" for index, sequence in enumerate(sequences)})
+        values = {
+            ":closed": {"S": "closed"},
+            ":open": {"S": "open"},
+            ":closing": {"S": "closing"},
+            ":id": {"S": buffer_id},
+            ":last": {"S": message_id},
+        }
+        sets = ["#state = :closed", "#last = :last"]
+        if part_ids:
+            values[":ids"] = {"SS": sorted(set(part_ids))}
+            sets.append("#closed = :ids")
+        else:
+            remove.append("#closed")
+        try:
+            self._call(
+                "update_item",
+                Key={"PK": {"S": buffer_key}, "SK": {"S": META}},
+                UpdateExpression="SET " + ", ".join(sets) + " REMOVE " + ", ".join(remove),
+                ConditionExpression="#id = :id AND #state IN (:open, :closing)",
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+            )
+        except ConditionFailed:
+            return False
+        return True
 
     def put_items(self, items: list[dict[str, Any]]) -> None:
         """Write items in batches of 25, retrying what DynamoDB leaves unprocessed. Raises StoreUnavailable."""
@@ -387,3 +492,7 @@ def _plain(value: Any) -> Any:
     if isinstance(value, (bytes, bytearray)):
         return bytes(value).hex()
     return value
+
+def _placeholder(names: dict[str, str], attribute: str) -> str:
+    """The expression name already standing for `attribute`."""
+    return next(key for key, value in names.items() if value == attribute)

@@ -1,8 +1,10 @@
-"""The safety net: a message must never sit `pending` with nothing scheduled to move it.
+"""The safety net: a message must never sit `pending` with nothing scheduled to move it, and a long MO
+must never wait for ever for a part that will not come.
 
 That can happen when the create lands but every answer to it is lost, or when a retry job dies in
 the dead-letter queue. Every few minutes, messages still pending and untouched for longer than any
-retry backoff get a retry job that asks Eseye first (the earlier attempt may have arrived).
+retry backoff get a retry job that asks Eseye first (the earlier attempt may have arrived), and the
+parts of long MOs older than the window are published as one MO marked incomplete.
 """
 
 from __future__ import annotations
@@ -42,3 +44,13 @@ def reconcile_pending(deps: Deps | None = None, stale_after: timedelta = STALE_A
     if scheduled:
         count("StalePendingRescheduled", scheduled)
     return scheduled
+
+
+def publish_incomplete_mos(deps: Deps | None = None) -> int:
+    """Publish, as `incomplete` MOs, the long MOs whose parts did not all arrive within the window. Returns how many."""
+    from smsgw.logic import webhooks
+
+    published = webhooks.publish_stale_buffers(deps or default_deps())
+    if published:
+        count("IncompleteMoPublished", published)
+    return published

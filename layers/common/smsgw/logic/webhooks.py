@@ -14,6 +14,7 @@ import re
 import unicodedata
 import uuid
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -148,6 +149,25 @@ def receive_receipt(token: str, request: WebhookRequest, deps: Deps | None = Non
 
 
 # --- MO -------------------------------------------------------------------------------------------------
+#
+# A long MO arrives as parts (3GPP TS 23.040 §9.2.3.24.1/.8), each naming its sender's reference
+# (8 or 16 bits), the number of parts and its own number. Parts gather in a buffer per sender,
+# reference and total; the buffer closes when its message is stored, because the device reuses its
+# references (256, or 65,536) and the next message with the same reference is a new one.
+#
+# Which arriving part is a copy, and which starts a new message, is told by Eseye's message_id of the
+# part, never by its content:
+#   - a part whose message_id the buffer holds, or held in the message it closed last, is a copy;
+#   - any other part for a number the open buffer already holds means the reference was reused before
+#     the last message was whole: what that buffer holds is published as incomplete, and a new message
+#     starts with this part (so is a part without message_id: it cannot be told from a new one);
+#   - a buffer older than the window (ConcatWindowHours) takes no more parts: the scheduled sweep, or
+#     the next part with that reference, publishes what it holds as incomplete.
+# Every step is a conditional write on the buffer, so parts arriving at once are stored once.
+
+BUFFER_OPEN, BUFFER_CLOSING, BUFFER_CLOSED = "open", "closing", "closed"
+BUFFER_SHARDS = "0123456789abcdef"
+_BUFFER_TRIES = 6
 
 
 def _readable(text: str) -> bool:
@@ -169,8 +189,8 @@ def receive_mo(token: str, request: WebhookRequest, deps: Deps | None = None) ->
     source = fields.get("source", "")
     if source and not re.fullmatch(r"\+?[0-9A-Za-z]{1,20}", source):
         raise _refuse(request, "MO source is not an MSISDN", deps)
-    eseye_id = fields.get("message_id") or _derived_id(source, fields.get("destination", ""), text or "", binary or "")
-    if len(eseye_id) > 128:
+    eseye_id = fields.get("message_id") or None
+    if eseye_id and len(eseye_id) > 128:
         raise _refuse(request, "MO message_id too long", deps)
 
     decoded = None
@@ -192,12 +212,25 @@ def receive_mo(token: str, request: WebhookRequest, deps: Deps | None = None) ->
         "to": models.msisdn_digits(fields.get("destination", "")) or None,
         **content,
     }
-    if decoded is not None and decoded.concat and decoded.concat[1] > 1:
-        return _store_part(message, decoded.concat, deps)
-    return _store_mo(_derived_id("mo", eseye_id), message, deps, parts=None)
+    if decoded is not None and decoded.concat:
+        _reference, total, sequence = decoded.concat
+        if not 1 <= sequence <= total:
+            raise _refuse(request, f"MO part number {sequence} is not within 1..{total}, the number of parts", deps)
+        if total > 1:
+            # Without Eseye's id a part is new each time it comes: content says nothing of identity.
+            return _store_part(message, decoded.concat, eseye_id or uuid.uuid4().hex, deps)
+    # Eseye's id makes a redelivery the same message; without one, the same text twice is two messages.
+    return _store_mo(_derived_id("mo", eseye_id) if eseye_id else uuid.uuid4().hex, message, deps, parts=None)
 
 
-def _store_mo(message_id: str, message: dict[str, Any], deps: Deps, parts: list[dict[str, Any]] | None) -> str:
+def _store_mo(
+    message_id: str,
+    message: dict[str, Any],
+    deps: Deps,
+    parts: list[dict[str, Any]] | None,
+    cause: str = "received from Eseye",
+    link_reply: bool = True,
+) -> str:
     from smsgw.adapters.store import ConditionFailed
 
     moment = deps.clock()
@@ -205,7 +238,7 @@ def _store_mo(message_id: str, message: dict[str, Any], deps: Deps, parts: list[
     sender = message.get("from")
     refusal = lists.refusal_reason(sender, deps) if sender else None
     status = models.BLOCKED if refusal else models.RECEIVED
-    in_reply_to = replies.claim_command(sender, message_id, deps) if sender and not refusal else None
+    in_reply_to = replies.claim_command(sender, message_id, deps) if sender and not refusal and link_reply else None
     text = message.get("text")
     item = {
         "id": message_id,
@@ -217,7 +250,7 @@ def _store_mo(message_id: str, message: dict[str, Any], deps: Deps, parts: list[
         "updated_at": at,
         "parts": parts,
         "in_reply_to": in_reply_to,
-        "history": [models.history_entry(at, "received", status, refusal or "received from Eseye")],
+        "history": [models.history_entry(at, "received", status, refusal or cause)],
         "GSI1PK": f"MSISDN#{sender}" if sender else "MSISDN#unknown",
         "GSI1SK": f"{at}#{message_id}",
         "ttl": deps.store.expiry(moment.timestamp()),
@@ -232,26 +265,133 @@ def _store_mo(message_id: str, message: dict[str, Any], deps: Deps, parts: list[
     return "blocked" if refusal else "stored"
 
 
-def _store_part(message: dict[str, Any], concat: tuple[int, int, int], deps: Deps) -> str:
-    """Keep one part of a concatenated MO; once every part is here, store the whole message once."""
+def _window(deps: Deps) -> timedelta:
+    return timedelta(hours=deps.settings.concat_window_hours)
+
+
+def _new_buffer(buffer_key: str, total: int, moment: datetime) -> dict[str, Any]:
+    """The fields a buffer starts a message with; GSI3 (sparse, 16 shards) lists open buffers by age for the sweep."""
+    opened = models.iso(moment)
+    shard = hashlib.sha256(buffer_key.encode()).hexdigest()[-1]
+    return {"buffer_id": uuid.uuid4().hex, "total": total, "opened_at": opened, "GSI3PK": f"CONCAT#{shard}", "GSI3SK": f"{opened}#{buffer_key}"}
+
+
+def _held(buffer: dict[str, Any]) -> list[dict[str, Any]]:
+    return sorted((v for k, v in buffer.items() if k.startswith("part_") and isinstance(v, dict)), key=lambda p: p["sequence"])
+
+
+def _is_whole(buffer: dict[str, Any]) -> bool:
+    return len({p["sequence"] for p in _held(buffer)}) >= int(buffer.get("total", 0))
+
+
+def _store_part(message: dict[str, Any], concat: tuple[int, int, int], part_id: str, deps: Deps) -> str:
+    """Keep one part of a concatenated MO; once every part is here, store the whole message once and close the buffer.
+    Raises StoreUnavailable if the buffer keeps changing under us (Eseye then delivers the part again)."""
+    from smsgw.adapters.store import META, ConditionFailed
+    from smsgw.errors import StoreUnavailable
+
     reference, total, sequence = concat
     buffer_key = f"CONCAT#{message.get('from') or 'unknown'}#{reference}#{total}"
-    at = deps.now_iso()
-    part = {**message, "sequence": sequence, "received_at": at}
-    item = deps.store.add_part(buffer_key, sequence, part, deps.store.expiry(deps.clock().timestamp()))
-    parts = sorted((v for k, v in item.items() if k.startswith("part_")), key=lambda p: p["sequence"])
-    if len({p["sequence"] for p in parts}) < total:
+    part = {**message, "sequence": sequence, "part_id": part_id, "received_at": deps.now_iso()}
+    for _ in range(_BUFFER_TRIES):
+        moment = deps.clock()
+        opened_after = models.iso(moment - _window(deps))
+        fresh = _new_buffer(buffer_key, total, moment)
+        ttl = deps.store.expiry(moment.timestamp())
+        try:
+            buffer = deps.store.add_part(buffer_key, sequence, part, ttl, part_id=part_id, opened_after=opened_after, new_buffer=fresh)
+        except ConditionFailed as exc:
+            buffer = exc.item or deps.store.get_item(buffer_key, META)
+            if buffer is None:
+                continue  # gone meanwhile (TTL): start again
+            if part_id in buffer.get("closed_ids", ()):
+                count("MoPartDuplicate")
+                return "duplicate"
+            state = buffer.get("state")
+            if state == BUFFER_CLOSED:
+                try:
+                    deps.store.reopen_buffer(buffer_key, buffer["buffer_id"], sequence, part, ttl, fresh)
+                except ConditionFailed:
+                    continue  # another part of the new message reopened it first: join that one
+                return "part_stored"
+            held = buffer.get(f"part_{sequence}")
+            if state == BUFFER_OPEN and buffer.get("opened_at", "") >= opened_after and held and held.get("part_id") == part_id:
+                count("MoPartDuplicate")
+                # A copy of a part we hold. If it completed the message, an earlier delivery may have died before storing it.
+                outcome = _finish_buffer(buffer, deps) if _is_whole(buffer) else None
+                return outcome if outcome in ("stored", "blocked") else "duplicate"
+            # Too old, left closing by a crash, or the reference reused before the last message was whole:
+            # publish what the buffer holds, then take this part again.
+            _finish_buffer(buffer, deps)
+            continue
+        if _is_whole(buffer):
+            return _finish_buffer(buffer, deps) or "part_stored"
         return "part_stored"
-    whole = {
-        "eseye_message_id": ",".join(p["eseye_message_id"] for p in parts),
-        "from": message.get("from"),
-        "to": message.get("to"),
-        "encoding": parts[0].get("encoding"),
-        "text": "".join(p.get("text") or "" for p in parts) if all(p.get("text") is not None for p in parts) else None,
-        "data": None if all(p.get("text") is not None for p in parts) else "".join(p.get("data") or "" for p in parts),
-    }
-    received = [
-        {"sequence": p["sequence"], "eseye_message_id": p["eseye_message_id"], "binary": p.get("binary"), "received_at": p["received_at"]}
-        for p in parts
-    ]
-    return _store_mo(_derived_id("mo-concat", buffer_key), whole, deps, parts=received)
+    raise StoreUnavailable("the concatenation buffer kept changing")
+
+
+def _finish_buffer(buffer: dict[str, Any], deps: Deps, swept: bool = False) -> str | None:
+    """Store what the buffer holds as one MO (marked incomplete unless every part is here), then close it.
+    Safe to repeat: the MO's id comes from the buffer's, and every step is conditional. Returns the outcome
+    of storing it, or None when the buffer changed meanwhile (the caller looks again)."""
+    from smsgw.adapters.store import ConditionFailed
+
+    buffer_key, buffer_id, total = buffer["PK"], buffer["buffer_id"], int(buffer["total"])
+    whole = _is_whole(buffer)
+    if buffer.get("state") == BUFFER_OPEN and not whole:
+        try:
+            buffer = deps.store.freeze_buffer(buffer_key, buffer_id, int(buffer.get("part_count", 0)))
+        except ConditionFailed:
+            return None
+    parts = _held(buffer)
+    message_id = _derived_id("mo-concat", buffer_key, buffer_id)
+    outcome = None
+    if parts:
+        texts = all(p.get("text") is not None for p in parts)
+        ids = [p["eseye_message_id"] for p in parts if p.get("eseye_message_id")]
+        message = {
+            "eseye_message_id": ",".join(ids) or None,
+            "from": parts[0].get("from"),
+            "to": parts[0].get("to"),
+            "encoding": parts[0].get("encoding"),
+            "text": "".join(p["text"] for p in parts) if texts else None,
+            "data": None if texts else "".join(p.get("data") or "" for p in parts),
+            "incomplete": not whole,
+        }
+        received = [
+            {"sequence": p["sequence"], "eseye_message_id": p.get("eseye_message_id"), "binary": p.get("binary"), "received_at": p["received_at"]}
+            for p in parts
+        ]
+        cause = "received from Eseye"
+        if not whole:
+            numbers = ", ".join(str(p["sequence"]) for p in parts)
+            cause = f"incomplete: parts {numbers} of {total} arrived; the rest did not come within the window or the reference was reused"
+            count("MoIncomplete")
+        # A message the sweep publishes a day late answers no command waiting now.
+        outcome = _store_mo(message_id, message, deps, parts=received, cause=cause, link_reply=not swept)
+    closed_ids = [p["part_id"] for p in parts if p.get("eseye_message_id")]
+    deps.store.close_buffer(buffer_key, buffer_id, [p["sequence"] for p in parts], closed_ids, message_id)
+    return outcome
+
+
+def publish_stale_buffers(deps: Deps | None = None, limit: int = 100) -> int:
+    """Publish, as incomplete MOs, the buffers whose parts did not all arrive within the window (and finish any
+    a crash left half closed). Returns how many MOs were stored."""
+    deps = deps or default_deps()
+    cutoff = models.iso(deps.clock() - _window(deps))
+    published = 0
+    for shard in BUFFER_SHARDS:
+        keys, _ = deps.store.query(
+            index="GSI3",
+            key_condition="#pk = :pk AND #sk < :cutoff",
+            names={"#pk": "GSI3PK", "#sk": "GSI3SK"},
+            values={":pk": f"CONCAT#{shard}", ":cutoff": cutoff},
+            limit=limit,
+        )
+        for key in keys:
+            buffer = deps.store.get_item(key["PK"], key["SK"])
+            if not buffer or buffer.get("state") not in (BUFFER_OPEN, BUFFER_CLOSING) or buffer.get("opened_at", "") >= cutoff:
+                continue  # closed or reused meanwhile
+            if _finish_buffer(buffer, deps, swept=True) in ("stored", "blocked"):
+                published += 1
+    return published

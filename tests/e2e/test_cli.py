@@ -1,9 +1,9 @@
 """The smsgw command-line client against the running local stack."""
 
 import json
+import signal
 import subprocess
 import sys
-import threading
 
 from tests.e2e.conftest import ROOT
 
@@ -40,16 +40,29 @@ def test_dry_run_explains_the_encoding(local_stack):
 
 
 def test_watch_prints_events_as_they_happen(local_stack):
-    watcher: dict = {}
-    thread = threading.Thread(target=lambda: watcher.update(result=smsgw(local_stack, "--json", "watch", "--seconds", "6")))
-    thread.start()
-    import time
-
-    time.sleep(2)
-    message = local_stack.send(to="447700900123", text="watch me").json()
-    thread.join()
-    events = [json.loads(line) for line in watcher["result"].stdout.splitlines()]
-    assert f"{message['id']}:sent" in {e["id"] for e in events}
+    outputs = local_stack.log_path.parent / "outputs.json"
+    watcher = subprocess.Popen(
+        [sys.executable, "-m", "smsgw_cli.main", "--outputs", str(outputs), "--json", "watch", "--seconds", "120"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={"PYTHONPATH": str(ROOT / "cli"), "PATH": "/usr/bin:/bin"},
+    )
+    try:
+        # Given the watcher has subscribed (it says so once it has)
+        assert "watching" in watcher.stderr.readline()
+        # When a message is sent
+        message = local_stack.send(to="447700900123", text="watch me").json()
+        # Then its events are printed as they happen
+        seen = set()
+        while f"{message['id']}:sent" not in seen:
+            line = watcher.stdout.readline()
+            assert line, "the watcher stopped before printing the event"
+            seen.add(json.loads(line)["id"])
+    finally:
+        watcher.send_signal(signal.SIGINT)  # Ctrl-C: it unsubscribes and deletes its queue
+        watcher.wait(30)
 
 
 def test_make_invoke_runs_a_handler_with_a_sample_event_against_the_stack(local_stack):

@@ -196,3 +196,47 @@ def test_an_mo_without_message_id_is_never_deduplicated_by_its_content(stack):
     for _ in range(2):
         mo(stack, {"source": DEVICE, "text": "DOOR CLOSED", "message_id": "dc1"})
     assert [m["text"] for m in mos(stack)] == ["DOOR OPEN", "DOOR OPEN", "DOOR CLOSED"]
+
+
+def test_a_buffer_left_by_the_previous_version_still_completes_and_then_closes(stack):
+    # Given part 1 of a message in a buffer as the gateway kept it before buffers closed (no state)
+    first = long_message("Tank level 41%, valve shut", 0x05, per_part=13)
+    stack.deps().store.put_item(
+        {
+            "PK": f"CONCAT#{DEVICE}#5#2",
+            "SK": "META",
+            "part_1": {
+                "eseye_message_id": "v1",
+                "from": DEVICE,
+                "to": "447000000001",
+                "binary": first[0],
+                "encoding": "gsm7",
+                "text": "Tank level 41",
+                "data": None,
+                "sequence": 1,
+                "received_at": models.iso(models.now()),
+            },
+            "ttl": 4102444800,
+        }
+    )
+    # When its part 2 arrives, and later the reference is reused
+    deliver(stack, first[1:], ["v2"])
+    deliver(stack, long_message("Tank level 40%, valve shut", 0x05, per_part=13), ["u1", "u2"])
+    # Then both messages are whole
+    assert [(m["text"], m["incomplete"]) for m in mos(stack)] == [("Tank level 41%, valve shut", False), ("Tank level 40%, valve shut", False)]
+
+
+def test_an_incomplete_mo_published_after_its_window_answers_no_command_waiting_now(stack, monkeypatch):
+    from tests.integration.test_send_api import send
+
+    # Given part 1 of a device's long message, its part 2 lost
+    deliver(stack, long_message("Shutting down for service", 0x0A, per_part=13)[:1], ["s1"])
+    # And, a day later, a command to that device waiting a week for a reply
+    later(monkeypatch, 25)
+    command = body_of(send(stack, body={"to": DEVICE, "text": "STATUS?", "expect_reply_within": 604800}))
+    # When the sweep publishes yesterday's incomplete message
+    assert sweep(stack)["incomplete_published"] == 1
+    # Then it is not taken for the reply: the command still waits
+    [message] = mos(stack)
+    assert (message["incomplete"], message.get("in_reply_to")) == (True, None)
+    assert stack.message_item(command["id"])["reply_state"] == "waiting"

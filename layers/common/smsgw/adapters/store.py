@@ -278,6 +278,20 @@ class Store:
         )
         return self._from_dynamo(result["Attributes"]) or {}
 
+    def adopt_buffer(self, buffer_key: str, fields: dict[str, Any]) -> None:
+        """Give a buffer written before buffers had a state (it holds parts only) the fields of an open one.
+        Raises ConditionFailed if it has a state already."""
+        fields = {**fields, "state": "open"}
+        names = {f"#f{index}": name for index, name in enumerate(fields)}
+        self._call(
+            "update_item",
+            Key={"PK": {"S": buffer_key}, "SK": {"S": META}},
+            UpdateExpression="SET " + ", ".join(f"#f{index} = :f{index}" for index in range(len(fields))),
+            ConditionExpression=f"attribute_exists(PK) AND attribute_not_exists({_placeholder(names, 'state')})",
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues={f":f{index}": self._to_dynamo(value) for index, value in enumerate(fields.values())},
+        )
+
     def freeze_buffer(self, buffer_key: str, buffer_id: str, part_count: int) -> dict[str, Any]:
         """Stop an open buffer taking parts, if it still holds exactly `part_count` of them, so that what it
         holds can be stored as it is. Returns the buffer. Raises ConditionFailed (with the buffer) otherwise."""

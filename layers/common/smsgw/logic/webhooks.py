@@ -7,6 +7,7 @@ kept whole in a quarantine record: nothing Eseye sent is lost.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import json
@@ -167,6 +168,7 @@ def receive_receipt(token: str, request: WebhookRequest, deps: Deps | None = Non
 
 BUFFER_OPEN, BUFFER_CLOSING, BUFFER_CLOSED = "open", "closing", "closed"
 BUFFER_SHARDS = "0123456789abcdef"
+LEGACY_BUFFER = "legacy"
 _BUFFER_TRIES = 6
 
 
@@ -292,7 +294,7 @@ def _store_part(message: dict[str, Any], concat: tuple[int, int, int], part_id: 
 
     reference, total, sequence = concat
     buffer_key = f"CONCAT#{message.get('from') or 'unknown'}#{reference}#{total}"
-    part = {**message, "sequence": sequence, "part_id": part_id, "received_at": deps.now_iso()}
+    part = {**message, "sequence": sequence, "received_at": deps.now_iso()}
     for _ in range(_BUFFER_TRIES):
         moment = deps.clock()
         opened_after = models.iso(moment - _window(deps))
@@ -308,6 +310,9 @@ def _store_part(message: dict[str, Any], concat: tuple[int, int, int], part_id: 
                 count("MoPartDuplicate")
                 return "duplicate"
             state = buffer.get("state")
+            if state is None:
+                _adopt_legacy(buffer, deps)
+                continue
             if state == BUFFER_CLOSED:
                 try:
                     deps.store.reopen_buffer(buffer_key, buffer["buffer_id"], sequence, part, ttl, fresh)
@@ -315,7 +320,7 @@ def _store_part(message: dict[str, Any], concat: tuple[int, int, int], part_id: 
                     continue  # another part of the new message reopened it first: join that one
                 return "part_stored"
             held = buffer.get(f"part_{sequence}")
-            if state == BUFFER_OPEN and buffer.get("opened_at", "") >= opened_after and held and held.get("part_id") == part_id:
+            if state == BUFFER_OPEN and buffer.get("opened_at", "") >= opened_after and held and held.get("eseye_message_id") == part_id:
                 count("MoPartDuplicate")
                 # A copy of a part we hold. If it completed the message, an earlier delivery may have died before storing it.
                 outcome = _finish_buffer(buffer, deps) if _is_whole(buffer) else None
@@ -330,7 +335,24 @@ def _store_part(message: dict[str, Any], concat: tuple[int, int, int], part_id: 
     raise StoreUnavailable("the concatenation buffer kept changing")
 
 
-def _finish_buffer(buffer: dict[str, Any], deps: Deps, swept: bool = False) -> str | None:
+def _concat_message_id(buffer_key: str, buffer_id: str) -> str:
+    # A buffer from before buffers closed (LEGACY_BUFFER) stored its message under the key alone.
+    return _derived_id("mo-concat", buffer_key) if buffer_id == LEGACY_BUFFER else _derived_id("mo-concat", buffer_key, buffer_id)
+
+
+def _adopt_legacy(buffer: dict[str, Any], deps: Deps) -> None:
+    """Give a buffer written before buffers closed the state they now keep, so it finishes like any other."""
+    from smsgw.adapters.store import ConditionFailed
+
+    parts = _held(buffer)
+    opened = min((p["received_at"] for p in parts), default=deps.now_iso())
+    fresh = _new_buffer(buffer["PK"], int(buffer["PK"].rsplit("#", 1)[1]), deps.clock())
+    fresh.update(buffer_id=LEGACY_BUFFER, opened_at=opened, GSI3SK=f"{opened}#{buffer['PK']}", part_count=len(parts))
+    with contextlib.suppress(ConditionFailed):  # adopted meanwhile
+        deps.store.adopt_buffer(buffer["PK"], fresh)
+
+
+def _finish_buffer(buffer: dict[str, Any], deps: Deps) -> str | None:
     """Store what the buffer holds as one MO (marked incomplete unless every part is here), then close it.
     Safe to repeat: the MO's id comes from the buffer's, and every step is conditional. Returns the outcome
     of storing it, or None when the buffer changed meanwhile (the caller looks again)."""
@@ -344,7 +366,7 @@ def _finish_buffer(buffer: dict[str, Any], deps: Deps, swept: bool = False) -> s
         except ConditionFailed:
             return None
     parts = _held(buffer)
-    message_id = _derived_id("mo-concat", buffer_key, buffer_id)
+    message_id = _concat_message_id(buffer_key, buffer_id)
     outcome = None
     if parts:
         texts = all(p.get("text") is not None for p in parts)
@@ -367,9 +389,10 @@ def _finish_buffer(buffer: dict[str, Any], deps: Deps, swept: bool = False) -> s
             numbers = ", ".join(str(p["sequence"]) for p in parts)
             cause = f"incomplete: parts {numbers} of {total} arrived; the rest did not come within the window or the reference was reused"
             count("MoIncomplete")
-        # A message the sweep publishes a day late answers no command waiting now.
-        outcome = _store_mo(message_id, message, deps, parts=received, cause=cause, link_reply=not swept)
-    closed_ids = [p["part_id"] for p in parts if p.get("eseye_message_id")]
+        # A message published after its window answers no command waiting now.
+        fresh = buffer.get("opened_at", "") >= models.iso(deps.clock() - _window(deps))
+        outcome = _store_mo(message_id, message, deps, parts=received, cause=cause, link_reply=fresh)
+    closed_ids = [p["eseye_message_id"] for p in parts if p.get("eseye_message_id")]
     deps.store.close_buffer(buffer_key, buffer_id, [p["sequence"] for p in parts], closed_ids, message_id)
     return outcome
 
@@ -392,6 +415,6 @@ def publish_stale_buffers(deps: Deps | None = None, limit: int = 100) -> int:
             buffer = deps.store.get_item(key["PK"], key["SK"])
             if not buffer or buffer.get("state") not in (BUFFER_OPEN, BUFFER_CLOSING) or buffer.get("opened_at", "") >= cutoff:
                 continue  # closed or reused meanwhile
-            if _finish_buffer(buffer, deps, swept=True) in ("stored", "blocked"):
+            if _finish_buffer(buffer, deps) in ("stored", "blocked"):
                 published += 1
     return published

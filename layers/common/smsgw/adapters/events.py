@@ -17,8 +17,9 @@ class EventPublisher:
     def client(self) -> Any:
         return self._client or aws.client("sns")
 
-    def publish(self, events: list[dict[str, Any]]) -> set[str]:
-        """Publish up to ten events in one call. Returns the ids of those SNS did not take."""
+    def publish(self, events: list[dict[str, Any]], trigger_callbacks: bool = True) -> set[str]:
+        """Publish up to ten events in one call. Returns the ids of those SNS did not take.
+        trigger_callbacks=False (a replay) keeps them away from the status-callback queue."""
         from botocore.exceptions import BotoCoreError, ClientError
 
         if not events:
@@ -27,7 +28,7 @@ class EventPublisher:
         for event in events:
             data = event["data"]
             attributes = {"event_type": event["type"], "status": data.get("status", ""), "msisdn": event["msisdn"]}
-            if data.get("status_callback"):
+            if data.get("status_callback") and trigger_callbacks:
                 attributes["has_callback"] = "true"  # the callback queue's subscription filters on it
             entries.append(
                 {

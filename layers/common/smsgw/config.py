@@ -26,6 +26,7 @@ class Settings:
     allow_insecure_callbacks: bool = False  # the local stack only: receivers on http://127.0.0.1
     max_body_bytes: int = 16 * 1024
     concat_window_hours: float = 24.0  # how long the parts of a long MO wait for the rest
+    cursor_secret_id: str = ""
 
     @classmethod
     def from_env(cls, env: dict[str, str] | os._Environ = os.environ) -> Settings:
@@ -49,6 +50,7 @@ class Settings:
         )
 
 
+            cursor_secret_id=env.get("CURSOR_SECRET_ID", ""),
 @functools.cache
 def settings() -> Settings:
     return Settings.from_env()

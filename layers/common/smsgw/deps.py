@@ -12,9 +12,10 @@ from smsgw import models
 from smsgw.adapters.eseye import Credentials, EseyeClient
 from smsgw.adapters.events import EventPublisher
 from smsgw.adapters.queue import RetryQueue
-from smsgw.adapters.secrets import SecretSource
+from smsgw.adapters.secrets import CursorKeys, SecretSource
 from smsgw.adapters.store import Store
 from smsgw.config import Settings, settings
+from smsgw.cursor import CursorCodec
 
 
 @dataclass
@@ -26,6 +27,7 @@ class Deps:
     retry_queue: RetryQueue
     events: EventPublisher
     callback_secret: SecretSource
+    cursors: CursorCodec
     clock: Callable[[], datetime] = models.now
 
     def now_iso(self) -> str:
@@ -36,6 +38,7 @@ def build_deps(config: Settings, clients: dict[str, Any] | None = None, session:
     """Wire the adapters. `clients` maps service names to boto3 clients (tests pass moto-backed ones)."""
     clients = clients or {}
     secrets = SecretSource(config.secret_id, config.secret_max_age_seconds, clients.get("secretsmanager"))
+    cursor_keys = CursorKeys(config.cursor_secret_id, config.secret_max_age_seconds, clients.get("secretsmanager"))
 
     def credentials() -> Credentials:
         secret = secrets.get()
@@ -54,6 +57,7 @@ def build_deps(config: Settings, clients: dict[str, Any] | None = None, session:
         retry_queue=RetryQueue(config.send_queue_url, clients.get("sqs")),
         events=EventPublisher(config.events_topic_arn, clients.get("sns")),
         callback_secret=SecretSource(config.callback_secret_id, config.secret_max_age_seconds, clients.get("secretsmanager")),
+        cursors=CursorCodec(cursor_keys.signing_key, cursor_keys.verifying_keys),
     )
 
 

@@ -8,7 +8,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import load_event
-from tests.integration.test_send_api import body_of
+from tests.integration.test_cursors import history, replay, window
+from tests.integration.test_replies_replay_callbacks import publish_all
+from tests.integration.test_send_api import body_of, send
 
 REFUSALS = {400, 403, 404, 409, 413, 415, 422}
 FUZZ = settings(
@@ -145,3 +147,54 @@ def test_oversized_webhook_body_is_413_and_kept(stack):
     event = webhook_event("mo", b"text=" + b"a" * (70 * 1024), "application/x-www-form-urlencoded")
     assert stack.invoke("MoWebhookFunction", event)["statusCode"] == 413
     assert quarantined(stack) == 1
+
+
+def _mutated(cursor: str, data) -> str:
+    """A cursor with a few characters flipped, dropped or added, or cut short."""
+    chars = list(cursor)
+    for _ in range(data.draw(st.integers(min_value=1, max_value=4))):
+        where = data.draw(st.integers(min_value=0, max_value=len(chars) - 1))
+        action = data.draw(st.sampled_from(["flip", "drop", "add", "cut"]))
+        if action == "flip":
+            chars[where] = data.draw(st.sampled_from("ABCabc0123-_.=+/%"))
+        elif action == "drop" and len(chars) > 1:
+            del chars[where]
+        elif action == "add":
+            chars.insert(where, data.draw(st.characters()))
+        else:
+            chars = chars[: max(where, 1)]
+    return "".join(chars)
+
+
+@FUZZ
+@given(data=st.data())
+def test_mutated_or_random_cursors_are_400_invalid_cursor(stack, data):
+    # Given real cursors of GET /messages and POST /events/replay
+    if not hasattr(stack, "_cursors"):
+        for n in range(3):
+            send(stack, body={"to": "447700900123", "text": f"m{n}"})
+        publish_all(stack)
+        frame = window()
+        stack._cursors = (frame, body_of(history(stack, limit="1"))["next_cursor"], body_of(replay(stack, {**frame, "limit": 1}))["next_cursor"])
+    frame, history_cursor, replay_cursor = stack._cursors
+    # When a client sends one mutated, or something else entirely
+    kind = data.draw(st.sampled_from(["history", "replay"]))
+    original = history_cursor if kind == "history" else replay_cursor
+    source = data.draw(st.sampled_from(["mutated", "text", "json"]))
+    if source == "mutated":
+        cursor = _mutated(original, data)
+    else:
+        cursor = data.draw(st.text(max_size=300) if source == "text" else JSON_VALUES)
+    if kind == "history":
+        if not isinstance(cursor, str) or not cursor or "\x00" in cursor:
+            return  # a query string carries non-empty text only
+        response = history(stack, limit="1", cursor=cursor)
+    else:
+        response = replay(stack, {**frame, "limit": 1, "cursor": cursor})
+    # Then it pages on only if it is the cursor as issued; anything else is 400 invalid_cursor, never a 5xx
+    if cursor == original or (kind == "replay" and (cursor is None or cursor == "")):
+        assert response["statusCode"] == 200
+    else:
+        assert response["statusCode"] in (400, 422), (cursor, response["body"])  # 422: not a string at all
+        if isinstance(cursor, str):
+            assert body_of(response)["error"]["code"] == "invalid_cursor", (cursor, response["body"])

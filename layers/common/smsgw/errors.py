@@ -63,3 +63,12 @@ class ServiceUnavailable(GatewayError):
 
 class StoreUnavailable(ServiceUnavailable):
     """DynamoDB could not be reached or throttled us beyond the SDK's retries."""
+
+
+class InvalidCursor(BadRequest):
+    """A cursor this API did not issue for this query (forged, edited, or from another query)."""
+
+    code = "invalid_cursor"
+
+    def __init__(self, message: str = "the cursor is not one this API issued for this query; start again without it", details: Any = None):
+        super().__init__(message, details)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,11 +23,13 @@ class GatewaySecret:
 class SecretSource:
     """Reads the gateway secret, cached for `max_age` seconds so rotation needs no deploy."""
 
-    def __init__(self, secret_id: str, max_age: int = 300, client: Any = None):
+    def __init__(self, secret_id: str, max_age: int = 300, client: Any = None, version_stage: str | None = None):
         self.secret_id = secret_id
         self.max_age = max_age
         self._client = client
         self._provider: Any = None
+        # Powertools caches by name only, so another stage of the same secret needs a provider of its own.
+        self._options = {"VersionStage": version_stage} if version_stage else {}
 
     def _get_provider(self) -> Any:
         if self._provider is None:
@@ -40,7 +43,7 @@ class SecretSource:
         from smsgw.errors import ServiceUnavailable
 
         try:
-            return str(self._get_provider().get(self.secret_id, max_age=self.max_age))
+            return str(self._get_provider().get(self.secret_id, max_age=self.max_age, **self._options))
         except Exception as exc:
             raise ServiceUnavailable("secret could not be read") from exc
 
@@ -60,3 +63,37 @@ class SecretSource:
             webhook_tokens=tuple(str(t) for t in tokens if t),
             callback_signing_key=str(value.get("callback_signing_key", "")),
         )
+
+
+class CursorKeys:
+    """The page-cursor signing key. The current version signs; the current and previous versions verify,
+    so cursors issued just before a rotation keep working. The previous version (or its absence) is
+    cached like the current one, so a stream of forged cursors costs no extra Secrets Manager reads."""
+
+    def __init__(self, secret_id: str, max_age: int = 300, client: Any = None, clock: Any = None):
+        import time
+
+        self.current = SecretSource(secret_id, max_age, client)
+        self.previous = SecretSource(secret_id, max_age, client, version_stage="AWSPREVIOUS")
+        self.max_age = max_age
+        self._clock = clock or time.monotonic
+        self._previous: tuple[float, str | None] | None = None
+
+    def signing_key(self) -> str:
+        """Raises ServiceUnavailable when the secret cannot be read."""
+        return self.current.get_text()
+
+    def verifying_keys(self) -> Iterator[str]:
+        """The current key, then (read lazily, only if asked for) the previous one."""
+        yield self.current.get_text()
+        now = self._clock()
+        if self._previous is None or now - self._previous[0] >= self.max_age:
+            from smsgw.errors import ServiceUnavailable
+
+            try:
+                value: str | None = self.previous.get_text()
+            except ServiceUnavailable:  # no previous version yet (never rotated)
+                value = None
+            self._previous = (now, value)
+        if self._previous[1]:
+            yield self._previous[1]

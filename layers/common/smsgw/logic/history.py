@@ -2,29 +2,18 @@
 
 from __future__ import annotations
 
-import base64
-import json
 from typing import Any
 
 from smsgw import models
 from smsgw.deps import Deps, default_deps
-from smsgw.errors import ValidationFailed
+from smsgw.errors import InvalidCursor, ValidationFailed
 
 MAX_LIMIT = 100
-
-
-def _cursor_out(key: dict[str, Any] | None) -> str | None:
-    return base64.urlsafe_b64encode(json.dumps(key, separators=(",", ":")).encode()).decode() if key else None
-
-
-def _cursor_in(cursor: str) -> dict[str, Any]:
-    try:
-        key = json.loads(base64.urlsafe_b64decode(cursor.encode() + b"=" * (-len(cursor) % 4)))
-        if not isinstance(key, dict) or set(key) != {"PK", "SK", "GSI1PK", "GSI1SK"}:
-            raise ValueError
-        return key
-    except ValueError as exc:
-        raise ValidationFailed("cursor is not one this API returned", {"cursor": cursor}) from exc
+# Items DynamoDB may evaluate for one request, whatever the filters: a filter that matches little
+# (limit=1&status=blocked) returns a short or empty page and a cursor instead of scanning the partition.
+READ_BUDGET = 2 * MAX_LIMIT
+CURSOR_KIND = "messages"
+KEY_FIELDS = {"PK", "SK", "GSI1PK", "GSI1SK"}
 
 
 def _time(name: str, value: str | None) -> str | None:
@@ -69,10 +58,14 @@ def list_messages(query: dict[str, str], deps: Deps | None = None) -> dict[str, 
     if status:
         names["#status"], values[":status"] = "status", status
         filters.append("#status = :status")
-    start = _cursor_in(query["cursor"]) if query.get("cursor") else None
+    binding = {"msisdn": values[":pk"], "direction": direction, "status": status, "since": since, "until": until}
+    start = _start_key(deps, binding, query["cursor"], values) if query.get("cursor") else None
     items: list[dict[str, Any]] = []
-    # A filter may thin a page: keep reading until the page is full or the index is exhausted.
+    budget = READ_BUDGET
+    # A filter may thin a page: keep reading until the page is full, the index is exhausted, or the budget is spent.
     while True:
+        # DynamoDB's Limit counts items evaluated before the filter, so it bounds the read as well.
+        batch = min(limit - len(items), budget)
         page, start = deps.store.query(
             index="GSI1",
             key_condition=condition,
@@ -80,10 +73,22 @@ def list_messages(query: dict[str, str], deps: Deps | None = None) -> dict[str, 
             values=values,
             filter_expression=" AND ".join(filters) or None,
             forward=False,
-            limit=limit - len(items),
+            limit=batch,
             start_key=start,
         )
+        budget -= batch
         items.extend(page)
-        if len(items) >= limit or not start:
+        if len(items) >= limit or not start or budget <= 0:
             break
-    return {"items": [models.public_view(i) for i in items], "next_cursor": _cursor_out(start)}
+    return {"items": [models.public_view(i) for i in items], "next_cursor": deps.cursors.issue(CURSOR_KIND, binding, start)}
+
+
+def _start_key(deps: Deps, binding: dict[str, Any], cursor: str, values: dict[str, Any]) -> dict[str, Any]:
+    """The key to resume after. Raises InvalidCursor unless the cursor came from this very query."""
+    key = deps.cursors.position(CURSOR_KIND, binding, cursor)
+    # Authenticated already; checked again so that even a leaked key cannot reach another SIM's partition.
+    if set(key) != KEY_FIELDS or not all(isinstance(v, dict) and set(v) == {"S"} and isinstance(v["S"], str) for v in key.values()):
+        raise InvalidCursor()
+    if key["GSI1PK"]["S"] != values[":pk"] or (":from" in values and not values[":from"] <= key["GSI1SK"]["S"] <= values[":to"]):
+        raise InvalidCursor()
+    return key

@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
-import base64
 import json
+import re
 from datetime import datetime, timedelta
 from typing import Any
 
 from smsgw import models
 from smsgw.deps import Deps, default_deps
-from smsgw.errors import ValidationFailed
+from smsgw.errors import InvalidCursor, ValidationFailed
 from smsgw.logic.publish import MO_RECEIVED, MT_STATUS, REPLY_TIMEOUT
 
 MAX_RANGE = timedelta(days=7)
 MAX_LIMIT = 1000
+READ_BUDGET = 2 * MAX_LIMIT  # archive items read per request, whatever the filters
+QUERY_BUDGET = 200  # queries per request: the 169 hourly buckets of a 7-day range fit in one
+PAGE = 500  # items per query when filtering
+CURSOR_KIND = "events"
+HOUR_PREFIX = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}")
 TYPES = (MT_STATUS, MO_RECEIVED, REPLY_TIMEOUT)
 
 
@@ -46,35 +51,67 @@ def replay_events(body: Any, deps: Deps | None = None) -> dict[str, Any]:
     if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
         raise ValidationFailed(f"limit must be a whole number from 1 to {MAX_LIMIT}")
 
+    digits = str(msisdn).lstrip("+") if msisdn is not None else None
     low, high = models.iso(since), models.iso(until) + "~"
-    if body.get("cursor"):
-        try:
-            low = json.loads(base64.urlsafe_b64decode(str(body["cursor"]) + "==="))["after"]
-        except (ValueError, KeyError, TypeError) as exc:
-            raise ValidationFailed("cursor is not one this API returned") from exc
+    binding = {"since": low, "until": high, "type": kind, "msisdn": digits}
+    after = _resume_after(deps, binding, body["cursor"], low, high) if body.get("cursor") not in (None, "") else low
     found: list[dict[str, Any]] = []
-    hour = datetime.fromisoformat(low[:13] + ":00:00+00:00")
-    while hour <= until and len(found) < limit:
-        bucket = f"EVT#{models.iso(hour)[:13]}"
-        start = None
-        while len(found) < limit:
-            items, start = deps.store.query(
-                key_condition="#pk = :pk AND #sk BETWEEN :low AND :high",
-                names={"#pk": "PK", "#sk": "SK"},
-                values={":pk": bucket, ":low": low, ":high": high},
-                limit=limit - len(found),
-                start_key=start,
-            )
-            found += [
-                i for i in items if i["SK"] != low and (not kind or i["type"] == kind) and (not msisdn or i["msisdn"] == str(msisdn).lstrip("+"))
-            ]
-            if not start:
+    seen: set[str] = set()
+    reads, queries = READ_BUDGET, QUERY_BUDGET
+    position: str | None = after
+    hour = datetime.fromisoformat(after[:13] + ":00:00+00:00")
+    # Bounded work: at most READ_BUDGET archive items and QUERY_BUDGET queries, then a cursor.
+    while position is not None and len(found) < limit:
+        if reads <= 0 or queries <= 0:
+            break
+        bucket = models.iso(hour)[:13]
+        # Filters are applied here, so a filtered replay reads whole pages rather than one item per query.
+        batch = min(PAGE if kind or digits else limit - len(found), reads)
+        items, start = deps.store.query(
+            key_condition="#pk = :pk AND #sk BETWEEN :low AND :high",
+            names={"#pk": "PK", "#sk": "SK"},
+            values={":pk": f"EVT#{bucket}", ":low": position, ":high": high},
+            limit=batch,
+            start_key=_exclusive(bucket, position),
+        )
+        reads, queries = reads - len(items), queries - 1
+        for item in items:
+            if len(found) >= limit:
+                start = True  # the rest of this page is for the next request
                 break
+            position = item["SK"]
+            event = json.loads(item["event"])
+            # The archive may hold an event twice (a publisher retry); publish it once per request.
+            if event["id"] in seen or (kind and item["type"] != kind) or (digits and item["msisdn"] != digits):
+                continue
+            seen.add(event["id"])
+            found.append({**event, "msisdn": item["msisdn"]})
+        if start:
+            continue  # more in this hour
         hour += timedelta(hours=1)
+        # The next hour's items all sort after its bare prefix, and nothing at all is left past `until`.
+        position = models.iso(hour)[:13] if hour <= until else None
     failed = 0
     for chunk_start in range(0, len(found), 10):
-        chunk = found[chunk_start : chunk_start + 10]
-        failed += len(deps.events.publish([{**json.loads(i["event"]), "msisdn": i["msisdn"]} for i in chunk]))
-    more = len(found) >= limit
-    cursor = base64.urlsafe_b64encode(json.dumps({"after": found[-1]["SK"]}).encode()).decode().rstrip("=") if more and found else None
-    return {"republished": len(found) - failed, "failed": failed, "next_cursor": cursor}
+        # Republished for subscribers only: status callbacks have their own retries and are not started again.
+        failed += len(deps.events.publish(found[chunk_start : chunk_start + 10], trigger_callbacks=False))
+    return {"republished": len(found) - failed, "failed": failed, "next_cursor": deps.cursors.issue(CURSOR_KIND, binding, _position(position))}
+
+
+def _position(after: str | None) -> dict[str, str] | None:
+    return {"after": after} if after is not None else None
+
+
+def _exclusive(bucket: str, after: str) -> dict[str, Any] | None:
+    """Resume strictly after `after` (an SK, or an hour prefix that no item equals)."""
+    return {"PK": {"S": f"EVT#{bucket}"}, "SK": {"S": after}} if after[13:] else None
+
+
+def _resume_after(deps: Deps, binding: dict[str, Any], cursor: Any, low: str, high: str) -> str:
+    """Where a cursor resumes. Raises InvalidCursor unless it came from this very request's range and filters."""
+    position = deps.cursors.position(CURSOR_KIND, binding, cursor)
+    after = position.get("after")
+    # Authenticated already; checked again so that even a leaked key cannot leave since..until.
+    if set(position) != {"after"} or not isinstance(after, str) or not HOUR_PREFIX.match(after) or not low <= after <= high:
+        raise InvalidCursor()
+    return after

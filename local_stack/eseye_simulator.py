@@ -4,6 +4,9 @@
 - POST /mtcancelapi/index/post -> XML statusResponse
 - POST /mtstatusapi/index/post -> XML statusResponse
 - any other method on those paths -> ERROR 503 (PUT/GET) or 502 (INDEX)
+Errors come back in the forms §5 documents: `Error<N>: text`, or inside the XML statusResponse with
+`<status>error</status>` and a description with or without the number. The form is chosen per request
+by a seeded random generator, or fixed (`error_form`: text | xml | xml_bare | random).
 Form bodies are decoded as Latin-1 (§8.3). After `receipt_delay` seconds a delivery receipt is sent as a
 GET with the fields appended to the message's receipt_url (§6.2). Destinations ending in 0000 fail;
 destinations ending in 0001 never get a receipt; destinations ending in 0570 are refused with ERROR 570
@@ -12,7 +15,11 @@ destinations ending in 0001 never get a receipt; destinations ending in 0570 are
 Control endpoints (not part of Eseye), for people and tests:
 - POST /_sim/mo {"source", "text"[, "binary", "destination"]}: a device sends an MO message to the gateway.
 - POST /_sim/faults {"mode", "count", "delay"}: the next `count` API calls misbehave
-  (timeout | http500 | empty | html | unknown_code | slow | drop_after_accept).
+  (timeout | drop | http500 | http503 | empty | html | unknown_code | slow | drop_after_accept |
+  status_<word>, which answers that status without processing the request).
+  `slow` processes the request at once and answers `delay` seconds late; `timeout` and `drop` never
+  process it (no answer, or the connection closed at once); `drop_after_accept` processes, never answers.
+- POST /_sim/config {"error_form", "seed"}: how errors are answered from now on.
 - GET /_sim/messages[/<message_id>]: what the simulator holds, with how many times each id was sent.
 - POST /_sim/reset.
 """
@@ -21,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import random
 import re
 import socket
 import threading
@@ -101,6 +109,8 @@ class EseyeSimulator:
         mo_url: str | None = None,
         api_msisdn: str = "447000000001",
         ip_allowlist: list[str] | None = None,
+        error_form: str = "random",
+        seed: int = 0,
         log=print,
     ):
         self.host, self.port = host, port
@@ -110,6 +120,7 @@ class EseyeSimulator:
         self.api_msisdn = api_msisdn
         self.ip_allowlist = ip_allowlist
         self.log = log
+        self.configure(error_form, seed)
         self.messages: dict[str, SimMessage] = {}
         self.faults: list[dict[str, Any]] = []
         self.requests: list[dict[str, Any]] = []
@@ -156,6 +167,24 @@ class EseyeSimulator:
             self.faults.clear()
             self.requests.clear()
             self.receipts_sent.clear()
+
+    def configure(self, error_form: str | None = None, seed: int | None = None) -> None:
+        if error_form is not None:
+            if error_form not in (*ERROR_FORMS, "random"):
+                raise ValueError(f"error_form must be one of {', '.join(ERROR_FORMS)} or random")
+            self.error_form = error_form
+        if seed is not None:
+            self._random = random.Random(seed)
+
+    def render_error(self, error: EseyeError) -> str:
+        """An error answer in one of the documented forms (§5), the same for every request type."""
+        with self.lock:
+            form = self._random.choice(ERROR_FORMS) if self.error_form == "random" else self.error_form
+        if form == "text":
+            return f"Error{error.code}: {error.text}"
+        if form == "xml":
+            return status_xml("error", f"ERROR {error.code} – {error.text}")
+        return status_xml("error", error.text)
 
     def inject(self, mode: str, count: int = 1, delay: float = 0.0) -> None:
         with self.lock:
@@ -310,8 +339,7 @@ def status_xml(status: str, description: str) -> str:
     return f"<statusResponse>\n<status>{status}</status>\n<description>{description}</description>\n</statusResponse>"
 
 
-def error_xml(error: EseyeError) -> str:
-    return status_xml("error", f"ERROR {error.code} – {error.text}")
+ERROR_FORMS = ("text", "xml", "xml_bare")
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -355,8 +383,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _unsupported(self) -> None:
         if self._api_request():
             self._body()
-            error = EseyeError(502 if self.command == "INDEX" else 503)
-            self._reply(200, f"Error{error.code}: {error.text}")
+            self._reply(200, self.sim.render_error(EseyeError(502 if self.command == "INDEX" else 503)))
         else:
             self._reply(404, "Not Found", "text/plain")
 
@@ -382,10 +409,12 @@ class _Handler(BaseHTTPRequestHandler):
             else:
                 body = self.sim.status_or_cancel(form, client_ip, cancel=request == "mtcancelapi")
         except EseyeError as error:
-            body = f"Error{error.code}: {error.text}" if request == "mtsmsapi" else error_xml(error)
+            body = self.sim.render_error(error)
         outcome = body.splitlines()[0] if "<" not in body else body.split("<status>")[1].split("<")[0]
         self.sim.log(f"eseye-sim  {request} {form.get('message_id', '-')[:8]} -> {outcome}")
-        self._reply(200, body, "text/html" if request == "mtsmsapi" else "application/xml")
+        if fault and fault["mode"] == "slow":  # processed already; only the answer is late
+            time.sleep(fault.get("delay", 0.0))
+        self._reply(200, body, "application/xml" if body.startswith("<") else "text/html")
 
     def _misbehave(self, fault: dict[str, Any], request: str, form: dict[str, str]) -> bool:
         mode, delay = fault["mode"], fault.get("delay", 0.0)
@@ -394,9 +423,16 @@ class _Handler(BaseHTTPRequestHandler):
             time.sleep(delay or 30)
             self.close_connection = True
             return True
-        if mode == "slow":  # answer correctly, but late
-            time.sleep(delay)
+        if mode == "slow":  # handled by the caller: process now, answer late
             return False
+        if mode.startswith("status_"):  # a status answer as given, e.g. status_queued to a cancel
+            self._reply(200, status_xml(mode.removeprefix("status_"), "as injected"), "application/xml")
+            return True
+        if mode == "drop":  # the connection closes before the request is read into Eseye
+            self.close_connection = True
+            with contextlib.suppress(OSError):
+                self.connection.shutdown(socket.SHUT_RDWR)
+            return True
         if mode == "drop_after_accept":  # Eseye takes the message, then the answer is lost
             if request == "mtsmsapi":
                 with contextlib.suppress(EseyeError):
@@ -404,8 +440,8 @@ class _Handler(BaseHTTPRequestHandler):
             time.sleep(delay or 30)
             self.close_connection = True
             return True
-        if mode == "http500":
-            self._reply(500, "Internal Server Error", "text/plain")
+        if mode in ("http500", "http503"):
+            self._reply(int(mode[4:]), "<html><body><h1>Service Unavailable</h1></body></html>", "text/html")
         elif mode == "empty":
             self._reply(200, "")
         elif mode == "html":
@@ -433,6 +469,12 @@ class _Handler(BaseHTTPRequestHandler):
         if path == "/_sim/faults":
             self.sim.inject(str(payload.get("mode", "")), int(payload.get("count", 1)), float(payload.get("delay", 0)))
             return self._json(200, {"queued_faults": len(self.sim.faults)})
+        if path == "/_sim/config":
+            try:
+                self.sim.configure(payload.get("error_form"), payload.get("seed"))
+            except ValueError as exc:
+                return self._json(400, {"error": str(exc)})
+            return self._json(200, {"error_form": self.sim.error_form})
         if path == "/_sim/reset":
             self.sim.reset()
             return self._json(200, {"reset": True})

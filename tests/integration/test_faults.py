@@ -268,10 +268,13 @@ def test_a_message_left_pending_by_lost_answers_is_rescued_by_the_reconciler(sta
 
     from smsgw.logic import reconcile
 
-    # Given the create lands but every answer is lost: the client gets a 503, the message sits pending
-    lose_answers(monkeypatch, "UpdateItem", 100)
-    assert send(stack)["statusCode"] == 503
-    monkeypatch.undo()
+    # Given the create lands but every answer is lost: the client gets a 503, the message sits pending,
+    # and the invocation that held its attempt lease is gone (its lease has run out)
+    with pytest.MonkeyPatch.context() as lease:
+        lease.setitem(stack.context.parameters, "SendLeaseSeconds", "0")
+        lose_answers(monkeypatch, "UpdateItem", 100)
+        assert send(stack)["statusCode"] == 503
+        monkeypatch.undo()
     [item] = stack.clients["dynamodb"].scan(TableName=stack.table)["Items"]
     message_id = item["id"]["S"]
     assert stack.message_item(message_id)["status"] == "pending"

@@ -54,3 +54,46 @@ def test_anything_else_is_unexpected_and_keeps_the_raw_body(body):
 def test_an_unknown_error_code_is_an_error_but_not_a_known_one():
     reply = parse_reply(200, "Error599: brand new")
     assert (reply.kind, reply.code, reply.known_code) == ("error", 599, False)
+
+
+# Every documented text with its placeholders filled as Eseye would, for the text-only XML form.
+DOCUMENTED_TEXTS = [
+    (502, "Index is not currently a supported method of this API."),
+    (503, "PUT is not currently a supported method of this API."),
+    (510, "API Requests from this IP Address (203.0.113.9) are not allowed."),
+    (511, "message_id is required."),
+    (519, "Unknown parameter: priority"),
+    (520, "Mode '9' is not valid"),
+    (521, "Mode not specified"),
+    (525, "Max message length of 160 chars exceeded"),
+    (526, "message_id must be supplied for delivery receipt"),
+    (530, "API Requests authentication failed."),
+    (533, "Invalid receipt_url value supplied"),
+    (535, "Invalid message_id value supplied"),
+    (536, "Invalid text value supplied"),
+    (555, "Invalid MSISDN (447700900123) supplied"),
+    (555, "Invalid Input Provided"),
+    (570, "Destination MSISDN (447700900570) has no credit"),
+    (580, "Please use only GSM 03.38 basic 7 bit characters, or specify 8 bit mode"),
+]
+
+
+@pytest.mark.parametrize(("code", "text"), DOCUMENTED_TEXTS)
+@pytest.mark.parametrize("spelling", [str, str.upper, str.lower, lambda t: f"  \n{t}\t "])
+def test_an_xml_error_without_its_number_is_known_by_its_documented_text(code, text, spelling):
+    # Given Eseye's XML error form with only the documented text in <description> (eseye-sms-api.md §5)
+    body = f"<statusResponse>\n<status>error</status>\n<description>{spelling(text)}</description>\n</statusResponse>"
+    # When it is parsed
+    reply = parse_reply(200, body)
+    # Then the code is recovered from the text, whatever the case and surrounding whitespace
+    assert (reply.kind, reply.code) == ("error", code)
+
+
+def test_an_invalid_msisdn_text_names_one_of_its_two_documented_codes():
+    reply = parse_reply(200, "<statusResponse><status>error</status><description>Invalid MSISDN (1234) supplied</description></statusResponse>")
+    assert reply.code in (555, 630)
+
+
+def test_an_xml_error_with_an_undocumented_text_has_no_code():
+    reply = parse_reply(200, "<statusResponse><status>error</status><description>Message delivery failed</description></statusResponse>")
+    assert (reply.kind, reply.code, reply.description) == ("error", None, "Message delivery failed")

@@ -1,14 +1,43 @@
 """The status machine is forward-only."""
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from smsgw import models
 
 
 @pytest.mark.parametrize("final", sorted(models.FINAL_STATUSES))
 @pytest.mark.parametrize("target", models.MT_STATUSES)
-def test_nothing_moves_a_final_message(final, target):
-    assert not models.can_move(final, target)
+@pytest.mark.parametrize("source", [models.FROM_ESEYE, models.FROM_GATEWAY])
+def test_nothing_moves_a_final_message_but_delivery_or_eseye_overruling_a_guess(final, target, source):
+    # Given a final message whose status Eseye reported
+    # Then only `delivered` may overrule a `failed` or `cancelled` (the device has the command, issue 9)
+    expected = target == models.DELIVERED and final in (models.FAILED, models.CANCELLED)
+    assert models.can_move(final, target, source, models.FROM_ESEYE) is expected
+
+
+@pytest.mark.parametrize("inferred", [models.FAILED, models.CANCELLED])
+def test_eseye_overrules_a_status_the_gateway_inferred_and_the_gateway_does_not(inferred):
+    # Given a message the gateway marked failed or cancelled on its own guess
+    # When Eseye reports it sent, failed or blocked
+    for target in (models.SENT, models.FAILED, models.BLOCKED):
+        # Then Eseye's word applies, and the gateway's own second guess does not
+        assert models.can_move(inferred, target, models.FROM_ESEYE, models.FROM_GATEWAY)
+        assert not models.can_move(inferred, target, models.FROM_GATEWAY, models.FROM_GATEWAY)
+    assert not models.can_move(inferred, models.PENDING, models.FROM_ESEYE, models.FROM_GATEWAY)
+
+
+@given(st.lists(st.tuples(st.sampled_from(models.MT_STATUSES), st.sampled_from([models.FROM_ESEYE, models.FROM_GATEWAY])), max_size=12))
+def test_any_sequence_of_reports_never_leaves_delivered_or_returns_to_pending(reports):
+    status, source = models.PENDING, models.FROM_GATEWAY
+    for target, reporter in reports:
+        if models.can_move(status, target, reporter, source):
+            assert status != models.DELIVERED
+            assert target != models.PENDING
+            if status in models.FINAL_STATUSES and target != models.DELIVERED:
+                assert (source, reporter) == (models.FROM_GATEWAY, models.FROM_ESEYE)  # only Eseye undoes a guess
+            status, source = target, reporter
 
 
 def test_a_receipt_may_overtake_our_sent_write():

@@ -18,6 +18,8 @@ class Settings:
     send_queue_url: str = ""
     send_max_attempts: int = 8
     retry_base_delay_seconds: int = 10
+    # Longer than any function that sends can run, so a lease past its time has no live holder.
+    send_lease_seconds: int = 180
     retention_days: int = 400
     public_base_url: str = ""  # custom domain of the API; when empty the request context tells it
     events_topic_arn: str = ""
@@ -40,6 +42,7 @@ class Settings:
             send_queue_url=env.get("SEND_QUEUE_URL", ""),
             send_max_attempts=int(env.get("SEND_MAX_ATTEMPTS", cls.send_max_attempts)),
             retry_base_delay_seconds=int(env.get("RETRY_BASE_DELAY_SECONDS", cls.retry_base_delay_seconds)),
+            send_lease_seconds=int(env.get("SEND_LEASE_SECONDS", cls.send_lease_seconds)),
             retention_days=int(env.get("RETENTION_DAYS", cls.retention_days)),
             public_base_url=env.get("PUBLIC_BASE_URL", "").rstrip("/"),
             events_topic_arn=env.get("EVENTS_TOPIC_ARN", ""),

@@ -33,6 +33,29 @@ ERROR_CODES: dict[int, tuple[str, bool]] = {
 }
 # Errors that mean our account or deployment is misconfigured rather than the message being bad.
 CONFIGURATION_CODES = frozenset({510, 530, 570})
+# 555 has a second documented text (§5: "code 555 is used twice").
+EXTRA_TEXTS: tuple[tuple[int, str], ...] = ((555, "Invalid Input Provided"),)
+# An error body that is only the documented text, without its number (the XML form allows both).
+_WILDCARD = re.compile(r"<[A-Za-z]+>|\bX\b")
+
+
+def _text_pattern(text: str) -> re.Pattern[str]:
+    pieces = _WILDCARD.split(text.rstrip("."))
+    return re.compile(r"\s*" + r".*?".join(re.escape(piece) for piece in pieces) + r"\.?\s*", re.IGNORECASE | re.DOTALL)
+
+
+_TEXT_CODES: tuple[tuple[re.Pattern[str], int], ...] = tuple(
+    (_text_pattern(text), code) for code, text in [*((code, text) for code, (text, _) in ERROR_CODES.items()), *EXTRA_TEXTS]
+)
+
+
+def code_for_text(text: str) -> int | None:
+    """The documented code whose text this is (placeholders match anything), or None."""
+    for pattern, code in _TEXT_CODES:
+        if pattern.fullmatch(text):
+            return code
+    return None
+
 
 _ERROR_PATTERN = re.compile(r"^\s*\*?\s*error\s*(\d{3})\s*[–—:-]?\s*(.*)$", re.IGNORECASE | re.DOTALL)
 
@@ -100,7 +123,7 @@ def _parse_xml(body: str, http_status: int) -> EseyeReply:
         parsed = _error_from_text(description_text or "", body, http_status)
         if parsed:
             return parsed
-        return EseyeReply("error", body, http_status, "error", description_text, None)
+        return EseyeReply("error", body, http_status, "error", description_text, code_for_text(description_text or ""))
     return EseyeReply("status", body, http_status, status_value, description_text)
 
 
@@ -116,4 +139,7 @@ def parse_reply(http_status: int, body: str) -> EseyeReply:
     parsed = _error_from_text(text, body, http_status)
     if parsed:
         return parsed
+    code = code_for_text(text) if text else None
+    if code is not None:  # a documented error text with its number left out
+        return EseyeReply("error", body, http_status, "error", text, code)
     return EseyeReply("unexpected", body, http_status)

@@ -1,8 +1,15 @@
 """Messages, their statuses and the moves between them.
 
-The status machine is forward-only: a message moves from `pending` to `sent` to a final status, and
-nothing moves a final message. A receipt may overtake our own `sent` write (Eseye delivers before we
-record its OK!), so `pending` may move straight to `delivered` or `failed`.
+The status machine is forward-only: a message moves from `pending` to `sent` to a final status. A
+receipt may overtake our own `sent` write (Eseye delivers before we record its OK!), so `pending` may
+move straight to `delivered` or `failed`.
+
+Each status says who decided it (`status_source`): `eseye` when Eseye reported it (its OK!, an error
+code, a status answer, a receipt), `gateway` when the gateway inferred it (retries ran out, the message
+expired, a cancel Eseye did not confirm). Eseye's word overrules the gateway's guesses, so a later
+receipt or status answer still moves a message out of an inferred `failed` or `cancelled`. `delivered`
+overrules any `failed` or `cancelled`: a multi-IMSI SIM's other copies fail (eseye-sms-api.md §9), and
+what an operator needs to know is that the device has the command.
 """
 
 from __future__ import annotations
@@ -24,14 +31,23 @@ RECEIVED = "received"  # MO
 MT_STATUSES = (PENDING, SENT, DELIVERED, FAILED, REJECTED, CANCELLED, BLOCKED)
 FINAL_STATUSES = frozenset({DELIVERED, FAILED, REJECTED, CANCELLED, BLOCKED})
 
+FROM_ESEYE = "eseye"
+FROM_GATEWAY = "gateway"
+
 # For each target status, the statuses a message may move to it from.
 ALLOWED_FROM: dict[str, tuple[str, ...]] = {
     SENT: (PENDING,),
-    DELIVERED: (PENDING, SENT),
+    DELIVERED: (PENDING, SENT, FAILED, CANCELLED),
     FAILED: (PENDING, SENT),
     REJECTED: (PENDING,),
     CANCELLED: (PENDING, SENT),
     BLOCKED: (PENDING, SENT),
+}
+# ... and, when Eseye reports the target, from these statuses too if the gateway only inferred them.
+ALLOWED_FROM_INFERRED: dict[str, tuple[str, ...]] = {
+    SENT: (FAILED, CANCELLED),
+    FAILED: (FAILED, CANCELLED),
+    BLOCKED: (FAILED, CANCELLED),
 }
 
 # What an Eseye status answer (mtstatusapi / mtcancelapi) tells us about the message (eseye-sms-api.md §4).
@@ -49,8 +65,18 @@ MSISDN_PATTERN = re.compile(r"^\+?[0-9]{8,15}$")
 MESSAGE_ID_PATTERN = re.compile(r"^[0-9a-f]{32}$")
 
 
-def can_move(current: str | None, target: str) -> bool:
-    return current in ALLOWED_FROM.get(target, ())
+def can_move(current: str | None, target: str, source: str | None = None, current_source: str | None = None) -> bool:
+    """Whether a message in `current` (decided by `current_source`) may move to `target` as `source` reports it."""
+    if current in ALLOWED_FROM.get(target, ()):
+        return True
+    return source == FROM_ESEYE and current_source == FROM_GATEWAY and current in ALLOWED_FROM_INFERRED.get(target, ())
+
+
+def eseye_status_meaning(status: str | None) -> str | None:
+    """What an Eseye status answer says of a message. Any status but `error` means Eseye has it (§4.2)."""
+    if not status or status == "error":
+        return None
+    return ESEYE_STATUS_MEANING.get(status, SENT)
 
 
 def now() -> datetime:
@@ -93,6 +119,19 @@ def history_entry(at: str, event: str, status: str, cause: str, **detail: Any) -
     return entry
 
 
+def repeats(entry: dict[str, Any], latest: dict[str, Any] | None) -> bool:
+    """Whether `entry` says nothing `latest` did not: same event, status and cause, and the same answer
+    from Eseye. Eseye's raw body is left out: an error page may differ by a request id and mean the same."""
+    if not latest:
+        return False
+
+    def news(e: dict[str, Any]) -> tuple:
+        detail = {k: ({n: v for n, v in d.items() if n != "raw"} if isinstance(d, dict) else d) for k, d in (e.get("detail") or {}).items()}
+        return e.get("event"), e.get("status"), e.get("cause"), detail
+
+    return news(entry) == news(latest)
+
+
 PUBLIC_FIELDS = (
     "id",
     "direction",
@@ -106,6 +145,7 @@ PUBLIC_FIELDS = (
     "encoding",
     "length",
     "status",
+    "status_source",
     "client_ref",
     "created_at",
     "updated_at",
@@ -122,6 +162,7 @@ PUBLIC_FIELDS = (
     "parts",
     "incomplete",
     "history",
+    "history_dropped",  # entries dropped from the middle of a long history (adapters/store.py)
 )
 
 

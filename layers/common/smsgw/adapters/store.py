@@ -6,6 +6,7 @@ Key design (also in template.yaml):
                   too old; then closed (state, the closed message's Eseye ids) and reopened when the ref is reused
   open buffer    GSI3PK CONCAT#<hex digit>  GSI3SK <opened_at>#<buffer PK>  sparse, while open, for the sweep
   receipt orphan  PK MSG#<id>          SK META      (no status) receipts for an id not yet stored
+  attempt lease   on the message item: lease_owner, lease_until, attempts, may_be_at_eseye
   pending        GSI3PK PENDING#<last hex digit of id>  GSI3SK <created_at>#<id>  sparse, for the reconciler
   list entry      PK LIST#allow|block  SK <msisdn>  LIST#... / #COUNT holds the list's size
   idempotency     PK IDEM              SK <key hash>  (Powertools Idempotency)
@@ -187,6 +188,44 @@ class Store:
             Key=message_key(message_id),
             UpdateExpression=update,
             ConditionExpression=" AND ".join(conditions),
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=values,
+            ReturnValues="ALL_NEW",
+            ReturnValuesOnConditionCheckFailure="ALL_OLD",
+        )
+        return self._from_dynamo(result["Attributes"]) or {}
+
+    def claim_lease(
+        self, message_id: str, owner: str, now: str, until: str, *, for_attempt: bool, max_attempts: int = 0
+    ) -> dict[str, Any]:
+        """Take a pending message's attempt lease, so that only one job at a time talks to Eseye about it.
+
+        for_attempt: the lease is for an attempt that may send. It counts the attempt on the message (at
+        most `max_attempts`) and marks that Eseye may have the message from now on, until an answer says
+        otherwise: a job that dies mid-send leaves that mark for the next one, which then asks Eseye first.
+        The lease lasts until `until`, longer than any holder can run, so an expired lease has no live holder.
+        Returns the new item. Raises ConditionFailed (with the current item) when the message is not
+        pending, another job holds the lease, or the attempts ran out.
+        """
+        names = {"#status": "status", "#owner": "lease_owner", "#until": "lease_until"}
+        values: dict[str, Any] = {
+            ":pending": {"S": "pending"},
+            ":owner": {"S": owner},
+            ":until": {"S": until},
+            ":now": {"S": now},
+        }
+        update = "SET #owner = :owner, #until = :until"
+        condition = "#status = :pending AND (attribute_not_exists(#until) OR #until < :now)"
+        if for_attempt:
+            names.update({"#attempts": "attempts", "#unsure": "may_be_at_eseye"})
+            values.update({":zero": {"N": "0"}, ":one": {"N": "1"}, ":max": {"N": str(max_attempts)}, ":true": {"BOOL": True}})
+            update += ", #attempts = if_not_exists(#attempts, :zero) + :one, #unsure = :true"
+            condition += " AND (attribute_not_exists(#attempts) OR #attempts < :max)"
+        result = self._call(
+            "update_item",
+            Key=message_key(message_id),
+            UpdateExpression=update,
+            ConditionExpression=condition,
             ExpressionAttributeNames=names,
             ExpressionAttributeValues=values,
             ReturnValues="ALL_NEW",

@@ -1,16 +1,33 @@
-"""One attempt to hand a stored MT message to Eseye, shared by the send API and the retry dispatcher."""
+"""Attempts to hand a stored MT message to Eseye, shared by the send API and the retry dispatcher.
+
+Exactly once to Eseye rests on three rules:
+- One job at a time: an attempt runs only under the message's lease (a conditional write), so two
+  jobs for one message (SQS redelivery, the reconciler, a retried request) never both talk to Eseye.
+- Ask before resending: once an attempt may have reached Eseye (a read timeout, a 5xx, an answer we
+  could not read, a job that died, a store write that failed after Eseye's OK!), the next attempt asks
+  Eseye's status request first and sends only if Eseye says it does not know the id.
+- Attempts are counted on the message, so SendMaxAttempts bounds what Eseye sees for one message.
+"""
 
 from __future__ import annotations
 
 import random
+import uuid
+from datetime import timedelta
 from typing import Any
 
 from smsgw import models
 from smsgw.adapters.eseye import EseyeUnavailable
-from smsgw.adapters.store import ConditionFailed
+from smsgw.adapters.store import ConditionFailed, bounded_entry
 from smsgw.deps import Deps
+from smsgw.errors import GatewayError, ServiceUnavailable
 from smsgw.eseye_protocol import EseyeReply
 from smsgw.observability import count, logger
+
+LEASE_FIELDS = ("lease_owner", "lease_until")
+# Eseye's answers to a status request for a message_id it never received (535; 555 is its catch-all
+# for bad input, and the id is the only input a status request carries).
+UNKNOWN_MESSAGE_CODES = frozenset({535, 555})
 
 
 def receipt_url(base_url: str, token: str) -> str:
@@ -30,30 +47,48 @@ def eseye_fields(message: dict[str, Any], deps: Deps) -> dict[str, str]:
     return fields
 
 
-def record(deps: Deps, message: dict[str, Any], target: str | None, event: str, cause: str, **extra: Any) -> dict[str, Any]:
-    """Move `message` to `target` (or only note the event when target is None) and return the stored item.
+def record(
+    deps: Deps,
+    message: dict[str, Any],
+    target: str | None,
+    event: str,
+    cause: str,
+    *,
+    source: str | None = None,
+    release: bool = False,
+    sets: dict[str, Any] | None = None,
+    **detail: Any,
+) -> dict[str, Any]:
+    """Move `message` to `target` as `source` (eseye | gateway) reports it, or only note the event when
+    target is None, and return the stored item. `release` gives up the attempt lease in the same write.
 
     If the move is no longer allowed (a receipt or a cancel got there first), the event is still noted
     in the history, and the status stays where it is.
     """
-    sets = extra.pop("sets", None)
-    detail = {k: v for k, v in extra.items() if v is not None}
+    detail = {k: v for k, v in detail.items() if v is not None}
     at = deps.now_iso()
-    status = target or message["status"]
-    try:
-        return deps.store.update_message(
-            message["id"],
-            models.history_entry(at, event, status, cause, **detail),
-            status=target,
-            allowed_from=models.ALLOWED_FROM[target] if target else None,
-            sets=sets,
-        )
-    except ConditionFailed as exc:
-        current = exc.item or message
-        if not current.get("status"):
-            raise
-        note = f"{cause} (status stays {current['status']})"
-        return deps.store.update_message(message["id"], models.history_entry(at, event, current["status"], note, **detail))
+    remove = LEASE_FIELDS if release else ()
+    if target is not None:
+        source = source or models.FROM_GATEWAY
+        try:
+            return deps.store.update_message(
+                message["id"],
+                models.history_entry(at, event, target, cause, **detail),
+                status=target,
+                allowed_from=models.ALLOWED_FROM[target],
+                allowed_from_inferred=models.ALLOWED_FROM_INFERRED.get(target, ()) if source == models.FROM_ESEYE else (),
+                sets={**(sets or {}), "status_source": source},
+                remove=remove,
+            )
+        except ConditionFailed as exc:
+            current = exc.item or message
+            if not current.get("status"):
+                raise
+            message, cause = current, f"{cause} (status stays {current['status']})"
+    entry = bounded_entry(models.history_entry(at, event, message["status"], cause, **detail))
+    if not sets and not remove and models.repeats(entry, (message.get("history") or [None])[-1]):
+        return message  # the same answer again (a refresh loop, a repeated note): nothing to add
+    return deps.store.update_message(message["id"], entry, sets=sets, remove=remove)
 
 
 def backoff_seconds(attempt: int, base: int) -> int:
@@ -61,10 +96,48 @@ def backoff_seconds(attempt: int, base: int) -> int:
     return int(delay + random.uniform(0, delay * 0.1))
 
 
-def give_up_or_retry(deps: Deps, message: dict[str, Any], attempt: int, exc: EseyeUnavailable) -> dict[str, Any]:
-    """Eseye gave no usable answer: schedule the next attempt, or fail the message once attempts run out."""
-    limit = deps.settings.send_max_attempts
+def lease_until(deps: Deps) -> str:
+    return models.iso(deps.clock() + timedelta(seconds=deps.settings.send_lease_seconds))
+
+
+def new_lease_owner() -> str:
+    return uuid.uuid4().hex
+
+
+def claim(deps: Deps, message: dict[str, Any], owner: str, *, for_attempt: bool) -> dict[str, Any] | None:
+    """The message with its lease held by `owner`, or None if another job holds it or it moved on.
+    A message whose attempts ran out (and is not being worked on) ends `failed`."""
+    try:
+        return deps.store.claim_lease(
+            message["id"], owner, deps.now_iso(), lease_until(deps), for_attempt=for_attempt, max_attempts=deps.settings.send_max_attempts
+        )
+    except ConditionFailed as exc:
+        current = exc.item
+    if not current or current.get("status") != models.PENDING:
+        return None
+    if current.get("lease_until", "") >= deps.now_iso():
+        logger.info("another job holds the message's lease", extra={"lease_until": current["lease_until"]})
+        count("AttemptLeaseBusy")
+        return None
+    attempts = int(current.get("attempts", 0))
+    count("SendFailed")
+    record(
+        deps,
+        current,
+        models.FAILED,
+        "retries_exhausted",
+        f"no answer from Eseye after {attempts} attempts; Eseye may still deliver it, and its receipt will apply",
+    )
+    return None
+
+
+def give_up_or_retry(deps: Deps, message: dict[str, Any], exc: EseyeUnavailable) -> dict[str, Any]:
+    """Eseye gave no usable answer: schedule the next attempt, or fail the message once attempts run out.
+    Raises ServiceUnavailable if the retry could not be scheduled (the reconciler will find the message)."""
+    attempt, limit = int(message.get("attempts", 1)), deps.settings.send_max_attempts
     logger.warning("Eseye unavailable", extra={"attempt": attempt, "reason": exc.reason, "ambiguous": exc.ambiguous})
+    # A refused connection never reached Eseye; anything else may have (and stays marked so).
+    unsure = bool(message.get("may_be_at_eseye")) and exc.ambiguous
     if attempt >= limit:
         count("SendFailed")
         return record(
@@ -73,8 +146,9 @@ def give_up_or_retry(deps: Deps, message: dict[str, Any], attempt: int, exc: Ese
             models.FAILED,
             "retries_exhausted",
             f"Eseye unavailable after {attempt} attempts: {exc.reason}",
+            release=True,
+            sets={"may_be_at_eseye": unsure},
             eseye=exc.as_detail(),
-            sets={"attempts": attempt},
         )
     delay = backoff_seconds(attempt, deps.settings.retry_base_delay_seconds)
     updated = record(
@@ -83,20 +157,24 @@ def give_up_or_retry(deps: Deps, message: dict[str, Any], attempt: int, exc: Ese
         None,
         "retry_scheduled",
         f"Eseye unavailable ({exc.reason}); attempt {attempt + 1} of {limit} in {delay} s",
+        release=True,
+        sets={"may_be_at_eseye": unsure},
         eseye=exc.as_detail(),
-        sets={"attempts": attempt},
     )
-    deps.retry_queue.schedule({"id": message["id"], "attempt": attempt + 1, "ambiguous": exc.ambiguous}, delay)
+    deps.retry_queue.schedule({"id": message["id"], "attempt": attempt + 1, "ambiguous": unsure}, delay)
     count("SendRetried")
     return updated
 
 
-def apply_send_reply(deps: Deps, message: dict[str, Any], attempt: int, reply: EseyeReply) -> dict[str, Any]:
+def apply_send_reply(deps: Deps, message: dict[str, Any], reply: EseyeReply) -> dict[str, Any]:
+    attempt = int(message.get("attempts", 1))
     logger.info("Eseye answered", extra={"attempt": attempt, "eseye_kind": reply.kind, "eseye_code": reply.code})
     if reply.kind == "ok":
         count("Sent")
-        return record(deps, message, models.SENT, "eseye_send", "Eseye accepted the message", eseye=reply.as_detail(), sets={"attempts": attempt})
-    if reply.kind == "error":
+        return record(
+            deps, message, models.SENT, "eseye_send", "Eseye accepted the message", source=models.FROM_ESEYE, release=True, eseye=reply.as_detail()
+        )
+    if reply.kind == "error" and reply.code is not None:
         count("Rejected")
         return record(
             deps,
@@ -104,20 +182,97 @@ def apply_send_reply(deps: Deps, message: dict[str, Any], attempt: int, reply: E
             models.REJECTED,
             "eseye_send",
             f"Eseye error {reply.code}: {reply.description or ''}".strip(),
+            source=models.FROM_ESEYE,
+            release=True,
+            sets={"eseye_code": reply.code, "eseye_description": reply.description, "may_be_at_eseye": False},
             eseye=reply.as_detail(),
-            sets={"attempts": attempt, "eseye_code": reply.code, "eseye_description": reply.description},
         )
     # An answer we cannot read: Eseye may have taken the message, so the retry must ask first.
     unreadable = EseyeUnavailable("unexpected answer", ambiguous=True, http_status=reply.http_status, raw=reply.raw)
-    return give_up_or_retry(deps, message, attempt, unreadable)
+    return give_up_or_retry(deps, message, unreadable)
 
 
-def attempt_send(deps: Deps, message: dict[str, Any], attempt: int) -> dict[str, Any]:
-    """Send once. Returns the stored item after the outcome is recorded. Raises ServiceUnavailable if a
-    retry was needed but could not be scheduled."""
-    fields = eseye_fields(message, deps)
+def apply_eseye_status(deps: Deps, message: dict[str, Any], reply: EseyeReply, event: str, *, release: bool = False) -> dict[str, Any]:
+    """Record what an Eseye status or cancel answer says about a message, moving it where Eseye's word allows."""
+    if reply.kind == "status":
+        target = models.eseye_status_meaning(reply.status)
+        cause = f"Eseye reports {reply.status!r}" + (f": {reply.description}" if reply.description else "")
+        return record(deps, message, target, event, cause, source=models.FROM_ESEYE, release=release, eseye=reply.as_detail())
+    if reply.kind == "error":
+        return record(
+            deps, message, None, event, f"Eseye error {reply.code}: {reply.description or ''}".strip(), release=release, eseye=reply.as_detail()
+        )
+    return record(deps, message, None, event, "Eseye gave an answer we could not read", release=release, eseye=reply.as_detail())
+
+
+def probe(deps: Deps, message: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """Ask Eseye whether it has a message an earlier attempt may have reached, under the lease.
+
+    Returns ("unknown", message) when Eseye does not know the id and it must be sent, ("found", message)
+    when Eseye has it (now recorded), or ("inconclusive", message) when the probe itself failed and a
+    retry is scheduled.
+    """
     try:
-        reply = deps.eseye.send(fields)
+        reply = deps.eseye.status(message["id"])
     except EseyeUnavailable as exc:
-        return give_up_or_retry(deps, message, attempt, exc)
-    return apply_send_reply(deps, message, attempt, reply)
+        return "inconclusive", give_up_or_retry(deps, message, EseyeUnavailable(f"status probe: {exc.reason}", True, exc.http_status, exc.raw))
+    if reply.kind == "error" and reply.code in UNKNOWN_MESSAGE_CODES:
+        noted = record(
+            deps, message, None, "eseye_probe", f"Eseye does not know the message (error {reply.code}); sending again", eseye=reply.as_detail()
+        )
+        return "unknown", noted
+    if reply.kind == "status" or (reply.kind == "error" and reply.code is None and reply.description):
+        # Any message status, or an error about the message itself (not a documented request error):
+        # Eseye has it. Never send it again.
+        count("ProbeFound")
+        if reply.kind == "status":
+            return "found", apply_eseye_status(deps, message, reply, "eseye_probe", release=True)
+        cause = f"Eseye has the message and reports an error: {reply.description}"
+        return "found", record(deps, message, models.FAILED, "eseye_probe", cause, source=models.FROM_ESEYE, release=True, eseye=reply.as_detail())
+    # A documented request error (credentials, allowlist) or a page that is not Eseye's: ask again later.
+    message = record(deps, message, None, "eseye_probe", "Eseye's status answer does not say whether it has the message", eseye=reply.as_detail())
+    return "inconclusive", give_up_or_retry(deps, message, EseyeUnavailable("status probe inconclusive", True, reply.http_status, reply.raw))
+
+
+def attempt(deps: Deps, message: dict[str, Any], *, ask_first: bool = False) -> dict[str, Any]:
+    """One attempt on a message whose lease we hold: ask Eseye first if an earlier attempt may have
+    reached it, then send. Returns the stored item after the outcome is recorded.
+
+    When the outcome cannot be recorded (Eseye answered, the store did not take it), the message stays
+    pending with a probe-first retry: the gateway does not know the outcome, so it never calls it failed.
+    Raises ServiceUnavailable only if neither the outcome nor a retry could be recorded.
+    """
+    try:
+        if ask_first:
+            verdict, message = probe(deps, message)
+            if verdict != "unknown":
+                return message
+        try:
+            reply = deps.eseye.send(eseye_fields(message, deps))
+        except EseyeUnavailable as exc:
+            return give_up_or_retry(deps, message, exc)
+        return apply_send_reply(deps, message, reply)
+    except GatewayError as exc:
+        if not isinstance(exc, ServiceUnavailable):
+            raise
+        return park_unknown_outcome(deps, message, exc)
+
+
+def park_unknown_outcome(deps: Deps, message: dict[str, Any], exc: ServiceUnavailable) -> dict[str, Any]:
+    """The store or the retry queue failed mid-attempt, so what Eseye did is not recorded. Leave the
+    message pending, marked as maybe at Eseye, with a probe-first retry. Raises `exc` if not even the
+    retry could be scheduled: the reconciler finds the message, and a retried request resumes it."""
+    logger.warning("attempt outcome not recorded; a probe-first retry will settle it", extra={"reason": exc.message})
+    count("AttemptOutcomeUnknown")
+    attempts = int(message.get("attempts", 1))
+    cause = f"the outcome of attempt {attempts} was not recorded ({exc.message}); Eseye will be asked before any resend"
+    try:
+        message = record(deps, message, None, "outcome_unknown", cause, release=True, sets={"may_be_at_eseye": True})
+        delay = backoff_seconds(attempts, deps.settings.retry_base_delay_seconds)
+    except ServiceUnavailable:
+        delay = deps.settings.send_lease_seconds + 1  # our lease still stands: retry once it has run out
+    try:
+        deps.retry_queue.schedule({"id": message["id"], "attempt": attempts + 1, "ambiguous": True}, delay)
+    except ServiceUnavailable:
+        raise exc from None
+    return {**message, "status": models.PENDING}

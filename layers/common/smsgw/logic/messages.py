@@ -6,12 +6,17 @@ from typing import Any
 
 from smsgw import models
 from smsgw.adapters.eseye import EseyeUnavailable
-from smsgw.adapters.store import ConditionFailed
 from smsgw.deps import Deps, default_deps
 from smsgw.errors import Conflict, NotFound, ServiceUnavailable, UpstreamError
 from smsgw.eseye_protocol import EseyeReply
-from smsgw.logic.delivery import record
+from smsgw.logic import delivery
+from smsgw.logic.delivery import apply_eseye_status, record
 from smsgw.observability import follow
+
+# Cancel answers that confirm a cancel. The reference lists no `cancelled` status; the Messaging API
+# Activity page shows `cancelling` (eseye-sms-api.md §4.1). `sent`, `queued` and `mgmt` say the message
+# is still on its way: Eseye did not cancel it.
+CANCEL_CONFIRMED = frozenset({"cancelling", "cancelled"})
 
 
 def load(message_id: str, deps: Deps) -> dict[str, Any]:
@@ -23,19 +28,6 @@ def load(message_id: str, deps: Deps) -> dict[str, Any]:
     if not item or not item.get("status"):
         raise NotFound(f"no message with id {message_id}")
     return item
-
-
-def apply_eseye_status(deps: Deps, message: dict[str, Any], reply: EseyeReply, event: str) -> dict[str, Any]:
-    """Record what Eseye says about a message, moving it forward where that is allowed."""
-    if reply.kind == "status":
-        target = models.ESEYE_STATUS_MEANING.get(reply.status or "")
-        cause = f"Eseye reports {reply.status!r}" + (f": {reply.description}" if reply.description else "")
-        if target and models.can_move(message["status"], target):
-            return record(deps, message, target, event, cause, eseye=reply.as_detail())
-        return record(deps, message, None, event, cause, eseye=reply.as_detail())
-    if reply.kind == "error":
-        return record(deps, message, None, event, f"Eseye error {reply.code}: {reply.description or ''}".strip(), eseye=reply.as_detail())
-    return record(deps, message, None, event, "Eseye gave an answer we could not read", eseye=reply.as_detail())
 
 
 def get_message(message_id: str, refresh: bool = False, deps: Deps | None = None) -> dict[str, Any]:
@@ -58,25 +50,28 @@ def get_message(message_id: str, refresh: bool = False, deps: Deps | None = None
 
 
 def cancel_message(message_id: str, deps: Deps | None = None) -> dict[str, Any]:
-    """Cancel a message that is not delivered yet. `pending`: locally. `sent`: through Eseye's cancel.
-    Raises NotFound, Conflict (already final, or Eseye says delivered/blocked), UpstreamError (Eseye
-    error answer) or ServiceUnavailable (Eseye unreachable; nothing changed)."""
+    """Cancel a message that is not delivered yet.
+
+    `pending`, never at Eseye: locally. `pending` after an attempt that may have reached Eseye, or
+    `sent`: through Eseye's cancel, under the attempt lease so that no retry sends meanwhile. Raises
+    NotFound; Conflict when the message is final, a send attempt is under way, or Eseye's answer does not
+    confirm the cancel (naming Eseye's status); UpstreamError (an Eseye error answer about a sent message)
+    or ServiceUnavailable (Eseye unreachable about a sent message; nothing changed).
+    """
     deps = deps or default_deps()
     message = load(message_id, deps)
     if message.get("direction") != "mt":
         raise Conflict("only MT messages can be cancelled")
     if message["status"] == models.PENDING:
-        try:
-            return models.public_view(
-                deps.store.update_message(
-                    message_id,
-                    models.history_entry(deps.now_iso(), "cancel", models.CANCELLED, "cancelled before Eseye accepted it"),
-                    status=models.CANCELLED,
-                    allowed_from=(models.PENDING,),
-                )
+        claimed = delivery.claim(deps, message, delivery.new_lease_owner(), for_attempt=False)
+        if claimed is not None:
+            return models.public_view(_cancel_pending(claimed, deps))
+        message = load(message_id, deps)
+        if message["status"] == models.PENDING:
+            raise Conflict(
+                "a send attempt for this message is under way; try the cancel again in a few seconds",
+                {"status": message["status"], "lease_until": message.get("lease_until")},
             )
-        except ConditionFailed as exc:
-            message = exc.item or load(message_id, deps)  # the dispatcher or a receipt moved it meanwhile
     if message["status"] in models.FINAL_STATUSES:
         raise Conflict(f"message is already {message['status']} and cannot be cancelled", {"status": message["status"]})
 
@@ -87,18 +82,49 @@ def cancel_message(message_id: str, deps: Deps | None = None) -> dict[str, Any]:
         raise ServiceUnavailable(
             "Eseye could not be reached to cancel the message; it is unchanged, try again", {"status": message["status"]}
         ) from exc
-    if reply.kind == "status" and reply.status in ("cancelling", "cancelled", "queued", "sent", "mgmt"):
-        # Eseye took the cancel while the message was still undelivered.
-        message = record(
-            deps, message, models.CANCELLED, "cancel", f"cancelled through Eseye (Eseye status {reply.status!r})", eseye=reply.as_detail()
-        )
-        if message["status"] != models.CANCELLED:
-            raise Conflict(f"message became {message['status']} before the cancel took effect", {"status": message["status"]})
-        return models.public_view(message)
+    if reply.kind == "status" and reply.status in CANCEL_CONFIRMED:
+        return models.public_view(_cancelled_by_eseye(message, reply, deps))
     message = apply_eseye_status(deps, message, reply, "cancel")
-    if reply.kind == "status" and reply.status in ("delivered", "blocked"):
-        raise Conflict(f"Eseye reports the message {reply.status}; it cannot be cancelled", {"status": message["status"]})
+    if reply.kind == "status":
+        raise _not_cancelled(reply, message)
     raise UpstreamError(
         "Eseye did not cancel the message",
         {"eseye_code": reply.code, "eseye_status": reply.status, "eseye_description": reply.description, "status": message["status"]},
     )
+
+
+def _cancelled_by_eseye(message: dict[str, Any], reply: EseyeReply, deps: Deps, release: bool = False) -> dict[str, Any]:
+    cause = f"cancelled through Eseye (Eseye status {reply.status!r})"
+    message = record(deps, message, models.CANCELLED, "cancel", cause, source=models.FROM_ESEYE, release=release, eseye=reply.as_detail())
+    if message["status"] != models.CANCELLED:
+        raise Conflict(f"message became {message['status']} before the cancel took effect", {"status": message["status"]})
+    return message
+
+
+def _not_cancelled(reply: EseyeReply, message: dict[str, Any]) -> Conflict:
+    return Conflict(
+        f"Eseye did not cancel the message: Eseye reports it {reply.status}",
+        {"eseye_status": reply.status, "eseye_description": reply.description, "status": message["status"]},
+    )
+
+
+def _cancel_pending(message: dict[str, Any], deps: Deps) -> dict[str, Any]:
+    """Cancel a pending message whose lease we hold. If an earlier attempt may have reached Eseye, Eseye
+    is asked to cancel too; when its answer settles nothing the cancel is the gateway's inference."""
+    if not message.get("may_be_at_eseye"):
+        return record(deps, message, models.CANCELLED, "cancel", "cancelled before Eseye accepted it", release=True)
+    try:
+        reply = deps.eseye.cancel(message["id"])
+    except EseyeUnavailable as exc:
+        cause = f"cancelled by the gateway; an earlier attempt may have reached Eseye, whose cancel request failed ({exc.reason})"
+        return record(deps, message, models.CANCELLED, "cancel", cause, release=True, eseye=exc.as_detail())
+    if reply.kind == "status" and reply.status in CANCEL_CONFIRMED:
+        return _cancelled_by_eseye(message, reply, deps, release=True)
+    if reply.kind == "status":  # Eseye has it and did not cancel it: the message is with Eseye
+        message = apply_eseye_status(deps, message, reply, "cancel", release=True)
+        raise _not_cancelled(reply, message)
+    if reply.kind == "error" and reply.code in delivery.UNKNOWN_MESSAGE_CODES:
+        cause = f"cancelled before Eseye accepted it (Eseye does not know it: error {reply.code})"
+        return record(deps, message, models.CANCELLED, "cancel", cause, release=True, sets={"may_be_at_eseye": False}, eseye=reply.as_detail())
+    cause = "cancelled by the gateway; an earlier attempt may have reached Eseye, whose cancel answer settles nothing"
+    return record(deps, message, models.CANCELLED, "cancel", cause, release=True, eseye=reply.as_detail())

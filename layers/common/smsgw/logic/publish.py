@@ -23,7 +23,14 @@ def event_for(new: dict[str, Any], old: dict[str, Any] | None) -> dict[str, Any]
         data = models.public_view(new)
         return {"type": REPLY_TIMEOUT, "id": f"{new['id']}:reply_timeout", "time": new.get("updated_at"), "data": data, "msisdn": new.get("to", "")}
     status = new.get("status")
-    if not status or (old and old.get("status") == status):
+    # Eseye confirming a status the gateway had only inferred is news too (issue 9): it gets its own id.
+    confirmed = (
+        bool(old)
+        and old.get("status") == status
+        and (old or {}).get("status_source") == models.FROM_GATEWAY
+        and new.get("status_source") == models.FROM_ESEYE
+    )
+    if not status or (old and old.get("status") == status and not confirmed):
         return None
     data = models.public_view(new)
     if new.get("direction") == "mt":
@@ -32,7 +39,8 @@ def event_for(new: dict[str, Any], old: dict[str, Any] | None) -> dict[str, Any]
         kind, msisdn = MO_RECEIVED, new.get("from") or ""
     else:
         return None  # a blocked MO message is stored, not published
-    return {"type": kind, "id": f"{new['id']}:{status}", "time": new.get("updated_at") or new.get("created_at"), "data": data, "msisdn": msisdn}
+    event_id = f"{new['id']}:{status}:eseye" if confirmed else f"{new['id']}:{status}"
+    return {"type": kind, "id": event_id, "time": new.get("updated_at") or new.get("created_at"), "data": data, "msisdn": msisdn}
 
 
 def public_event(event: dict[str, Any]) -> dict[str, Any]:

@@ -42,8 +42,9 @@ def process_receipt(receipt: dict[str, str], deps: Deps | None = None) -> str:
             _entry(deps, target, cause, receipt),
             status=target,
             allowed_from=models.ALLOWED_FROM[target],
+            allowed_from_inferred=models.ALLOWED_FROM_INFERRED.get(target, ()),
             receipt_key=key,
-            sets={"last_receipt": receipt},
+            sets={"last_receipt": receipt, "status_source": models.FROM_ESEYE},
         )
         count("Delivered" if target == models.DELIVERED else "DeliveryFailed")
         return "applied"
@@ -78,13 +79,15 @@ def apply_orphans(message: dict[str, Any], deps: Deps) -> dict[str, Any]:
     for receipt in message.get("orphan_receipts") or []:
         target = RECEIPT_MEANING.get(str(receipt.get("status", "")).lower())
         cause = f"receipt {receipt.get('status')!r} received before the message was stored"
-        if target and models.can_move(message["status"], target):
+        if target and models.can_move(message["status"], target, models.FROM_ESEYE, message.get("status_source")):
             message = deps.store.update_message(
                 message["id"],
                 _entry(deps, target, cause, receipt),
                 status=target,
                 allowed_from=models.ALLOWED_FROM[target],
-                remove=("orphan_receipts",),
+                allowed_from_inferred=models.ALLOWED_FROM_INFERRED.get(target, ()),
+                sets={"status_source": models.FROM_ESEYE},
+                remove=("orphan_receipts", "lease_owner", "lease_until"),
             )
         else:
             message = deps.store.update_message(

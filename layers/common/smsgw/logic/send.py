@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import unicodedata
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from smsgw import encoding, models
 from smsgw.adapters.store import ConditionFailed
 from smsgw.deps import Deps, default_deps
-from smsgw.errors import Conflict, Forbidden, GatewayError, ValidationFailed
+from smsgw.errors import Conflict, Forbidden, ValidationFailed
 from smsgw.logic import delivery, lists, replies
 from smsgw.observability import follow, logger
 
@@ -19,6 +21,8 @@ ALLOWED_FIELDS = frozenset(
     {"to", "text", "data", "data_coding", "encoding", "source", "expires_at", "client_ref", "status_callback", "expect_reply_within"}
 )
 MAX_REPLY_WINDOW_SECONDS = 7 * 86400
+# How long an Idempotency-Key names one message; also the Powertools record's lifetime.
+IDEMPOTENCY_WINDOW_SECONDS = 86400
 
 
 @dataclass(frozen=True)
@@ -167,10 +171,27 @@ def _eseye_expiry(moment: datetime | None) -> str | None:
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S") if moment else None
 
 
-def new_message(request: SendRequest, analysis: encoding.TextAnalysis, payload: dict[str, str], receipt_base: str, deps: Deps) -> dict[str, Any]:
+def keyed_message_id(scoped_key: str) -> str:
+    """The message id an Idempotency-Key names for its caller, so a retried request finds its message."""
+    return hashlib.sha256(f"idempotency#{scoped_key}".encode()).hexdigest()[:32]
+
+
+def request_hash(body: Any) -> str:
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":"), default=str).encode()).hexdigest()
+
+
+def new_message(
+    request: SendRequest,
+    analysis: encoding.TextAnalysis,
+    payload: dict[str, str],
+    receipt_base: str,
+    deps: Deps,
+    message_id: str,
+    lease_owner: str,
+    body_hash: str,
+) -> dict[str, Any]:
     moment = deps.clock()
     at = models.iso(moment)
-    message_id = uuid.uuid4().hex
     return {
         "id": message_id,
         "direction": "mt",
@@ -182,6 +203,7 @@ def new_message(request: SendRequest, analysis: encoding.TextAnalysis, payload: 
         "encoding": analysis.encoding,
         "length": analysis.length,
         "status": models.PENDING,
+        "status_source": models.FROM_GATEWAY,
         "client_ref": request.client_ref,
         "status_callback": request.status_callback,
         "expect_reply_within": request.expect_reply_within,
@@ -191,7 +213,12 @@ def new_message(request: SendRequest, analysis: encoding.TextAnalysis, payload: 
         "eseye_expiry": _eseye_expiry(request.expires_at),
         "eseye_payload": payload,
         "receipt_base": receipt_base,
-        "attempts": 0,
+        "request_hash": body_hash,
+        # The first attempt's lease is taken in the create itself: no extra write on the common path.
+        "attempts": 1,
+        "lease_owner": lease_owner,
+        "lease_until": delivery.lease_until(deps),
+        "may_be_at_eseye": True,
         "history": [models.history_entry(at, "accepted", models.PENDING, "accepted by the API")],
         "GSI1PK": f"MSISDN#{request.to}",
         "GSI1SK": f"{at}#{message_id}",
@@ -202,9 +229,11 @@ def new_message(request: SendRequest, analysis: encoding.TextAnalysis, payload: 
     }
 
 
-def send_message(body: Any, receipt_base: str, dry_run: bool = False, deps: Deps | None = None) -> ApiResult:
+def send_message(body: Any, receipt_base: str, dry_run: bool = False, deps: Deps | None = None, scoped_key: str | None = None) -> ApiResult:
     """Validate and send one SMS. Returns 200 (dry run), 202 (sent or queued for retry) or 422 (Eseye
-    rejected it). Raises ValidationFailed, Forbidden, or ServiceUnavailable when a retry could not be queued."""
+    rejected it). With `scoped_key` (caller and Idempotency-Key), a retried request resumes the message
+    the key named rather than creating another. Raises ValidationFailed, Forbidden, Conflict (the key
+    named another request) or ServiceUnavailable when neither the outcome nor a retry could be recorded."""
     deps = deps or default_deps()
     request = parse_send_request(body, deps.clock(), deps.settings.allow_insecure_callbacks)
     analysis, payload = analyse(request)
@@ -214,27 +243,52 @@ def send_message(body: Any, receipt_base: str, dry_run: bool = False, deps: Deps
     if refusal:
         raise Forbidden(refusal, {"to": request.to})
 
-    item = new_message(request, analysis, payload, receipt_base, deps)
+    body_hash = request_hash(body)
+    message_id = keyed_message_id(scoped_key) if scoped_key else uuid.uuid4().hex
+    owner = delivery.new_lease_owner()
+    item = new_message(request, analysis, payload, receipt_base, deps, message_id, owner, body_hash)
     try:
         message = deps.store.create_message(item)
     except ConditionFailed as exc:
-        # The id is new, so an item with it and our created_at is our own write, whose answer was lost
-        # and which the SDK retried (throttling, a dropped connection).
-        if not exc.item or exc.item.get("created_at") != item["created_at"]:
+        existing = exc.item or {}
+        if existing.get("created_at") == item["created_at"] and existing.get("lease_owner") == owner:
+            # Our own write, whose answer was lost and which the SDK retried (throttling, a dropped connection).
+            message = existing
+        elif scoped_key and existing.get("status"):
+            return _resume(existing, body_hash, body, receipt_base, deps)
+        else:
             raise
-        message = exc.item
     follow(message["id"])
     logger.info("message accepted", extra={"to": models.mask_msisdn(request.to), "encoding": analysis.encoding})
     if message.get("orphan_receipts"):
         from smsgw.logic import receipt
 
         message = receipt.apply_orphans(message, deps)
-    try:
-        message = delivery.attempt_send(deps, message, attempt=1)
-    except GatewayError:
-        # No retry could be queued: fail the message visibly rather than leave it pending for ever.
-        delivery.record(deps, message, models.FAILED, "retry_not_scheduled", "the retry queue could not be reached")
-        raise
+    if message["status"] == models.PENDING:
+        message = delivery.attempt(deps, message)
+    return _result(message)
+
+
+def _resume(existing: dict[str, Any], body_hash: str, body: Any, receipt_base: str, deps: Deps) -> ApiResult:
+    """A retried request whose key already names a message: carry that message on, never send a second one."""
+    created = models.parse_time(existing["created_at"])
+    if created < deps.clock() - timedelta(seconds=IDEMPOTENCY_WINDOW_SECONDS):
+        # The key is reused after its window: a new request, with an id of its own.
+        return send_message(body, receipt_base, deps=deps)
+    if existing.get("request_hash") != body_hash:
+        raise Conflict("Idempotency-Key was already used with a different request body", {"header": "Idempotency-Key"})
+    follow(existing["id"])
+    logger.info("retried request resumes its message", extra={"status": existing["status"]})
+    if existing["status"] != models.PENDING:
+        return _result(existing)
+    ask_first = bool(existing.get("may_be_at_eseye"))
+    claimed = delivery.claim(deps, existing, delivery.new_lease_owner(), for_attempt=True)
+    if claimed is None:  # another job is at work on it, or it just moved on
+        return _result(deps.store.get_message(existing["id"]) or existing)
+    return _result(delivery.attempt(deps, claimed, ask_first=ask_first))
+
+
+def _result(message: dict[str, Any]) -> ApiResult:
     view = models.public_view(message)
     if message["status"] == models.REJECTED:
         return ApiResult(
@@ -274,11 +328,11 @@ def _idempotent_send(deps: Deps) -> Any:
         expiry_attr="ttl",
         boto3_client=deps.store.client,
     )
-    config = IdempotencyConfig(event_key_jmespath="key", payload_validation_jmespath="request", expires_after_seconds=86400)
+    config = IdempotencyConfig(event_key_jmespath="key", payload_validation_jmespath="request", expires_after_seconds=IDEMPOTENCY_WINDOW_SECONDS)
 
     @idempotent_function(data_keyword_argument="command", persistence_store=persistence, config=config)
     def run(command: dict[str, Any]) -> dict[str, Any]:
-        result = send_message(command["request"]["body"], command["receipt_base"], deps=deps)
+        result = send_message(command["request"]["body"], command["receipt_base"], deps=deps, scoped_key=command["key"])
         return {"status_code": result.status_code, "body": result.body}
 
     _IDEMPOTENT_SENDERS[id(deps)] = (run, config)

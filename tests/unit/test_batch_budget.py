@@ -1,0 +1,74 @@
+"""Every SQS-triggered function finishes its worst batch inside its timeout, and no holder outlives the lease.
+
+A batch that runs out of time is retried whole, so messages that were handled are handled again. The
+worst case per record is every outside call waiting out its connect and read timeouts.
+"""
+
+import pytest
+
+from local_stack.template import load_template
+from tests.unit.test_template import ESEYE_CALLERS, translated
+
+ESEYE_CONNECT_TIMEOUT = 3.05  # config.Settings.eseye_connect_timeout
+AWS_MARGIN = 5.0  # DynamoDB and SQS calls of one record, generously
+
+
+def parameter_default(name: str) -> float:
+    return float(load_template()["Parameters"][name]["Default"])
+
+
+def eseye_call() -> float:
+    return ESEYE_CONNECT_TIMEOUT + parameter_default("EseyeReadTimeoutSeconds")
+
+
+# Worst case per record, in seconds, for each function an SQS queue triggers.
+WORST_CASE_PER_RECORD = {
+    "DispatcherFunction": lambda: 2 * eseye_call() + AWS_MARGIN,  # a status probe, then the send
+    "CallbacksFunction": lambda: ESEYE_CONNECT_TIMEOUT + 10 + AWS_MARGIN,  # one POST to the receiver
+}
+
+
+def sqs_triggered() -> dict[str, int]:
+    """Logical function id -> BatchSize, from the translated template's event source mappings."""
+    template = translated()
+    batches = {}
+    for resource in template["Resources"].values():
+        if resource["Type"] != "AWS::Lambda::EventSourceMapping":
+            continue
+        properties = resource["Properties"]
+        source = properties["EventSourceArn"]
+        if "Fn::GetAtt" in source and template["Resources"][source["Fn::GetAtt"][0]]["Type"] == "AWS::SQS::Queue":
+            batches[properties["FunctionName"]["Ref"]] = int(properties.get("BatchSize", 10))
+    return batches
+
+
+def test_every_sqs_triggered_function_has_a_worst_case_budget():
+    assert set(sqs_triggered()) == set(WORST_CASE_PER_RECORD)
+
+
+@pytest.mark.parametrize("function", sorted(WORST_CASE_PER_RECORD))
+def test_the_worst_batch_fits_inside_the_function_timeout(function):
+    # Given the function's batch size and timeout as deployed
+    template = translated()
+    batch_size = sqs_triggered()[function]
+    timeout = template["Resources"][function]["Properties"]["Timeout"]
+    # Then every record of a batch can wait out every timeout and the batch still finishes in time
+    worst = batch_size * WORST_CASE_PER_RECORD[function]()
+    assert worst < timeout, f"{function}: {batch_size} records x {WORST_CASE_PER_RECORD[function]():.1f} s = {worst:.0f} s >= {timeout} s"
+
+
+def test_the_queue_hides_a_message_longer_than_its_consumer_runs():
+    template = translated()
+    timeout = template["Resources"]["DispatcherFunction"]["Properties"]["Timeout"]
+    assert template["Resources"]["SendRetryQueue"]["Properties"]["VisibilityTimeout"] >= 6 * timeout  # AWS's advice
+
+
+def test_the_attempt_lease_outlives_every_function_that_talks_to_eseye():
+    # Given the lease a sender takes before it contacts Eseye
+    template = translated()
+    variables = template["Resources"]["DispatcherFunction"]["Properties"]["Environment"]["Variables"]
+    assert variables["SEND_LEASE_SECONDS"] == {"Ref": "SendLeaseSeconds"}
+    lease = min(parameter_default("SendLeaseSeconds"), float(load_template()["Parameters"]["SendLeaseSeconds"]["MinValue"]))
+    # Then no holder can still be running when its lease runs out, so an expired lease has no live holder
+    for function in ESEYE_CALLERS:
+        assert template["Resources"][function]["Properties"]["Timeout"] < lease, function

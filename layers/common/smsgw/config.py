@@ -23,6 +23,7 @@ class Settings:
     retention_days: int = 400
     public_base_url: str = ""  # custom domain of the API; when empty the request context tells it
     events_topic_arn: str = ""
+    publisher_dead_letter_url: str = ""  # where the publisher sets aside records that will never publish
     callback_queue_url: str = ""
     callback_secret_id: str = ""
     allow_insecure_callbacks: bool = False  # the local stack only: receivers on http://127.0.0.1
@@ -46,6 +47,7 @@ class Settings:
             retention_days=int(env.get("RETENTION_DAYS", cls.retention_days)),
             public_base_url=env.get("PUBLIC_BASE_URL", "").rstrip("/"),
             events_topic_arn=env.get("EVENTS_TOPIC_ARN", ""),
+            publisher_dead_letter_url=env.get("PUBLISHER_DEAD_LETTER_URL", ""),
             callback_queue_url=env.get("CALLBACK_QUEUE_URL", ""),
             callback_secret_id=env.get("CALLBACK_SECRET_ID", ""),
             allow_insecure_callbacks=env.get("ALLOW_INSECURE_CALLBACKS", "").lower() == "true",

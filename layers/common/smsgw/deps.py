@@ -55,7 +55,7 @@ def build_deps(config: Settings, clients: dict[str, Any] | None = None, session:
         secrets=secrets,
         eseye=EseyeClient(config.eseye_base_url, credentials, config.eseye_connect_timeout, config.eseye_read_timeout, session, on_latency),
         retry_queue=RetryQueue(config.send_queue_url, clients.get("sqs")),
-        events=EventPublisher(config.events_topic_arn, clients.get("sns")),
+        events=EventPublisher(config.events_topic_arn, clients.get("sns"), config.publisher_dead_letter_url, clients.get("sqs")),
         callback_secret=SecretSource(config.callback_secret_id, config.secret_max_age_seconds, clients.get("secretsmanager")),
         cursors=CursorCodec(cursor_keys.signing_key, cursor_keys.verifying_keys),
     )

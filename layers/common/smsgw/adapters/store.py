@@ -21,8 +21,19 @@ from typing import Any
 
 from smsgw.adapters import aws
 from smsgw.errors import StoreUnavailable
+from smsgw.limits import bounded, json_size
 
 META = "META"
+
+# A message's history keeps its first entry, its latest ones and a count of those dropped between.
+# A normal life is under 15 entries (attempts are bounded by SendMaxAttempts), so only a history
+# something keeps adding to (receipts for a multi-IMSI SIM's copies, a refresh loop) reaches the
+# bound. At ENTRY_LIMIT bytes each, 50 entries stay under 200 KB: half of DynamoDB's 400 KB item
+# limit, the rest left for the message's other fields.
+HISTORY_LIMIT = 50
+HISTORY_TRIM_TO = 40  # trimmed ten below the bound, so a long history costs one extra write per ten
+ENTRY_LIMIT = 4096  # bytes of one history entry (JSON, UTF-8)
+FIELD_LIMIT = 2048  # bytes of one free-form string: Eseye's raw answers and descriptions, causes
 
 
 def message_key(message_id: str) -> dict[str, dict[str, str]]:
@@ -132,6 +143,8 @@ class Store:
         receipt_key: a receipt's identity; the write applies only if it was never recorded before.
         Returns the new item. Raises ConditionFailed (with the current item) when a condition does not hold.
         """
+        entry = bounded_entry(entry)
+        sets = {name: bounded(value, FIELD_LIMIT) for name, value in sets.items()} if sets else sets
         names = {"#history": "history", "#updated": "updated_at", "#status": "status"}
         values: dict[str, Any] = {":entry": self._to_dynamo([entry]), ":now": self._to_dynamo(entry["at"])}
         expression = ["#history = list_append(if_not_exists(#history, :empty), :entry)", "#updated = :now"]
@@ -193,7 +206,38 @@ class Store:
             ReturnValues="ALL_NEW",
             ReturnValuesOnConditionCheckFailure="ALL_OLD",
         )
-        return self._from_dynamo(result["Attributes"]) or {}
+        return self._trim_history(message_id, self._from_dynamo(result["Attributes"]) or {})
+
+    def _trim_history(self, message_id: str, item: dict[str, Any]) -> dict[str, Any]:
+        """Once a history passes HISTORY_LIMIT, keep its first entry and its latest HISTORY_TRIM_TO - 1,
+        and count the others in `history_dropped`. Only then: the common path pays nothing.
+
+        Conditional on the history it saw (its length, and the dropped count every trim moves), so a
+        write that came in between is never lost: the trim then does not apply, and the next write over
+        the bound trims. A trim that fails leaves the change stored. Returns the item as it now stands.
+        """
+        history = item.get("history") or []
+        if len(history) <= HISTORY_LIMIT:
+            return item
+        kept = [history[0], *history[len(history) - HISTORY_TRIM_TO + 1 :]]
+        dropped = int(item.get("history_dropped") or 0)
+        names = {"#h": "history", "#dropped": "history_dropped"}
+        values = {":kept": self._to_dynamo(kept), ":n": {"N": str(len(history))}, ":k": {"N": str(len(history) - len(kept))}}
+        if dropped:
+            values[":d"] = {"N": str(dropped)}
+        try:
+            result = self._call(
+                "update_item",
+                Key=message_key(message_id),
+                UpdateExpression="SET #h = :kept ADD #dropped :k",
+                ConditionExpression="size(#h) = :n AND " + ("#dropped = :d" if dropped else "attribute_not_exists(#dropped)"),
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+                ReturnValues="ALL_NEW",
+            )
+        except (ConditionFailed, StoreUnavailable):
+            return item
+        return self._from_dynamo(result["Attributes"]) or item
 
     def claim_lease(
         self, message_id: str, owner: str, now: str, until: str, *, for_attempt: bool, max_attempts: int = 0
@@ -517,6 +561,19 @@ class Store:
         return self._from_dynamo(image) or {}
 
 
+def bounded_entry(entry: dict[str, Any]) -> dict[str, Any]:
+    """A history entry within ENTRY_LIMIT bytes: long strings cut, then its detail's, then the detail dropped."""
+    entry = bounded(entry, FIELD_LIMIT)
+    if json_size(entry) <= ENTRY_LIMIT:
+        return entry
+    if "detail" in entry:
+        entry = {**entry, "detail": bounded(entry["detail"], FIELD_LIMIT // 8)}
+        if json_size(entry) <= ENTRY_LIMIT:
+            return entry
+        entry = {**entry, "detail": {"truncated": True}}
+    return bounded(entry, FIELD_LIMIT // 8)
+
+
 def _no_floats(value: Any) -> Any:
     """DynamoDB wants Decimal, not float."""
     from decimal import Decimal
@@ -545,6 +602,7 @@ def _plain(value: Any) -> Any:
     if isinstance(value, (bytes, bytearray)):
         return bytes(value).hex()
     return value
+
 
 def _placeholder(names: dict[str, str], attribute: str) -> str:
     """The expression name already standing for `attribute`."""

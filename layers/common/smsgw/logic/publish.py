@@ -9,12 +9,17 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from smsgw import models
+from smsgw import limits, models
 from smsgw.observability import count, logger
 
 MT_STATUS = "sms.mt.status"
 MO_RECEIVED = "sms.mo.received"
 REPLY_TIMEOUT = "sms.mt.reply_timeout"
+
+# SNS counts a message's body and its attributes; ours (event_type, status, msisdn, has_callback) take
+# under 200 bytes, so a body within this limit always fits.
+BODY_LIMIT = limits.SNS_MAX_BYTES - 1024
+HISTORY_KEEP_IN_EVENT = 30  # latest entries an over-long event keeps, besides the first
 
 
 def event_for(new: dict[str, Any], old: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -47,6 +52,43 @@ def public_event(event: dict[str, Any]) -> dict[str, Any]:
     return {k: event[k] for k in ("type", "id", "time", "data")}
 
 
+def event_body(event: dict[str, Any]) -> str:
+    """The event as SNS carries it and the archive keeps it."""
+    return event.get("body") or json.dumps(public_event(event), separators=(",", ":"), default=str)
+
+
+def fit(event: dict[str, Any]) -> dict[str, Any]:
+    """`event` with its `body`, cut to fit SNS's limit if it must be: first the middle of the history,
+    then the history's details, then long fields. A cut event says `truncated: true` in its data;
+    GET /messages/{id} still shows the message whole."""
+    body = event_body(event)
+    if len(body.encode()) <= BODY_LIMIT:
+        return {**event, "body": body}
+    data = event["data"]
+    history = data.get("history") or []
+    dropped = int(data.get("history_dropped") or 0)
+    candidates = []
+    for keep in (HISTORY_KEEP_IN_EVENT, 10, 2, 1):
+        if len(history) > keep + 1:
+            trimmed = [history[0], *history[-keep:]]
+            candidates.append({**data, "history": trimmed, "history_dropped": dropped + len(history) - len(trimmed)})
+    last = candidates[-1] if candidates else data
+    plain = [{k: v for k, v in entry.items() if k != "detail"} for entry in last.get("history") or []]
+    candidates.append({**last, "history": plain})
+    candidates += [limits.bounded({**last, "history": plain}, size) for size in (16 * 1024, 1024)]
+    for candidate in candidates:
+        candidate = {**candidate, "truncated": True}
+        body = event_body({**event, "data": candidate})
+        if len(body.encode()) <= BODY_LIMIT:
+            return {**event, "data": candidate, "body": body}
+    # Last resort: the fields subscribers filter and route on, with the latest history entry.
+    required = {k: data[k] for k in ("id", "direction", "to", "from", "status", "created_at", "updated_at") if data.get(k) is not None}
+    minimal = {**limits.bounded(required, 256), "history": limits.bounded(plain[-1:], 256), "truncated": True}
+    minimal["history_dropped"] = dropped + len(history) - len(minimal["history"]) if len(history) > 1 else None
+    minimal = {k: v for k, v in minimal.items() if v is not None}
+    return {**event, "data": minimal, "body": event_body({**event, "data": minimal})}
+
+
 def archive_item(event: dict[str, Any], ttl: int) -> dict[str, Any]:
     """An event as stored for replay: hour buckets keep any one partition's write rate modest."""
     return {
@@ -54,55 +96,95 @@ def archive_item(event: dict[str, Any], ttl: int) -> dict[str, Any]:
         "SK": f"{event['time']}#{event['id']}",
         "type": event["type"],
         "msisdn": event["msisdn"],
-        "event": json.dumps(public_event(event), separators=(",", ":"), default=str),
+        "event": event_body(event),
         "ttl": ttl,
     }
 
 
-def publish_changes(changes: list[tuple[str, dict[str, Any], dict[str, Any] | None]], publisher: Any, store: Any = None, ttl: int = 0) -> set[str]:
+def set_aside_note(reason: str, sequence: str, event: dict[str, Any] | None = None, **detail: Any) -> dict[str, Any]:
+    """What the operator finds on the publisher's dead-letter queue about one record we could not publish."""
+    note: dict[str, Any] = {"reason": reason, "sequence_number": sequence, **detail}
+    if event is not None:
+        note.update(event_id=event["id"], event_type=event["type"], message_id=event["data"].get("id"), time=event["time"])
+    return note
+
+
+def _unreadable(sequence: str, keys: dict[str, Any], exc: Exception) -> dict[str, Any]:
+    plain = {k: next(iter(v.values()), None) if isinstance(v, dict) else v for k, v in keys.items()}
+    return set_aside_note("unreadable_record", sequence, keys=plain, error=f"{type(exc).__name__}: {exc}"[:500])
+
+
+def publish_changes(
+    changes: list[tuple[str, dict[str, Any], dict[str, Any] | None]],
+    publisher: Any,
+    store: Any = None,
+    ttl: int = 0,
+    unreadable: list[dict[str, Any]] | None = None,
+) -> set[str]:
     """`changes` are (record id, new item, old item). Each event is archived (for replay), then published.
-    Returns the record ids whose event did not publish."""
+
+    A record that cannot become an event, and an event SNS refuses for good (a fault of the event
+    itself), are set aside on the dead-letter queue with the reason, so that they never hold up the
+    records behind them. Returns the record ids to retry: those whose event SNS could not take for
+    now, and those that could not be set aside."""
+    aside = list(unreadable or [])
     pending: list[tuple[str, dict[str, Any]]] = []
     for record_id, new, old in changes:
-        event = event_for(new, old)
-        if event:
-            pending.append((record_id, event))
+        try:
+            event = event_for(new, old)
+            if event:
+                pending.append((record_id, fit(event)))
+        except Exception as exc:  # one unreadable record must not fail its neighbours
+            aside.append(_unreadable(record_id, {"PK": new.get("PK"), "SK": new.get("SK")}, exc))
     if store is not None and pending:
         store.put_items([archive_item(event, ttl) for _, event in pending])
-    failed_records: set[str] = set()
-    for start in range(0, len(pending), 10):
-        chunk = pending[start : start + 10]
-        failed_ids = publisher.publish([event for _, event in chunk])
-        failed_records |= {record_id for record_id, e in chunk if e["id"] in failed_ids}
+    outcome = publisher.publish_all([event for _, event in pending])
+    retry = {record_id for record_id, event in pending if event["id"] in outcome.retry}
+    aside += [set_aside_note("sns_refused", r, event, **outcome.refused[event["id"]]) for r, event in pending if event["id"] in outcome.refused]
+    if aside:
+        logger.error("records set aside on the dead-letter queue: they would fail again", extra={"records": aside})
+        if publisher.set_aside(aside):
+            count("RecordsSetAside", len(aside))
+        else:
+            retry |= {note["sequence_number"] for note in aside}
     for record_id, event in pending:
-        logger.info(
-            "event published" if record_id not in failed_records else "event not published; will retry",
-            extra={"message_id": event["data"]["id"], "event_id": event["id"], "event_type": event["type"]},
-        )
+        extra = {"message_id": event["data"]["id"], "event_id": event["id"], "event_type": event["type"]}
+        if event["data"].get("truncated"):
+            logger.warning("event cut to fit SNS's size limit", extra=extra)
+        if event["id"] not in outcome.refused:
+            logger.info("event not published; will retry" if record_id in retry else "event published", extra=extra)
     if pending:
-        count("EventsPublished", len(pending) - len(failed_records))
-    if failed_records:
-        count("PublishFailed", len(failed_records))
-    return failed_records
+        count("EventsPublished", len(pending) - len(outcome.retry) - len(outcome.refused))
+    if retry:
+        count("PublishFailed", len(retry))
+    return retry
 
 
 def handle_stream_batch(records: list[dict[str, Any]], deps: Any = None) -> dict[str, list[dict[str, str]]]:
-    """A DynamoDB stream batch in, SNS events out, in batches of ten. Returns the partial-batch response.
+    """A DynamoDB stream batch in, SNS events out, in batches of up to ten. Returns the partial-batch response.
 
     Not Powertools' per-record BatchProcessor: publishing ten events per SNS call is a tenth of the calls.
-    Lambda resumes from the first failed sequence number, so later records of the batch come again too.
+    Each record is published, set aside (unreadable, or refused by SNS for good: a retry would only fail
+    again and hold up the shard), or reported for a retry. Lambda resumes from the first reported
+    sequence number, so later records of the batch come again too; event ids are stable.
     """
     from smsgw.deps import default_deps
 
     deps = deps or default_deps()
     changes = []
+    unreadable = []
     for record in records:
         image = record.get("dynamodb", {})
-        new = deps.store.deserialize_image(image.get("NewImage") or {})
-        old = deps.store.deserialize_image(image["OldImage"]) if image.get("OldImage") else None
+        sequence = image.get("SequenceNumber", "")
+        try:
+            new = deps.store.deserialize_image(image.get("NewImage") or {})
+            old = deps.store.deserialize_image(image["OldImage"]) if image.get("OldImage") else None
+        except Exception as exc:  # as above
+            unreadable.append(_unreadable(sequence, image.get("Keys") or {}, exc))
+            continue
         if new:
-            changes.append((image["SequenceNumber"], new, old))
+            changes.append((sequence, new, old))
     ttl = deps.store.expiry(deps.clock().timestamp())
-    failed = publish_changes(changes, deps.events, deps.store, ttl)
-    ordered = [r["dynamodb"]["SequenceNumber"] for r in records if r["dynamodb"]["SequenceNumber"] in failed]
+    failed = publish_changes(changes, deps.events, deps.store, ttl, unreadable)
+    ordered = [r["dynamodb"]["SequenceNumber"] for r in records if r.get("dynamodb", {}).get("SequenceNumber") in failed]
     return {"batchItemFailures": [{"itemIdentifier": sequence} for sequence in ordered]}

@@ -320,3 +320,19 @@ def test_statuses_say_who_decided_them(stack):
     restart(stack.eseye)
     sent = body_of(send(stack, body={"to": QUIET, "text": "reboot"}))
     assert (sent["status"], sent["status_source"]) == ("sent", "eseye")
+
+
+def test_a_retry_from_another_session_of_the_same_role_finds_the_first_request(stack):
+    from tests.conftest import load_event
+
+    def send_as(session):
+        event = load_event("send_idempotent")
+        event["body"] = json.dumps({"to": QUIET, "text": "reboot"})
+        event["requestContext"]["identity"]["userArn"] = f"arn:aws:sts::123456789012:assumed-role/fleet-sender/{session}"
+        return stack.invoke("SendFunction", event)
+
+    # Given a worker sends with an Idempotency-Key, and another worker of the same service retries it
+    first, second = send_as("worker-a"), send_as("worker-b")
+    # Then the retry is recognised: one message, one send
+    assert body_of(first)["id"] == body_of(second)["id"]
+    assert len(eseye_requests(stack, body_of(first)["id"], "mtsmsapi")) == 1

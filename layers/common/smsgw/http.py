@@ -7,6 +7,7 @@ sends produces a 500 or a stack trace.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -119,9 +120,23 @@ def api_base_url(app: APIGatewayRestResolver) -> str:
 
 
 def caller_identity(app: APIGatewayRestResolver) -> str:
-    """Who is calling: the IAM principal or the API key, so Idempotency-Keys of two callers never collide."""
+    """Who is calling, as Idempotency-Keys are scoped: two callers' keys never collide."""
     identity = app.current_event.request_context.identity
-    return identity.user_arn or identity.api_key_id or identity.caller or "anonymous"
+    return idempotency_scope(identity.user_arn, identity.api_key_id, identity.caller)
+
+
+def idempotency_scope(user_arn: str | None, api_key_id: str | None, caller: str | None) -> str:
+    """The IAM principal (account and user or role) or the API key. An assumed role's session name is not
+    part of it: every worker of a service runs under one role with sessions of its own, and a retry from
+    another worker must find the first request."""
+    if user_arn:
+        match = re.fullmatch(r"arn:(aws[a-z-]*):sts::(\d{12}):assumed-role/([^/]+)/.+", user_arn)
+        return f"arn:{match.group(1)}:iam::{match.group(2)}:role/{match.group(3)}" if match else user_arn
+    if api_key_id:
+        return api_key_id
+    if caller:
+        return caller.split(":", 1)[0]  # <role unique id>:<session name> for an assumed role
+    return "anonymous"
 
 
 def text_response(status: int, text: str) -> Response:

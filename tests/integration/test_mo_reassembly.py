@@ -240,3 +240,13 @@ def test_an_incomplete_mo_published_after_its_window_answers_no_command_waiting_
     [message] = mos(stack)
     assert (message["incomplete"], message.get("in_reply_to")) == (True, None)
     assert stack.message_item(command["id"])["reply_state"] == "waiting"
+
+
+def test_the_window_is_the_template_parameter(stack, monkeypatch):
+    # Given ConcatWindowHours=2 at deploy time
+    monkeypatch.setitem(stack.context.parameters, "ConcatWindowHours", "2")
+    assert stack.environment("MoWebhookFunction")["CONCAT_WINDOW_HOURS"] == stack.environment("ReconcilerFunction")["CONCAT_WINDOW_HOURS"] == "2"
+    deliver(stack, long_message("Cover removed, sensor 2", 0x0B, per_part=12)[:1], ["k1"])
+    # Then three hours later what arrived is published
+    later(monkeypatch, 3)
+    assert sweep(stack)["incomplete_published"] == 1

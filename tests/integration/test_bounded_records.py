@@ -147,6 +147,13 @@ def test_the_history_keeps_the_first_and_latest_entries_and_counts_the_rest(stac
     assert history[-1]["detail"]["receipt"]["referenceid"] == "copy59"
     assert shown["history_dropped"] == 2 + 1 + 60 - len(history)  # created, sent, delivered, 60 copies
     assert shown["status"] == "delivered"
+    # And the receipts' dedup keys are bounded with it, while the latest receipt is still recognised
+    stored = stack.message_item(message["id"])
+    assert len(stored["receipt_keys"]) < HISTORY_LIMIT
+    handler = stack.handler("ReceiptWebhookFunction")
+    fields = {"messageid": message["id"], "referenceid": "copy59", "statuscode": "failed", "status": "failed"}
+    assert handler({**load_event("receipt_get_delivered"), "queryStringParameters": fields})["statusCode"] == 200
+    assert stack.message_item(message["id"])["history"] == stored["history"]
 
 
 def test_a_message_with_a_short_history_shows_no_dropped_count(stack):

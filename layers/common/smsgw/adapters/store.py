@@ -135,8 +135,12 @@ class Store:
         receipt_key: str | None = None,
         remove: tuple[str, ...] = (),
         require: tuple[str, ...] = (),
+        untouched_by_attempts_at: str | None = None,
     ) -> dict[str, Any]:
         """Append `entry` to the message's history and apply the change, atomically and conditionally.
+
+        untouched_by_attempts_at: apply only if no attempt holds the lease at this time and no attempt
+        may have reached Eseye (what a cancel that never calls Eseye needs).
 
         status/allowed_from: move the status, only from one of `allowed_from`, or from one of
         `allowed_from_inferred` when the gateway inferred that status (status_source = gateway).
@@ -150,6 +154,10 @@ class Store:
         expression = ["#history = list_append(if_not_exists(#history, :empty), :entry)", "#updated = :now"]
         values[":empty"] = {"L": []}
         conditions = ["attribute_exists(#status)"]
+        if untouched_by_attempts_at is not None:
+            names.update({"#until": "lease_until", "#unsure": "may_be_at_eseye"})
+            values.update({":lease_now": self._to_dynamo(untouched_by_attempts_at), ":true": {"BOOL": True}})
+            conditions.append("(attribute_not_exists(#until) OR #until < :lease_now) AND NOT (#unsure = :true)")
         for index, name in enumerate(require):
             names[f"#q{index}"] = name
             conditions.append(f"attribute_exists(#q{index})")
@@ -219,17 +227,28 @@ class Store:
         history = item.get("history") or []
         if len(history) <= HISTORY_LIMIT:
             return item
-        kept = [history[0], *history[len(history) - HISTORY_TRIM_TO + 1 :]]
+        cut = len(history) - HISTORY_TRIM_TO + 1
+        kept = [history[0], *history[cut:]]
         dropped = int(item.get("history_dropped") or 0)
         names = {"#h": "history", "#dropped": "history_dropped"}
         values = {":kept": self._to_dynamo(kept), ":n": {"N": str(len(history))}, ":k": {"N": str(len(history) - len(kept))}}
         if dropped:
             values[":d"] = {"N": str(dropped)}
+        update = "SET #h = :kept ADD #dropped :k"
+        # The dedup keys of receipts whose entries go (logic/receipt.py's "<referenceid>|<status>") go too,
+        # or the set would grow without bound. A redelivery of one of those is then noted again, and moves
+        # nothing: statuses only move forward.
+        receipts = [e.get("detail", {}).get("receipt") for e in history[1:cut]]
+        gone = {f"{r.get('referenceid', '')}|{r.get('status', '')}" for r in receipts if isinstance(r, dict)} & set(item.get("receipt_keys") or [])
+        if gone:
+            names["#rk"] = "receipt_keys"
+            values[":gone"] = {"SS": sorted(gone)}
+            update += " DELETE #rk :gone"
         try:
             result = self._call(
                 "update_item",
                 Key=message_key(message_id),
-                UpdateExpression="SET #h = :kept ADD #dropped :k",
+                UpdateExpression=update,
                 ConditionExpression="size(#h) = :n AND " + ("#dropped = :d" if dropped else "attribute_not_exists(#dropped)"),
                 ExpressionAttributeNames=names,
                 ExpressionAttributeValues=values,
@@ -241,15 +260,16 @@ class Store:
 
     def claim_lease(
         self, message_id: str, owner: str, now: str, until: str, *, for_attempt: bool, max_attempts: int = 0
-    ) -> dict[str, Any]:
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
         """Take a pending message's attempt lease, so that only one job at a time talks to Eseye about it.
 
         for_attempt: the lease is for an attempt that may send. It counts the attempt on the message (at
         most `max_attempts`) and marks that Eseye may have the message from now on, until an answer says
         otherwise: a job that dies mid-send leaves that mark for the next one, which then asks Eseye first.
         The lease lasts until `until`, longer than any holder can run, so an expired lease has no live holder.
-        Returns the new item. Raises ConditionFailed (with the current item) when the message is not
-        pending, another job holds the lease, or the attempts ran out.
+        The claim is also the read: returns the item before and after it. Raises ConditionFailed (with the
+        current item, None if there is none) when the message is not pending, another job holds the
+        lease, or the attempts ran out.
         """
         names = {"#status": "status", "#owner": "lease_owner", "#until": "lease_until"}
         values: dict[str, Any] = {
@@ -272,10 +292,14 @@ class Store:
             ConditionExpression=condition,
             ExpressionAttributeNames=names,
             ExpressionAttributeValues=values,
-            ReturnValues="ALL_NEW",
+            ReturnValues="ALL_OLD",
             ReturnValuesOnConditionCheckFailure="ALL_OLD",
         )
-        return self._from_dynamo(result["Attributes"]) or {}
+        before = self._from_dynamo(result["Attributes"]) or {}
+        after = {**before, "lease_owner": owner, "lease_until": until}
+        if for_attempt:
+            after.update(attempts=int(before.get("attempts", 0)) + 1, may_be_at_eseye=True)
+        return before, after
 
     def store_orphan_receipt(self, message_id: str, receipt: dict[str, Any], receipt_key: str, ttl: int) -> bool:
         """Keep a receipt for a message we do not have (yet). Returns False if it was already kept."""

@@ -250,3 +250,33 @@ def test_the_window_is_the_template_parameter(stack, monkeypatch):
     # Then three hours later what arrived is published
     later(monkeypatch, 3)
     assert sweep(stack)["incomplete_published"] == 1
+
+
+def test_aws_calls_per_part(stack, monkeypatch):
+    import boto3
+
+    from tests.integration.test_aws_call_budgets import CallCounter  # the budgets' counting hook
+
+    counter, original = CallCounter(), boto3.client
+
+    def counting_client(*args, **kwargs):
+        client = original(*args, **kwargs)
+        client.meta.events.register("before-call", counter)
+        return client
+
+    monkeypatch.setattr(boto3, "client", counting_client)
+    handler = stack.handler("MoWebhookFunction")
+    event = load_event("mo_form_text")
+    handler(event)  # warm: the secret cached, as for every request but the first in a cache period
+    one, two = long_message("Heater on, 19.5C target", 0x0C, per_part=12)
+    calls = []
+    for pdu, message_id in ((one, "q1"), (two, "q2"), (two, "q2")):
+        counter.reset()
+        assert handler({**event, "body": urlencode({"source": DEVICE, "message_id": message_id, "binary": pdu})})["statusCode"] == 200
+        calls.append(list(counter.operations))
+    # A part that does not complete its message: one conditional write
+    assert calls[0] == ["dynamodb.UpdateItem"]
+    # The part that completes it: add the part, lists read, waiting-command query, create, close the buffer
+    assert calls[1] == ["dynamodb.UpdateItem", "dynamodb.BatchGetItem", "dynamodb.Query", "dynamodb.UpdateItem", "dynamodb.UpdateItem"]
+    # A copy of a part of a closed message: one refused conditional write
+    assert calls[2] == ["dynamodb.UpdateItem"]

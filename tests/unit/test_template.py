@@ -155,3 +155,16 @@ def test_the_api_stage_waits_for_the_account_logging_role():
         assert stage["Properties"]["RestApiId"] == {"Ref": rest_api}
     role = resources["ApiGatewayLoggingRole"]["Properties"]
     assert [str(arn).split(":policy/")[-1].rstrip("'}") for arn in role["ManagedPolicyArns"]] == ["service-role/AmazonAPIGatewayPushToCloudWatchLogs"]
+
+
+def test_status_callbacks_are_retried_for_at_least_24_hours_before_the_dead_letter_queue():
+    from smsgw.logic.callbacks import MAX_ATTEMPTS, backoff_seconds, retry_span_seconds
+
+    # Given the callback queue as deployed and the deliverer's backoff schedule
+    queue = translated()["Resources"]["CallbackQueue"]["Properties"]
+    attempts = queue["RedrivePolicy"]["maxReceiveCount"]
+    assert attempts == MAX_ATTEMPTS  # the schedule documented in logic/callbacks.py is the one deployed
+    # Then every attempt failing still spans a day (peers: Vonage and 1NCE 24 h), within SQS's limits
+    assert retry_span_seconds(attempts) >= 24 * 3600
+    assert all(backoff_seconds(n) <= 12 * 3600 for n in range(1, attempts + 1))  # ChangeMessageVisibility's cap
+    assert queue["MessageRetentionPeriod"] > retry_span_seconds(attempts) + backoff_seconds(attempts)

@@ -26,10 +26,12 @@ class Settings:
     publisher_dead_letter_url: str = ""  # where the publisher sets aside records that will never publish
     callback_queue_url: str = ""
     callback_secret_id: str = ""
+    cursor_secret_id: str = ""
     allow_insecure_callbacks: bool = False  # the local stack only: receivers on http://127.0.0.1
+    callback_deadline_seconds: float = 10.0  # one status_callback delivery, everything included
+    callback_allowed_ports: frozenset[int] = frozenset({443})
     max_body_bytes: int = 16 * 1024
     concat_window_hours: float = 24.0  # how long the parts of a long MO wait for the rest
-    cursor_secret_id: str = ""
 
     @classmethod
     def from_env(cls, env: dict[str, str] | os._Environ = os.environ) -> Settings:
@@ -50,12 +52,14 @@ class Settings:
             publisher_dead_letter_url=env.get("PUBLISHER_DEAD_LETTER_URL", ""),
             callback_queue_url=env.get("CALLBACK_QUEUE_URL", ""),
             callback_secret_id=env.get("CALLBACK_SECRET_ID", ""),
+            cursor_secret_id=env.get("CURSOR_SECRET_ID", ""),
             allow_insecure_callbacks=env.get("ALLOW_INSECURE_CALLBACKS", "").lower() == "true",
+            callback_deadline_seconds=float(env.get("CALLBACK_DEADLINE_SECONDS", cls.callback_deadline_seconds)),
+            callback_allowed_ports=frozenset(int(p) for p in env.get("CALLBACK_ALLOWED_PORTS", "443").split(",") if p.strip()),
             concat_window_hours=float(env.get("CONCAT_WINDOW_HOURS", cls.concat_window_hours)),
         )
 
 
-            cursor_secret_id=env.get("CURSOR_SECRET_ID", ""),
 @functools.cache
 def settings() -> Settings:
     return Settings.from_env()

@@ -2,8 +2,21 @@
 
 Signature: hex HMAC-SHA256, keyed with the callback signing secret, over "<timestamp>.<body>", sent as
 `X-Smsgw-Signature: v1=<hex>` with the timestamp in `X-Smsgw-Timestamp`, so a receiver can refuse
-replays (old timestamps) and forgeries. Failed deliveries return to the queue with growing delays,
-then go to its dead-letter queue.
+replays (old timestamps) and forgeries.
+
+Bounded: each delivery has one total deadline (CALLBACK_DEADLINE_SECONDS: resolve, connect, headers
+and body together) and reads at most 64 KB of the answer (adapters/outbound.py). Destinations that
+resolve to non-public addresses, or use a port other than 443 (CALLBACK_ALLOWED_PORTS), are refused
+and never retried.
+
+Retry schedule (RETRY_SCHEDULE below; the queue's maxReceiveCount is MAX_ATTEMPTS): after the n-th
+failed attempt the event waits 10 s x 2^(n-1), at most 2 hours: 10 s, 20 s, 40 s, ... 85 min, then
+every 2 hours. The 22nd attempt comes about 24.8 hours after the first; if it fails too, the event
+goes to the dead-letter queue (CallbackDeadLetterQueue).
+
+A receiver that keeps failing does not hold up the others: after BREAKER_THRESHOLD failures in a row
+its events are put back with their backoff without a connection attempt, until BREAKER_COOL_OFF has
+passed (per container; each container learns on its own).
 """
 
 from __future__ import annotations
@@ -13,6 +26,12 @@ import hmac
 import json
 import time
 from typing import Any
+from urllib.parse import urlsplit
+
+MAX_BACKOFF_SECONDS = 2 * 3600
+MAX_ATTEMPTS = 22  # CallbackQueue's maxReceiveCount; tests/unit/test_template.py holds the two together
+BREAKER_THRESHOLD = 3
+BREAKER_COOL_OFF_SECONDS = 60.0
 
 
 class CallbackFailed(Exception):
@@ -24,18 +43,62 @@ def signature(key: str, timestamp: str, body: bytes) -> str:
 
 
 def backoff_seconds(receive_count: int) -> int:
-    return min(900, 10 * 2 ** max(receive_count - 1, 0))
+    """How long the event waits after its `receive_count`-th attempt failed."""
+    return min(MAX_BACKOFF_SECONDS, 10 * 2 ** min(max(receive_count - 1, 0), 20))
 
 
-def deliver(event: dict[str, Any], signing_key: str, session: Any, allow_insecure: bool = False, timeout: tuple[float, float] = (3.05, 10)) -> int:
-    """POST one event to its message's status_callback. Returns the HTTP status. Raises CallbackFailed."""
-    import requests
+def retry_span_seconds(max_attempts: int = MAX_ATTEMPTS) -> int:
+    """Time from the first attempt to the last, with every attempt failing."""
+    return sum(backoff_seconds(n) for n in range(1, max_attempts))
 
+
+def _receiver(url: str) -> str:
+    """host:port, what the breaker and the logs know a receiver by (never the path or query: they may hold a token)."""
+    try:
+        parts = urlsplit(url)
+        return f"{parts.hostname or ''}:{parts.port or ''}"
+    except ValueError:
+        return ""
+
+
+class _Breaker:
+    """Per receiver (host and port): consecutive failures, and until when its events skip the connection attempt."""
+
+    def __init__(self, clock: Any = time.monotonic):
+        self.clock = clock
+        self.failures: dict[str, int] = {}
+        self.open_until: dict[str, float] = {}
+
+    def is_open(self, host: str) -> bool:
+        return self.open_until.get(host, 0.0) > self.clock()
+
+    def record(self, host: str, ok: bool) -> None:
+        if ok:
+            self.failures.pop(host, None)
+            self.open_until.pop(host, None)
+            return
+        self.failures[host] = self.failures.get(host, 0) + 1
+        if self.failures[host] >= BREAKER_THRESHOLD:
+            self.open_until[host] = self.clock() + BREAKER_COOL_OFF_SECONDS
+            self.failures[host] = 0  # after the cool-off, one attempt decides again
+
+
+_BREAKER = _Breaker()
+
+
+def deliver(event: dict[str, Any], signing_key: str, settings: Any, post: Any = None) -> int:
+    """POST one event to its message's status_callback. Returns the HTTP status, or 0 when there is nothing
+    to deliver or the destination is refused for good. Raises CallbackFailed (retry later)."""
+    from smsgw.adapters import outbound
+    from smsgw.observability import count, logger
+
+    post = post or outbound.post
     url = (event.get("data") or {}).get("status_callback")
     if not url:
         return 0  # nothing to deliver (the subscription filter should have kept it away)
-    if not (url.startswith("https://") or (allow_insecure and url.startswith("http://"))):
-        return 0  # refused at send time; never follow anything else
+    host = _receiver(url)
+    if _BREAKER.is_open(host):
+        raise CallbackFailed("receiver failing; not tried")
     body = json.dumps(event, separators=(",", ":"), default=str).encode()
     timestamp = str(int(time.time()))
     headers = {
@@ -46,37 +109,36 @@ def deliver(event: dict[str, Any], signing_key: str, session: Any, allow_insecur
         "X-Smsgw-Signature": signature(signing_key, timestamp, body),
     }
     try:
-        response = session.post(url, data=body, headers=headers, timeout=timeout, allow_redirects=False)
-    except requests.RequestException as exc:
-        raise CallbackFailed(f"{type(exc).__name__}") from exc
-    if not 200 <= response.status_code < 300:
-        raise CallbackFailed(f"HTTP {response.status_code}")
-    return response.status_code
+        status = post(url, body, headers, settings.callback_deadline_seconds, settings.callback_allowed_ports, settings.allow_insecure_callbacks)
+    except outbound.DestinationRefused as exc:
+        count("CallbackRefused")
+        # The host only: a URL may carry the customer's own token.
+        logger.warning("status_callback refused", extra={"host": host, "reason": str(exc), "message_id": (event.get("data") or {}).get("id")})
+        return 0
+    except outbound.DeliveryFailed as exc:
+        _BREAKER.record(host, ok=False)
+        raise CallbackFailed(str(exc)) from exc
+    if not 200 <= status < 300:
+        _BREAKER.record(host, ok=False)
+        raise CallbackFailed(f"HTTP {status}")
+    _BREAKER.record(host, ok=True)
+    return status
 
 
-def deliver_record(body: str, receipt_handle: str, receive_count: int, deps: Any = None, session: Any = None) -> int:
-    """Deliver one queued event. On failure, delays its redelivery by a growing backoff and raises."""
+def deliver_record(body: str, receipt_handle: str, receive_count: int, deps: Any = None, post: Any = None) -> int:
+    """Deliver one queued event. On failure, delays its redelivery by the backoff and raises."""
     from smsgw.adapters.queue import delay_redelivery
     from smsgw.deps import default_deps
     from smsgw.observability import count
 
     deps = deps or default_deps()
     event = json.loads(body)
-    global _SESSION
-    if session is None:
-        if _SESSION is None:
-            import requests
-
-            _SESSION = requests.Session()
-        session = _SESSION
     try:
-        status = deliver(event, deps.callback_secret.get_text(), session, deps.settings.allow_insecure_callbacks)
+        status = deliver(event, deps.callback_secret.get_text(), deps.settings, post)
     except CallbackFailed:
         count("CallbackFailed")
         delay_redelivery(deps.settings.callback_queue_url, receipt_handle, backoff_seconds(receive_count), deps.retry_queue.client)
         raise
-    count("CallbackDelivered")
+    if status:
+        count("CallbackDelivered")
     return status
-
-
-_SESSION: Any = None

@@ -12,6 +12,7 @@ from typing import Any
 
 import boto3
 import pytest
+from hypothesis import HealthCheck, settings
 from moto import mock_aws
 
 from local_stack.apigw import LambdaContext
@@ -24,6 +25,11 @@ EVENTS = ROOT / "events"
 REGION = "eu-west-1"
 WEBHOOK_TOKENS = "tok-primary-0123456789,tok-secondary-9876543210"
 MAX_SQS_DELAY = 900  # seconds: SQS delays no message longer
+
+# Property tests test behaviour, not speed: on a busy machine an example can take longer than hypothesis's
+# 200 ms deadline, or its data longer to generate, without anything being wrong.
+settings.register_profile("suite", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("suite")
 
 for _name, _value in {
     "AWS_ACCESS_KEY_ID": "testing",

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import random
 import uuid
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -104,21 +105,33 @@ def new_lease_owner() -> str:
     return uuid.uuid4().hex
 
 
-def claim(deps: Deps, message: dict[str, Any], owner: str, *, for_attempt: bool) -> dict[str, Any] | None:
-    """The message with its lease held by `owner`, or None if another job holds it or it moved on.
-    A message whose attempts ran out (and is not being worked on) ends `failed`."""
+@dataclass(frozen=True)
+class Claim:
+    """A claim's outcome: the message before and after the lease was taken, or why it was not."""
+
+    before: dict[str, Any] | None = None
+    after: dict[str, Any] | None = None
+    refused: str = ""  # unknown | skipped:<status> | not_claimed | retries_exhausted
+
+
+def claim(deps: Deps, message_id: str, owner: str, *, for_attempt: bool) -> Claim:
+    """Take the message's lease for `owner`. The claim is also the read. A message whose attempts ran
+    out (and that no job is working on) ends `failed`."""
     try:
-        return deps.store.claim_lease(
-            message["id"], owner, deps.now_iso(), lease_until(deps), for_attempt=for_attempt, max_attempts=deps.settings.send_max_attempts
+        before, after = deps.store.claim_lease(
+            message_id, owner, deps.now_iso(), lease_until(deps), for_attempt=for_attempt, max_attempts=deps.settings.send_max_attempts
         )
+        return Claim(before, after)
     except ConditionFailed as exc:
         current = exc.item
-    if not current or current.get("status") != models.PENDING:
-        return None
+    if not current or not current.get("status"):
+        return Claim(refused="unknown")
+    if current["status"] != models.PENDING:
+        return Claim(refused=f"skipped:{current['status']}")
     if current.get("lease_until", "") >= deps.now_iso():
         logger.info("another job holds the message's lease", extra={"lease_until": current["lease_until"]})
         count("AttemptLeaseBusy")
-        return None
+        return Claim(refused="not_claimed")
     attempts = int(current.get("attempts", 0))
     count("SendFailed")
     record(
@@ -128,7 +141,7 @@ def claim(deps: Deps, message: dict[str, Any], owner: str, *, for_attempt: bool)
         "retries_exhausted",
         f"no answer from Eseye after {attempts} attempts; Eseye may still deliver it, and its receipt will apply",
     )
-    return None
+    return Claim(refused="retries_exhausted")
 
 
 def give_up_or_retry(deps: Deps, message: dict[str, Any], exc: EseyeUnavailable) -> dict[str, Any]:

@@ -29,18 +29,15 @@ def dispatch(job: dict[str, Any], deps: Deps | None = None) -> str:
     deps = deps or default_deps()
     follow(job["id"])
     logger.info("retry job", extra={"attempt": job["attempt"], "ambiguous": job["ambiguous"]})
-    message = deps.store.get_message(job["id"])
-    if not message or not message.get("status"):
-        logger.warning("retry job for an unknown message", extra={"message_id": job["id"]})
-        return "unknown"
-    if message["status"] != models.PENDING:
-        return f"skipped:{message['status']}"
+    claimed = delivery.claim(deps, job["id"], delivery.new_lease_owner(), for_attempt=True)
+    if claimed.after is None or claimed.before is None:
+        if claimed.refused == "unknown":
+            logger.warning("retry job for an unknown message", extra={"message_id": job["id"]})
+        return claimed.refused
+    message = claimed.after
     if message.get("expires_at") and message["expires_at"] <= deps.now_iso():
-        delivery.record(deps, message, models.FAILED, "expired", "the message expired before Eseye accepted it")
+        delivery.record(deps, message, models.FAILED, "expired", "the message expired before Eseye accepted it", release=True)
         return "expired"
-    # Whether an earlier attempt may have reached Eseye, as known before this claim marks it so.
-    ask_first = job["ambiguous"] or bool(message.get("may_be_at_eseye"))
-    claimed = delivery.claim(deps, message, delivery.new_lease_owner(), for_attempt=True)
-    if claimed is None:
-        return "not_claimed"
-    return delivery.attempt(deps, claimed, ask_first=ask_first)["status"]
+    # Ask Eseye first if an earlier attempt may have reached it (as known before this claim marked it so).
+    ask_first = job["ambiguous"] or bool(claimed.before.get("may_be_at_eseye"))
+    return delivery.attempt(deps, message, ask_first=ask_first)["status"]

@@ -6,6 +6,7 @@ from typing import Any
 
 from smsgw import models
 from smsgw.adapters.eseye import EseyeUnavailable
+from smsgw.adapters.store import ConditionFailed
 from smsgw.deps import Deps, default_deps
 from smsgw.errors import Conflict, NotFound, ServiceUnavailable, UpstreamError
 from smsgw.eseye_protocol import EseyeReply
@@ -62,10 +63,24 @@ def cancel_message(message_id: str, deps: Deps | None = None) -> dict[str, Any]:
     message = load(message_id, deps)
     if message.get("direction") != "mt":
         raise Conflict("only MT messages can be cancelled")
+    if message["status"] == models.PENDING and not message.get("may_be_at_eseye"):
+        try:  # never at Eseye and no attempt under way: one conditional write
+            return models.public_view(
+                deps.store.update_message(
+                    message_id,
+                    models.history_entry(deps.now_iso(), "cancel", models.CANCELLED, "cancelled before Eseye accepted it"),
+                    status=models.CANCELLED,
+                    allowed_from=(models.PENDING,),
+                    sets={"status_source": models.FROM_GATEWAY},
+                    untouched_by_attempts_at=deps.now_iso(),
+                )
+            )
+        except ConditionFailed as exc:
+            message = exc.item or load(message_id, deps)  # an attempt, a receipt or a cancel got there first
     if message["status"] == models.PENDING:
-        claimed = delivery.claim(deps, message, delivery.new_lease_owner(), for_attempt=False)
-        if claimed is not None:
-            return models.public_view(_cancel_pending(claimed, deps))
+        claimed = delivery.claim(deps, message_id, delivery.new_lease_owner(), for_attempt=False)
+        if claimed.after is not None:
+            return models.public_view(_cancel_pending(claimed.after, deps))
         message = load(message_id, deps)
         if message["status"] == models.PENDING:
             raise Conflict(

@@ -281,11 +281,10 @@ def _resume(existing: dict[str, Any], body_hash: str, body: Any, receipt_base: s
     logger.info("retried request resumes its message", extra={"status": existing["status"]})
     if existing["status"] != models.PENDING:
         return _result(existing)
-    ask_first = bool(existing.get("may_be_at_eseye"))
-    claimed = delivery.claim(deps, existing, delivery.new_lease_owner(), for_attempt=True)
-    if claimed is None:  # another job is at work on it, or it just moved on
+    claimed = delivery.claim(deps, existing["id"], delivery.new_lease_owner(), for_attempt=True)
+    if claimed.after is None or claimed.before is None:  # another job is at work on it, or it just moved on
         return _result(deps.store.get_message(existing["id"]) or existing)
-    return _result(delivery.attempt(deps, claimed, ask_first=ask_first))
+    return _result(delivery.attempt(deps, claimed.after, ask_first=bool(claimed.before.get("may_be_at_eseye"))))
 
 
 def _result(message: dict[str, Any]) -> ApiResult:

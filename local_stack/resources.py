@@ -104,7 +104,15 @@ def _queue_policy(ctx: Context, logical_id: str, props: dict[str, Any], clients:
     return {"Ref": logical_id}
 
 
+def _kms_key(ctx: Context, logical_id: str, props: dict[str, Any], clients: dict[str, Any], options: dict) -> dict[str, str]:
+    """A key in name only: moto's SNS accepts any key id and encrypts nothing, so no KMS call is needed."""
+    key_id = f"local-{logical_id}"
+    arn = f"arn:aws:kms:{ctx.region}:{ctx.account}:key/{key_id}"
+    return {"Ref": key_id, "Arn": arn, "KeyId": key_id}
+
+
 CREATORS: dict[str, Callable[..., dict[str, str]]] = {
+    "AWS::KMS::Key": _kms_key,
     "AWS::DynamoDB::Table": _table,
     "AWS::SQS::Queue": _queue,
     "AWS::SNS::Topic": _topic,

@@ -13,8 +13,6 @@ SAM_PYTHON = ROOT / ".venv-sam" / "bin" / "python"
 ALLOWED_MANAGED = {
     "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole": "CloudWatch Logs",
     "arn:aws:iam::aws:policy/AWSXrayWriteOnlyAccess": "Tracing: Active (X-Ray accepts only Resource *)",
-    "arn:aws:iam::aws:policy/service-role/AWSLambdaSQSQueueExecutionRole": "the SQS event source mapping",
-    "arn:aws:iam::aws:policy/service-role/AWSLambdaDynamoDBExecutionRole": "the DynamoDB stream event source mapping",
     "arn:aws:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole": "network interfaces, with StaticEgressIp=true only",
 }
 ESEYE_CALLERS = {"SendFunction", "GetMessageFunction", "CancelMessageFunction", "DispatcherFunction"}
@@ -89,6 +87,13 @@ def test_static_egress_puts_only_the_eseye_callers_behind_the_nat_and_outputs_it
     assert vpc_role not in plain["Resources"]["SendFunctionRole"]["Properties"]["ManagedPolicyArns"]
 
 
+def managed_arn(arn) -> str:
+    """A managed policy ARN as deployed in the aws partition (roles of our own write it with !Sub)."""
+    if isinstance(arn, dict) and "Fn::Sub" in arn:
+        return arn["Fn::Sub"].replace("${AWS::Partition}", "aws")
+    return arn
+
+
 @pytest.mark.parametrize("mode", [(), ("StaticEgressIp=true",), ("AuthMode=API_KEY",)])
 def test_every_function_has_least_privilege(mode):
     template = translated(*mode)
@@ -96,7 +101,7 @@ def test_every_function_has_least_privilege(mode):
     assert len(roles) == sum(1 for r in load_template()["Resources"].values() if r["Type"] == "AWS::Serverless::Function")
     for name, role in roles.items():
         for arn in role["Properties"].get("ManagedPolicyArns", []):
-            assert arn in ALLOWED_MANAGED, f"{name} has managed policy {arn}"
+            assert managed_arn(arn) in ALLOWED_MANAGED, f"{name} has managed policy {arn}"
         for policy in role["Properties"].get("Policies", []):
             for statement in policy["PolicyDocument"]["Statement"]:
                 actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
@@ -168,3 +173,56 @@ def test_status_callbacks_are_retried_for_at_least_24_hours_before_the_dead_lett
     assert retry_span_seconds(attempts) >= 24 * 3600
     assert all(backoff_seconds(n) <= 12 * 3600 for n in range(1, attempts + 1))  # ChangeMessageVisibility's cap
     assert queue["MessageRetentionPeriod"] > retry_span_seconds(attempts) + backoff_seconds(attempts)
+
+
+def consumers(template: dict) -> dict[str, dict]:
+    """Function -> its event source mapping, for every queue- or stream-triggered function."""
+    return {
+        r["Properties"]["FunctionName"]["Ref"]: r["Properties"]
+        for r in template["Resources"].values()
+        if r["Type"] == "AWS::Lambda::EventSourceMapping"
+    }
+
+
+def role_of(template: dict, function: str) -> dict:
+    role = template["Resources"][function]["Properties"]["Role"]
+    return template["Resources"][role["Fn::GetAtt"][0]]["Properties"]
+
+
+@pytest.mark.parametrize("mode", [(), ("StaticEgressIp=true",)])
+def test_queue_and_stream_consumers_may_read_only_their_own_source(mode):
+    # Given every function an SQS queue or the table's stream triggers, as deployed
+    template = translated(*mode)
+    mappings = consumers(template)
+    assert {"DispatcherFunction", "CallbacksFunction", "PublisherFunction"} <= set(mappings)
+    for function, mapping in mappings.items():
+        role = role_of(template, function)
+        # Then no SAM-managed policy grants reading every queue or stream
+        arns = [managed_arn(a) for a in role.get("ManagedPolicyArns", [])]
+        assert not [a for a in arns if "SQSQueueExecution" in a or "DynamoDBExecution" in a], (function, arns)
+        # and what the mapping needs is granted on its own source only
+        statements = [s for p in role.get("Policies", []) for s in p["PolicyDocument"]["Statement"]]
+        reading = [s for s in statements if {"sqs:ReceiveMessage", "dynamodb:GetRecords"} & set(s["Action"])]
+        assert reading and all(s["Resource"] == mapping["EventSourceArn"] for s in reading), (function, reading)
+
+
+def test_no_function_declares_policies_that_sam_would_ignore():
+    # SAM drops a function's Policies without a word when it has a Role of its own.
+    for name, resource in load_template()["Resources"].items():
+        if resource["Type"] == "AWS::Serverless::Function":
+            assert not ("Role" in resource["Properties"] and "Policies" in resource["Properties"]), name
+
+
+def test_alarms_can_publish_to_the_encrypted_alerts_topic():
+    # Given the alerts topic as deployed
+    resources = translated()["Resources"]
+    key_ref = resources["AlertsTopic"]["Properties"]["KmsMasterKeyId"]
+    # Then it is encrypted with a customer-managed key (CloudWatch cannot use alias/aws/sns) ...
+    assert isinstance(key_ref, dict) and "Ref" in key_ref, key_ref
+    key = resources[key_ref["Ref"]]
+    assert key["Type"] == "AWS::KMS::Key" and key["Properties"]["EnableKeyRotation"] is True
+    # ... whose policy lets CloudWatch encrypt what it publishes there
+    grants = [
+        s for s in key["Properties"]["KeyPolicy"]["Statement"] if s["Effect"] == "Allow" and s["Principal"] == {"Service": "cloudwatch.amazonaws.com"}
+    ]
+    assert grants and {"kms:Decrypt", "kms:GenerateDataKey*"} <= set(grants[0]["Action"])

@@ -53,3 +53,13 @@ def test_an_event_with_one_enormous_field_is_cut_and_still_says_what_changed():
     fitted = fit(event)
     assert len(fitted["body"].encode()) <= BODY_LIMIT
     assert fitted["data"]["truncated"] is True and fitted["data"]["status"] == "received" and fitted["data"]["id"] == "a" * 32
+
+
+def test_a_cut_event_keeps_its_routing_fields_whole():
+    callback = "https://example.com/hooks/" + "c" * 1500  # longer than the cut of long fields, shorter than the 2048 allowed
+    parts = [{"sequence": n, "binary": "AB" * 600} for n in range(255)]  # what only a hostile sender could make
+    data = {"id": "b" * 32, "direction": "mt", "to": "447700900123", "status": "sent", "status_callback": callback, "parts": parts}
+    event = {"type": "sms.mt.status", "id": "b:sent", "time": "t", "msisdn": "447700900123", "data": {**data, "history": [entry()]}}
+    fitted = fit(event)
+    assert len(fitted["body"].encode()) <= BODY_LIMIT and fitted["data"]["truncated"] is True
+    assert fitted["data"]["status_callback"] == callback and fitted["data"]["status"] == "sent"

@@ -20,6 +20,24 @@ REPLY_TIMEOUT = "sms.mt.reply_timeout"
 # under 200 bytes, so a body within this limit always fits.
 BODY_LIMIT = limits.SNS_MAX_BYTES - 1024
 HISTORY_KEEP_IN_EVENT = 30  # latest entries an over-long event keeps, besides the first
+# Never cut: what subscribers route, filter and deduplicate on, and where a status callback goes. Each
+# is short (ids, times, MSISDNs, a status_callback URL of at most 2048 characters).
+WHOLE_FIELDS = (
+    "id",
+    "direction",
+    "to",
+    "from",
+    "status",
+    "status_source",
+    "status_callback",
+    "client_ref",
+    "created_at",
+    "updated_at",
+    "reply_state",
+    "reply_deadline",
+    "reply_id",
+    "in_reply_to",
+)
 
 
 def event_for(new: dict[str, Any], old: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -75,15 +93,17 @@ def fit(event: dict[str, Any]) -> dict[str, Any]:
     last = candidates[-1] if candidates else data
     plain = [{k: v for k, v in entry.items() if k != "detail"} for entry in last.get("history") or []]
     candidates.append({**last, "history": plain})
-    candidates += [limits.bounded({**last, "history": plain}, size) for size in (16 * 1024, 1024)]
+    for size in (16 * 1024, 1024):
+        cut = limits.bounded({**last, "history": plain}, size)
+        candidates.append({**cut, **{k: last[k] for k in WHOLE_FIELDS if k in last}})
     for candidate in candidates:
         candidate = {**candidate, "truncated": True}
         body = event_body({**event, "data": candidate})
         if len(body.encode()) <= BODY_LIMIT:
             return {**event, "data": candidate, "body": body}
     # Last resort: the fields subscribers filter and route on, with the latest history entry.
-    required = {k: data[k] for k in ("id", "direction", "to", "from", "status", "created_at", "updated_at") if data.get(k) is not None}
-    minimal = {**limits.bounded(required, 256), "history": limits.bounded(plain[-1:], 256), "truncated": True}
+    minimal = {k: data[k] for k in WHOLE_FIELDS if data.get(k) is not None}
+    minimal.update(history=limits.bounded(plain[-1:], 256), truncated=True)
     minimal["history_dropped"] = dropped + len(history) - len(minimal["history"]) if len(history) > 1 else None
     minimal = {k: v for k, v in minimal.items() if v is not None}
     return {**event, "data": minimal, "body": event_body({**event, "data": minimal})}

@@ -30,7 +30,15 @@ def translate(overrides: dict[str, str]) -> dict:
     template = yaml_parse((ROOT / "template.yaml").read_text())
     parameters = {name: spec.get("Default", "") for name, spec in template.get("Parameters", {}).items()}
     parameters.update(overrides)
-    parameters.update({"AWS::Region": "eu-west-1", "AWS::AccountId": "123456789012", "AWS::Partition": "aws", "AWS::StackName": "sms-gateway"})
+    parameters.update(
+        {
+            "AWS::Region": "eu-west-1",
+            "AWS::AccountId": "123456789012",
+            "AWS::Partition": "aws",
+            "AWS::StackName": "sms-gateway",
+            "AWS::StackId": "arn:aws:cloudformation:eu-west-1:123456789012:stack/sms-gateway/0a1b2c3d-4e5f-6789-abcd-ef0123456789",
+        }
+    )
     for name, spec in template.get("Parameters", {}).items():
         if spec.get("Type") == "CommaDelimitedList" and isinstance(parameters.get(name), str):
             parameters[name] = parameters[name].split(",") if parameters[name] else [""]

@@ -226,3 +226,73 @@ def test_alarms_can_publish_to_the_encrypted_alerts_topic():
         s for s in key["Properties"]["KeyPolicy"]["Statement"] if s["Effect"] == "Allow" and s["Principal"] == {"Service": "cloudwatch.amazonaws.com"}
     ]
     assert grants and {"kms:Decrypt", "kms:GenerateDataKey*"} <= set(grants[0]["Action"])
+
+
+def stage_of(template: dict) -> dict:
+    [stage] = [r["Properties"] for r in template["Resources"].values() if r["Type"] == "AWS::ApiGateway::Stage"]
+    return stage
+
+
+def test_webhooks_have_a_throttle_of_their_own():
+    # Given webhook limits set apart from the customer API's
+    stage = stage_of(translated("WebhookThrottlingRateLimit=7", "WebhookThrottlingBurstLimit=9"))
+    settings = {(s["ResourcePath"], s["HttpMethod"]): s for s in stage["MethodSettings"]}
+    # Then each webhook method has its own limits, and the customer API keeps the stage's
+    for path, method in WEBHOOK_ROUTES:
+        setting = settings[("/" + path.replace("/", "~1"), method.upper())]
+        assert (int(setting["ThrottlingRateLimit"]), int(setting["ThrottlingBurstLimit"])) == (7, 9), (path, method)
+    customer = settings[("/*", "*")]
+    assert (int(customer["ThrottlingRateLimit"]), int(customer["ThrottlingBurstLimit"])) == (50, 100)
+
+
+def test_waf_is_off_by_default_and_when_on_limits_each_address_and_enforces_the_allowlist():
+    def of_type(template, kind):
+        return [r["Properties"] for r in template["Resources"].values() if r["Type"] == kind]
+
+    # Every WAF resource exists only when asked for, and by default it is not
+    waf = [r for r in translated()["Resources"].values() if r["Type"].startswith("AWS::WAFv2::")]
+    assert waf and all(r.get("Condition") in ("UseWaf", "UseWafAllowlist") for r in waf)
+    assert load_template()["Parameters"]["EnableWaf"]["Default"] == "false"
+    assert load_template()["Conditions"]["UseWaf"] == {"Fn::Equals": [{"Ref": "EnableWaf"}, "true"]}
+    # With WAF on and the source CIDRs set
+    template = translated("EnableWaf=true", "WebhookSourceCidrs=203.0.113.0/24")
+    [acl] = of_type(template, "AWS::WAFv2::WebACL")
+    rules = {r["Name"]: r for r in acl["Rules"]}
+    assert rules["rate-per-ip"]["Statement"]["RateBasedStatement"] == {"Limit": 1000, "AggregateKeyType": "IP"}
+    assert "Block" in rules["rate-per-ip"]["Action"]
+    allowlist = json.dumps(rules["webhook-source-allowlist"])
+    assert "/webhooks/" in allowlist and "NotStatement" in allowlist and "Block" in rules["webhook-source-allowlist"]["Action"]
+    assert of_type(template, "AWS::WAFv2::IPSet")[0]["Addresses"] == ["203.0.113.0/24"]
+    assert of_type(template, "AWS::WAFv2::WebACLAssociation")
+    # With WAF on and no CIDRs: the rate rule only
+    names = {r["Name"] for r in of_type(translated("EnableWaf=true"), "AWS::WAFv2::WebACL")[0]["Rules"]}
+    assert "rate-per-ip" in names and "webhook-source-allowlist" not in names
+
+
+def test_the_webhook_token_stays_out_of_access_logs_traces_and_function_logs():
+    template = translated()
+    # Access logs name the route template, never the path the request used (which holds the token)
+    log_format = stage_of(template)["AccessLogSetting"]["Format"]
+    assert "$context.resourcePath" in log_format
+    assert not any(v in log_format for v in ("$context.path", "$context.requestOverride", "$input", "$request"))
+    # API Gateway samples no webhook request for X-Ray (its segments record the URL)
+    rule = template["Resources"]["WebhookTraceSampling"]["Properties"]["SamplingRule"]
+    assert (rule["FixedRate"], rule["ReservoirSize"], rule["URLPath"], rule["ServiceType"]) == (0, 0, "*/webhooks/*", "AWS::ApiGateway::Stage")
+    assert rule["ServiceName"] == "sms-gateway-Api/v1" and rule["Priority"] == 1
+    # and no function logs its incoming event (which would carry the path)
+    for name, resource in template["Resources"].items():
+        if resource["Type"] == "AWS::Lambda::Function":
+            variables = resource["Properties"].get("Environment", {}).get("Variables", {})
+            assert str(variables.get("POWERTOOLS_LOGGER_LOG_EVENT", "false")).lower() == "false", name
+
+
+def test_what_a_token_holder_can_create_expires_in_days():
+    template = load_template()
+    variables = template["Globals"]["Function"]["Environment"]["Variables"]
+    for parameter, variable in [
+        ("OrphanReceiptRetentionDays", "ORPHAN_RECEIPT_RETENTION_DAYS"),
+        ("QuarantineRetentionDays", "QUARANTINE_RETENTION_DAYS"),
+        ("ConcatBufferRetentionDays", "CONCAT_BUFFER_RETENTION_DAYS"),
+    ]:
+        assert int(template["Parameters"][parameter]["Default"]) <= 30, parameter
+        assert variables[variable] == {"Ref": parameter}

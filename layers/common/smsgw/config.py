@@ -21,6 +21,10 @@ class Settings:
     # Longer than any function that sends can run, so a lease past its time has no live holder.
     send_lease_seconds: int = 180
     retention_days: int = 400
+    # What a webhook token holder can create expires in days, not with the messages' retention.
+    orphan_receipt_retention_days: int = 7
+    quarantine_retention_days: int = 14
+    concat_buffer_retention_days: int = 3
     public_base_url: str = ""  # custom domain of the API; when empty the request context tells it
     events_topic_arn: str = ""
     publisher_dead_letter_url: str = ""  # where the publisher sets aside records that will never publish
@@ -47,6 +51,9 @@ class Settings:
             retry_base_delay_seconds=int(env.get("RETRY_BASE_DELAY_SECONDS", cls.retry_base_delay_seconds)),
             send_lease_seconds=int(env.get("SEND_LEASE_SECONDS", cls.send_lease_seconds)),
             retention_days=int(env.get("RETENTION_DAYS", cls.retention_days)),
+            orphan_receipt_retention_days=int(env.get("ORPHAN_RECEIPT_RETENTION_DAYS", cls.orphan_receipt_retention_days)),
+            quarantine_retention_days=int(env.get("QUARANTINE_RETENTION_DAYS", cls.quarantine_retention_days)),
+            concat_buffer_retention_days=int(env.get("CONCAT_BUFFER_RETENTION_DAYS", cls.concat_buffer_retention_days)),
             public_base_url=env.get("PUBLIC_BASE_URL", "").rstrip("/"),
             events_topic_arn=env.get("EVENTS_TOPIC_ARN", ""),
             publisher_dead_letter_url=env.get("PUBLISHER_DEAD_LETTER_URL", ""),

@@ -24,6 +24,7 @@ from smsgw.errors import StoreUnavailable
 from smsgw.limits import bounded, json_size
 
 META = "META"
+MAX_ORPHAN_RECEIPTS = 8  # a real message gets a few receipts; a placeholder holds no more than this
 
 # A message's history keeps its first entry, its latest ones and a count of those dropped between.
 # A normal life is under 15 entries (attempts are bounded by SendMaxAttempts), so only a history
@@ -302,13 +303,17 @@ class Store:
         return before, after
 
     def store_orphan_receipt(self, message_id: str, receipt: dict[str, Any], receipt_key: str, ttl: int) -> bool:
-        """Keep a receipt for a message we do not have (yet). Returns False if it was already kept."""
+        """Keep a receipt for a message we do not have (yet). Returns False if it was already kept, or the
+        placeholder holds MAX_ORPHAN_RECEIPTS already. The first receipt sets the expiry; later ones do not
+        extend it, so a placeholder nobody claims goes away on time."""
         try:
             self._call(
                 "update_item",
                 Key=message_key(message_id),
-                UpdateExpression="SET #orphans = list_append(if_not_exists(#orphans, :empty), :r), #ttl = :ttl ADD #receipts :rk",
-                ConditionExpression="attribute_not_exists(#status) AND (attribute_not_exists(#receipts) OR NOT contains(#receipts, :rks))",
+                UpdateExpression="SET #orphans = list_append(if_not_exists(#orphans, :empty), :r), #ttl = if_not_exists(#ttl, :ttl)"
+                " ADD #receipts :rk",
+                ConditionExpression="attribute_not_exists(#status) AND (attribute_not_exists(#receipts) OR NOT contains(#receipts, :rks))"
+                " AND (attribute_not_exists(#orphans) OR size(#orphans) < :max)",
                 ExpressionAttributeNames={"#orphans": "orphan_receipts", "#status": "status", "#receipts": "receipt_keys", "#ttl": "ttl"},
                 ExpressionAttributeValues={
                     ":empty": {"L": []},
@@ -316,6 +321,7 @@ class Store:
                     ":rk": {"SS": [receipt_key]},
                     ":rks": self._to_dynamo(receipt_key),
                     ":ttl": self._to_dynamo(ttl),
+                    ":max": {"N": str(MAX_ORPHAN_RECEIPTS)},
                 },
             )
         except ConditionFailed:

@@ -51,7 +51,7 @@ def process_receipt(receipt: dict[str, str], deps: Deps | None = None) -> str:
     except ConditionFailed as exc:
         current = exc.item
     if not current or not current.get("status"):
-        ttl = deps.store.expiry(deps.clock().timestamp())
+        ttl = int(deps.clock().timestamp()) + deps.settings.orphan_receipt_retention_days * 86400
         stored = deps.store.store_orphan_receipt(message_id, {**receipt, "received_at": deps.now_iso()}, key, ttl)
         logger.info("receipt for a message not stored yet", extra={"message_id": message_id})
         return "orphaned" if stored else "duplicate"

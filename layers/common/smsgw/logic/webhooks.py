@@ -26,6 +26,7 @@ from smsgw.logic import lists, receipt, replies
 from smsgw.observability import count, follow, logger
 
 MAX_WEBHOOK_BYTES = 64 * 1024
+MAX_QUARANTINE_BODY = 4 * 1024  # characters of an unusable body kept: enough to see what went wrong
 ESEYE_ID_PATTERN = re.compile(r"^[0-9A-Za-z_-]{1,64}$")
 SENSITIVE_HEADERS = frozenset({"authorization", "cookie", "x-api-key"})
 
@@ -93,7 +94,27 @@ def check_token(token: str, deps: Deps) -> None:
         raise Forbidden("unknown webhook token")
 
 
+def _capped(raw: dict[str, Any], body: bytes) -> dict[str, Any]:
+    """The request as quarantined: the body cut to MAX_QUARANTINE_BODY (with its size and digest, so the
+    whole can be recognised), and at most 50 headers and query fields of at most 256 characters each."""
+
+    def small(values: dict[str, Any]) -> dict[str, str]:
+        return {str(k)[:128]: str(v)[:256] for k, v in list(values.items())[:50]}
+
+    return {
+        **raw,
+        "query": small(raw.get("query") or {}),
+        "headers": small(raw.get("headers") or {}),
+        "body": raw.get("body", "")[:MAX_QUARANTINE_BODY],
+        "body_bytes": len(body),
+        "body_sha256": hashlib.sha256(body).hexdigest(),
+        "body_truncated": len(raw.get("body", "")) > MAX_QUARANTINE_BODY or len(body) > MAX_WEBHOOK_BYTES,
+    }
+
+
 def quarantine(request: WebhookRequest, reason: str, deps: Deps) -> str:
+    """Keep an unusable request for inspection, capped in size and kept QuarantineRetentionDays, since
+    anyone holding the token can make as many as the throttle lets through."""
     moment = deps.clock()
     at = models.iso(moment)
     entry_id = uuid.uuid4().hex
@@ -101,10 +122,10 @@ def quarantine(request: WebhookRequest, reason: str, deps: Deps) -> str:
         {
             "PK": f"Q#{at[:10]}",
             "SK": f"{at}#{entry_id}",
-            "reason": reason,
-            "request": request.raw(),
+            "reason": reason[:256],
+            "request": _capped(request.raw(), request.body),
             "received_at": at,
-            "ttl": deps.store.expiry(moment.timestamp()),
+            "ttl": int(moment.timestamp()) + deps.settings.quarantine_retention_days * 86400,
         }
     )
     count("WebhookQuarantined")

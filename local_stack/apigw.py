@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import re
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -80,6 +81,14 @@ def rest_event(
         "body": encoded_body,
         "isBase64Encoded": not is_text,
     }
+
+
+_WEBHOOK_TOKEN = re.compile(r"(/webhooks/)[^/?]+")
+
+
+def loggable_path(path: str) -> str:
+    """A request path as logs may show it: the webhook token, a credential, masked."""
+    return _WEBHOOK_TOKEN.sub(r"\1****", path)
 
 
 def _is_text(headers: dict[str, list[str]]) -> bool:

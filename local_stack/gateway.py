@@ -10,7 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from local_stack.apigw import rest_event
+from local_stack.apigw import loggable_path, rest_event
 from local_stack.template import Route
 from local_stack.workers import FunctionPool, InvocationError, InvocationTimeout
 
@@ -62,6 +62,7 @@ class _GatewayHandler(BaseHTTPRequestHandler):
     # Headers and body leave in separate writes; without TCP_NODELAY, Nagle meets the client's delayed ACK
     # and every answer waits ~40 ms.
     disable_nagle_algorithm = True
+    timeout = 30  # a client that declares more body than it sends cannot hold a thread for ever
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
@@ -78,20 +79,33 @@ class _GatewayHandler(BaseHTTPRequestHandler):
     def _handle(self) -> None:
         started = time.perf_counter()
         parts = urlsplit(self.path)
-        length = int(self.headers.get("Content-Length") or 0)
+        shown = loggable_path(parts.path)  # the console never shows a webhook token
+        declared = (self.headers.get("Content-Length") or "0").strip()
+        # Only digits, and no more than a length could be: "-1" would read until the client hangs up.
+        if not declared.isdigit() or len(declared) > 15:
+            self.close_connection = True
+            self._send(400, b'{"message":"Invalid Content-Length"}', {"Content-Type": "application/json"})
+            return self.owner.log(f"api   {self.command} {shown} -> 400 (Content-Length {declared[:20]!r})")
+        length = int(declared)
         if length > MAX_PAYLOAD:
             self.close_connection = True
             return self._send(413, b'{"message":"Request Too Long"}', {"Content-Type": "application/json"})
-        body = self.rfile.read(length) if length else None
+        try:
+            body = self.rfile.read(length) if length else None
+        except TimeoutError:
+            body = None
+        if length and (body is None or len(body) < length):
+            self.close_connection = True
+            return self._send(400, b'{"message":"Request body shorter than its Content-Length"}', {"Content-Type": "application/json"})
         route, parameters = self.owner.match(self.command, parts.path)
         if route is None:
             # What API Gateway answers for a route it does not have.
             status, payload = 403, b'{"message":"Missing Authentication Token"}'
             self._send(status, payload, {"Content-Type": "application/json", "x-amzn-ErrorType": "MissingAuthenticationTokenException"})
-            return self.owner.log(f"api   {self.command} {parts.path} -> {status} (no such route)")
+            return self.owner.log(f"api   {self.command} {shown} -> {status} (no such route)")
         if route.model is not None and not body_fits_model(body, route.model, self.headers.get("Content-Type", "")):
             self._send(400, BAD_BODY, {"Content-Type": "application/json", "x-amzn-ErrorType": "BadRequestException"})
-            return self.owner.log(f"api   {self.command} {parts.path} -> 400 (request body fails the model)")
+            return self.owner.log(f"api   {self.command} {shown} -> 400 (request body fails the model)")
         headers: dict[str, list[str]] = {}
         for name, value in self.headers.items():
             headers.setdefault(name, []).append(value)
@@ -134,7 +148,7 @@ class _GatewayHandler(BaseHTTPRequestHandler):
                     )
             except ValueError:
                 summary = ""
-        self.owner.log(f"api   {self.command} {parts.path} -> {status} {summary} ({elapsed:.0f} ms)".replace("  (", " ("))
+        self.owner.log(f"api   {self.command} {shown} -> {status} {summary} ({elapsed:.0f} ms)".replace("  (", " ("))
 
     # Every method, even one no RFC names, reaches the router: an undeclared one gets API Gateway's 403, not a 501.
     def __getattr__(self, name: str) -> Any:

@@ -1,6 +1,6 @@
 """An Eseye SMS API simulator that follows ../shared/eseye-sms-api.md to the letter.
 
-- POST /mtsmsapi/index/post    -> `OK!` or `Error<N>: <text>` (text/html)
+- POST /mtsmsapi/index/post    -> `OK!` or an error (text/html)
 - POST /mtcancelapi/index/post -> XML statusResponse
 - POST /mtstatusapi/index/post -> XML statusResponse
 - any other method on those paths -> ERROR 503 (PUT/GET) or 502 (INDEX)
@@ -12,15 +12,14 @@ GET with the fields appended to the message's receipt_url (§6.2). Destinations 
 destinations ending in 0001 never get a receipt; destinations ending in 0570 are refused with ERROR 570
 (no credit), so that a rejection by Eseye can be seen.
 
+The protocol's rules are pure functions in `eseye_rules`; fault injection is `eseye_faults`; this
+module holds the state (messages, timers) and the HTTP server.
+
 Control endpoints (not part of Eseye), for people and tests:
 - POST /_sim/mo {"source", "text"[, "binary", "destination"]}: a device sends an MO message to the gateway.
-- POST /_sim/faults {"mode", "count", "delay"}: the next `count` API calls misbehave
-  (timeout | drop | http500 | http503 | empty | html | unknown_code | slow | drop_after_accept |
-  status_<word>, which answers that status without processing the request).
-  `slow` processes the request at once and answers `delay` seconds late; `timeout` and `drop` never
-  process it (no answer, or the connection closed at once); `drop_after_accept` processes, never answers.
+- POST /_sim/faults {"mode", "count", "delay"}: the next `count` API calls misbehave (see eseye_faults).
 - POST /_sim/config {"error_form", "seed"}: how errors are answered from now on.
-- GET /_sim/messages[/<message_id>]: what the simulator holds, with how many times each id was sent.
+- GET /_sim/messages[/<message_id>], GET /_sim/receipts: what the simulator holds and has sent.
 - POST /_sim/reset.
 """
 
@@ -34,57 +33,18 @@ import socket
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 from urllib.request import Request, urlopen
 
-GSM7_BASIC = "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞ\x1bÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
-BASIC_SET = frozenset(GSM7_BASIC) - {"\x1b"}
-MT_PARAMETERS = {
-    "username",
-    "password",
-    "destination",
-    "text",
-    "short_message",
-    "message_id",
-    "receipt_url",
-    "source",
-    "mode",
-    "expiry",
-    "data_coding",
-    "pid",
-    "esm",
-    "Replace",
-}
-STATUS_PARAMETERS = {"username", "password", "message_id"}
-DATA_CODING_LIMITS = {"0": 160, "4": 140, "8": 140, "F6": 140}
-MESSAGES = {
-    502: "Index is not currently a supported method of this API.",
-    503: "PUT is not currently a supported method of this API.",
-    510: "API Requests from this IP Address ({}) are not allowed.",
-    511: "{} is required.",
-    519: "Unknown parameter: {}",
-    520: "Mode '{}' is not valid",
-    521: "Mode not specified",
-    525: "Max message length of {} chars exceeded",
-    526: "message_id must be supplied for delivery receipt",
-    530: "API Requests authentication failed.",
-    533: "Invalid receipt_url value supplied",
-    535: "Invalid message_id value supplied",
-    536: "Invalid text value supplied",
-    555: "Invalid MSISDN ({}) supplied",
-    570: "Destination MSISDN ({}) has no credit",
-    580: "Please use only GSM 03.38 basic 7 bit characters, or specify 8 bit mode",
-}
+from local_stack import eseye_rules as rules
+from local_stack.eseye_faults import Fault, FaultQueue, act
+from local_stack.eseye_rules import ERROR_FORMS, EseyeError, status_xml
 
-
-class EseyeError(Exception):
-    def __init__(self, code: int, *args: Any):
-        self.code = code
-        self.text = MESSAGES[code].format(*args) if args else MESSAGES[code].replace(" ({})", "").replace("{}", "")
-        super().__init__(f"{code} {self.text}")
+__all__ = ["ERROR_FORMS", "EseyeError", "EseyeSimulator", "SimMessage", "status_xml"]
 
 
 @dataclass
@@ -111,7 +71,7 @@ class EseyeSimulator:
         ip_allowlist: list[str] | None = None,
         error_form: str = "random",
         seed: int = 0,
-        log=print,
+        log: Callable[[str], Any] = print,
     ):
         self.host, self.port = host, port
         self.username, self.password = username, password
@@ -120,20 +80,26 @@ class EseyeSimulator:
         self.api_msisdn = api_msisdn
         self.ip_allowlist = ip_allowlist
         self.log = log
-        self.configure(error_form, seed)
         self.messages: dict[str, SimMessage] = {}
-        self.faults: list[dict[str, Any]] = []
+        self.faults = FaultQueue()
         self.requests: list[dict[str, Any]] = []
         self.receipts_sent: list[dict[str, Any]] = []
         self.lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
-        self._timers: list[threading.Timer] = []
+        self._timers: set[threading.Timer] = set()
         self.connections: set[Any] = set()
+        self.error_form = "random"
+        self._random = random.Random(seed)
+        self.configure(error_form, seed)
 
     # --- lifecycle ------------------------------------------------------------------------------------
     @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
+
+    @property
+    def credentials(self) -> rules.Credentials:
+        return rules.Credentials(self.username, self.password, tuple(self.ip_allowlist) if self.ip_allowlist is not None else None)
 
     def start(self) -> EseyeSimulator:
         simulator = self
@@ -148,7 +114,8 @@ class EseyeSimulator:
         return self
 
     def stop(self) -> None:
-        """Stop as an outage would: no listener, and every open keep-alive connection dropped."""
+        """Stop as an outage would: no listener, every open keep-alive connection dropped, and no
+        receipt or settling still to come."""
         if self._server:
             self._server.shutdown()
             self._server.server_close()
@@ -157,16 +124,22 @@ class EseyeSimulator:
             with contextlib.suppress(OSError):
                 connection.shutdown(socket.SHUT_RDWR)
         self.connections.clear()
-        for timer in self._timers:
+        with self.lock:
+            timers, self._timers = self._timers, set()
+        for timer in timers:
             timer.cancel()
-        self._timers.clear()
+
+    @property
+    def pending_timers(self) -> int:
+        with self.lock:
+            return len(self._timers)
 
     def reset(self) -> None:
         with self.lock:
             self.messages.clear()
-            self.faults.clear()
             self.requests.clear()
             self.receipts_sent.clear()
+        self.faults.clear()
 
     def configure(self, error_form: str | None = None, seed: int | None = None) -> None:
         if error_form is not None:
@@ -177,148 +150,78 @@ class EseyeSimulator:
             self._random = random.Random(seed)
 
     def render_error(self, error: EseyeError) -> str:
-        """An error answer in one of the documented forms (§5), the same for every request type."""
         with self.lock:
             form = self._random.choice(ERROR_FORMS) if self.error_form == "random" else self.error_form
-        if form == "text":
-            return f"Error{error.code}: {error.text}"
-        if form == "xml":
-            return status_xml("error", f"ERROR {error.code} – {error.text}")
-        return status_xml("error", error.text)
+        return rules.render_error(error, form)
 
     def inject(self, mode: str, count: int = 1, delay: float = 0.0) -> None:
-        with self.lock:
-            self.faults.extend({"mode": mode, "delay": delay} for _ in range(count))
+        self.faults.inject(mode, count, delay)
 
-    def next_fault(self) -> dict[str, Any] | None:
+    def next_fault(self) -> Fault | None:
+        return self.faults.next()
+
+    def _later(self, delay: float, action: Callable[..., None], *args: Any) -> None:
+        """Run `action` after `delay` seconds, unless the simulator stops first."""
+
+        def run() -> None:
+            with self.lock:
+                if timer not in self._timers:
+                    return  # cancelled by stop()
+                self._timers.discard(timer)
+            action(*args)
+
+        timer = threading.Timer(delay, run)
+        timer.daemon = True
         with self.lock:
-            return self.faults.pop(0) if self.faults else None
+            self._timers.add(timer)
+        timer.start()
 
     # --- the API -------------------------------------------------------------------------------------
-    def _authenticate(self, form: dict[str, str], client_ip: str) -> None:
-        if self.ip_allowlist is not None and client_ip not in self.ip_allowlist:
-            raise EseyeError(510, client_ip)
-        for name in ("username", "password"):
-            if not form.get(name):
-                raise EseyeError(511, name)
-        if form["username"] != self.username or form["password"] != self.password:
-            raise EseyeError(530)
-
     def send(self, form: dict[str, str], client_ip: str) -> str:
-        self._authenticate(form, client_ip)
-        for name in form:
-            if name not in MT_PARAMETERS:
-                raise EseyeError(519, name)
-        destination = form.get("destination", "")
-        if not destination:
-            raise EseyeError(511, "destination")
-        if not re.fullmatch(r"[0-9]{8,15}", destination):
-            raise EseyeError(555, destination)
-        source = form.get("source", "")
-        if source and not re.fullmatch(r"[0-9]{1,15}", source):
-            raise EseyeError(555, source)
-        text, short_message = form.get("text"), form.get("short_message")
-        if text is None and short_message is None:
-            raise EseyeError(511, "text")
-        message_id = form.get("message_id")
-        receipt_url = form.get("receipt_url")
-        if receipt_url is not None:
-            parts = urlsplit(receipt_url)
-            if parts.scheme not in ("http", "https") or not parts.netloc:
-                raise EseyeError(533)
-            if not message_id:
-                raise EseyeError(526)
-        if message_id is not None and not re.fullmatch(r"[0-9A-Za-z]{1,64}", message_id):
-            raise EseyeError(535)
-        if "expiry" in form and not re.fullmatch(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}", form["expiry"]):
-            raise EseyeError(555)
-        if text is not None:  # `text` wins over short_message (§3.1)
-            mode = form.get("mode", "7")
-            if "mode" in form and mode == "":
-                raise EseyeError(521)
-            if mode not in ("7", "8"):
-                raise EseyeError(520, mode)
-            if not text:
-                raise EseyeError(536)
-            if mode == "7":
-                if any(c not in BASIC_SET for c in text):
-                    raise EseyeError(580)
-                if len(text) > 160:
-                    raise EseyeError(525, 160)
-            elif len(text.encode("latin-1", errors="replace")) > 140:
-                raise EseyeError(525, 140)
-        else:
-            coding = form.get("data_coding", "0").upper() or "0"
-            if coding not in DATA_CODING_LIMITS:
-                raise EseyeError(555)
-            if not short_message or len(short_message) % 2 or not re.fullmatch(r"[0-9A-Fa-f]+", short_message):
-                raise EseyeError(536)
-            octets = len(short_message) // 2
-            if octets > DATA_CODING_LIMITS[coding]:
-                raise EseyeError(525, 70 if coding == "8" else DATA_CODING_LIMITS[coding])
-        if destination.endswith("0570"):
-            raise EseyeError(570, destination)
-        key = message_id or uuid.uuid4().hex
+        accepted = rules.check_send(form, client_ip, self.credentials)
+        key = accepted.message_id or uuid.uuid4().hex
         with self.lock:
             existing = self.messages.get(key)
             if existing:
                 existing.sends += 1
                 return "OK!"
-            message = SimMessage(key, destination, {k: v for k, v in form.items() if k != "password"}, uuid.uuid4().hex)
+            message = SimMessage(key, accepted.destination, {k: v for k, v in form.items() if k != "password"}, uuid.uuid4().hex)
             self.messages[key] = message
-        if receipt_url and not destination.endswith("0001"):
-            timer = threading.Timer(self.receipt_delay, self._deliver, args=(message, receipt_url))
-            timer.daemon = True
-            self._timers.append(timer)
-            timer.start()
-        elif not destination.endswith("0001"):
-            timer = threading.Timer(self.receipt_delay, self._settle, args=(message,))
-            timer.daemon = True
-            timer.start()
+        if rules.gets_receipt(accepted.destination):
+            if accepted.receipt_url:
+                self._later(self.receipt_delay, self._deliver, message, accepted.receipt_url)
+            else:
+                self._later(self.receipt_delay, self._settle, message)
         return "OK!"
 
     def _settle(self, message: SimMessage) -> str | None:
         with self.lock:
             if message.status != "queued":
                 return None
-            message.status = "failed" if message.destination.endswith("0000") else "delivered"
+            message.status = rules.final_status(message.destination)
             return message.status
 
     def _deliver(self, message: SimMessage, receipt_url: str) -> None:
         status = self._settle(message)
         if status is None:
             return
-        fields = {"messageid": message.message_id, "referenceid": message.reference_id, "statuscode": status, "status": status}
-        separator = "&" if urlsplit(receipt_url).query else "?"
-        url = f"{receipt_url}{separator}{urlencode(fields)}"
+        url, fields = rules.receipt_request_url(receipt_url, message.message_id, message.reference_id, status)
         try:
             with urlopen(Request(url, method="GET"), timeout=10) as response:
-                outcome = response.status
+                outcome: Any = response.status
         except Exception as exc:  # the receiver is down: Eseye's retry policy is undocumented, so we do not retry
             outcome = f"error: {exc}"
         self.receipts_sent.append({**fields, "outcome": outcome})
         self.log(f"eseye-sim  receipt {status} for {message.message_id[:8]} -> {outcome}")
 
     def status_or_cancel(self, form: dict[str, str], client_ip: str, cancel: bool) -> str:
-        self._authenticate(form, client_ip)
-        for name in form:
-            if name not in STATUS_PARAMETERS:
-                raise EseyeError(519, name)
-        message_id = form.get("message_id")
-        if not message_id:
-            raise EseyeError(511, "message_id")
+        message_id = rules.check_status_request(form, client_ip, self.credentials)
         with self.lock:
             message = self.messages.get(message_id)
-            if message is None:
-                raise EseyeError(535)
-            if cancel and message.status == "queued":
-                message.status = "cancelling"
-                return status_xml("cancelling", "Message cancelled")
-            status = message.status
-        if status == "failed":
-            return status_xml("error", "Message delivery failed")
-        descriptions = {"queued": "Message queued awaiting routing", "delivered": "Message delivered", "cancelling": "Message cancelled"}
-        return status_xml(status, descriptions[status])
+            new_status, answer = rules.status_answer(message.status if message else None, cancel)
+            if message and new_status:
+                message.status = new_status
+        return answer
 
     # --- MO -------------------------------------------------------------------------------------------
     def send_mo(self, source: str, text: str | None = None, binary: str | None = None, destination: str | None = None) -> dict:
@@ -333,13 +236,6 @@ class EseyeSimulator:
         request = Request(self.mo_url, data=body, method="POST", headers={"Content-Type": "application/x-www-form-urlencoded"})
         with urlopen(request, timeout=10) as response:
             return {"status": response.status, "body": response.read().decode("utf-8", "replace"), "message_id": fields["message_id"]}
-
-
-def status_xml(status: str, description: str) -> str:
-    return f"<statusResponse>\n<status>{status}</status>\n<description>{description}</description>\n</statusResponse>"
-
-
-ERROR_FORMS = ("text", "xml", "xml_bare")
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -361,7 +257,8 @@ class _Handler(BaseHTTPRequestHandler):
         with contextlib.suppress(OSError):
             super().finish()
 
-    def _reply(self, status: int, body: str, content_type: str = "text/html") -> None:
+    # The Channel a fault misbehaves on.
+    def reply(self, status: int, body: str, content_type: str = "text/html") -> None:
         data = body.encode("utf-8")
         self.send_response(status)
         self.send_header("Content-Type", f"{content_type}; charset=utf-8")
@@ -369,8 +266,13 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
+    def close(self) -> None:
+        self.close_connection = True
+        with contextlib.suppress(OSError):
+            self.connection.shutdown(socket.SHUT_RDWR)
+
     def _json(self, status: int, body: Any) -> None:
-        self._reply(status, json.dumps(body, default=str), "application/json")
+        self.reply(status, json.dumps(body, default=str), "application/json")
 
     def _body(self) -> bytes:
         length = int(self.headers.get("Content-Length") or 0)
@@ -383,11 +285,22 @@ class _Handler(BaseHTTPRequestHandler):
     def _unsupported(self) -> None:
         if self._api_request():
             self._body()
-            self._reply(200, self.sim.render_error(EseyeError(502 if self.command == "INDEX" else 503)))
+            self.reply(200, self.sim.render_error(EseyeError(502 if self.command == "INDEX" else 503)))
         else:
-            self._reply(404, "Not Found", "text/plain")
+            self.reply(404, "Not Found", "text/plain")
 
-    do_GET = do_PUT = do_INDEX = do_DELETE = do_PATCH = _unsupported
+    do_PUT = do_INDEX = do_DELETE = do_PATCH = _unsupported
+
+    def do_GET(self) -> None:
+        path = urlsplit(self.path).path
+        if path == "/_sim/messages":
+            return self._json(200, [vars(m) for m in self.sim.messages.values()])
+        if path.startswith("/_sim/messages/"):
+            message = self.sim.messages.get(path.rsplit("/", 1)[1])
+            return self._json(200, vars(message)) if message else self._json(404, {"error": "unknown message"})
+        if path == "/_sim/receipts":
+            return self._json(200, self.sim.receipts_sent)
+        return self._unsupported()
 
     def do_POST(self) -> None:
         path = urlsplit(self.path).path
@@ -396,61 +309,29 @@ class _Handler(BaseHTTPRequestHandler):
         request = self._api_request()
         raw = self._body()
         if not request:
-            return self._reply(404, "Not Found", "text/plain")
+            return self.reply(404, "Not Found", "text/plain")
         form = dict(parse_qsl(raw.decode("latin-1"), keep_blank_values=True, encoding="latin-1"))
         self.sim.requests.append({"request": request, "form": {k: v for k, v in form.items() if k != "password"}})
-        fault = self.sim.next_fault()
-        if fault and self._misbehave(fault, request, form):
-            return
         client_ip = self.client_address[0]
-        try:
-            if request == "mtsmsapi":
-                body = self.sim.send(form, client_ip)
-            else:
-                body = self.sim.status_or_cancel(form, client_ip, cancel=request == "mtcancelapi")
-        except EseyeError as error:
-            body = self.sim.render_error(error)
+        fault = self.sim.next_fault()
+        if fault:
+            self.sim.log(f"eseye-sim  fault {fault.mode} on {request}")
+            if act(fault, self, lambda: self._answer(request, form, client_ip)):
+                return
+        body = self._answer(request, form, client_ip)
         outcome = body.splitlines()[0] if "<" not in body else body.split("<status>")[1].split("<")[0]
         self.sim.log(f"eseye-sim  {request} {form.get('message_id', '-')[:8]} -> {outcome}")
-        if fault and fault["mode"] == "slow":  # processed already; only the answer is late
-            time.sleep(fault.get("delay", 0.0))
-        self._reply(200, body, "application/xml" if body.startswith("<") else "text/html")
+        if fault and fault.answers_late:  # processed already; only the answer is late
+            time.sleep(fault.delay)
+        self.reply(200, body, "application/xml" if body.startswith("<") else "text/html")
 
-    def _misbehave(self, fault: dict[str, Any], request: str, form: dict[str, str]) -> bool:
-        mode, delay = fault["mode"], fault.get("delay", 0.0)
-        self.sim.log(f"eseye-sim  fault {mode} on {request}")
-        if mode == "timeout":
-            time.sleep(delay or 30)
-            self.close_connection = True
-            return True
-        if mode == "slow":  # handled by the caller: process now, answer late
-            return False
-        if mode.startswith("status_"):  # a status answer as given, e.g. status_queued to a cancel
-            self._reply(200, status_xml(mode.removeprefix("status_"), "as injected"), "application/xml")
-            return True
-        if mode == "drop":  # the connection closes before the request is read into Eseye
-            self.close_connection = True
-            with contextlib.suppress(OSError):
-                self.connection.shutdown(socket.SHUT_RDWR)
-            return True
-        if mode == "drop_after_accept":  # Eseye takes the message, then the answer is lost
+    def _answer(self, request: str, form: dict[str, str], client_ip: str) -> str:
+        try:
             if request == "mtsmsapi":
-                with contextlib.suppress(EseyeError):
-                    self.sim.send(form, self.client_address[0])
-            time.sleep(delay or 30)
-            self.close_connection = True
-            return True
-        if mode in ("http500", "http503"):
-            self._reply(int(mode[4:]), "<html><body><h1>Service Unavailable</h1></body></html>", "text/html")
-        elif mode == "empty":
-            self._reply(200, "")
-        elif mode == "html":
-            self._reply(200, "<html><body><h1>Service temporarily unavailable</h1></body></html>")
-        elif mode == "unknown_code":
-            self._reply(200, "Error599: Something new went wrong")
-        else:
-            return False
-        return True
+                return self.sim.send(form, client_ip)
+            return self.sim.status_or_cancel(form, client_ip, cancel=request == "mtcancelapi")
+        except EseyeError as error:
+            return self.sim.render_error(error)
 
     def _control(self, path: str) -> None:
         raw = self._body()
@@ -466,31 +347,16 @@ class _Handler(BaseHTTPRequestHandler):
             except Exception as exc:
                 return self._json(502, {"error": f"MO delivery failed: {exc}"})
             return self._json(200, result)
-        if path == "/_sim/faults":
-            self.sim.inject(str(payload.get("mode", "")), int(payload.get("count", 1)), float(payload.get("delay", 0)))
-            return self._json(200, {"queued_faults": len(self.sim.faults)})
-        if path == "/_sim/config":
-            try:
+        try:
+            if path == "/_sim/faults":
+                self.sim.inject(str(payload.get("mode", "")), int(payload.get("count", 1)), float(payload.get("delay", 0)))
+                return self._json(200, {"queued_faults": len(self.sim.faults)})
+            if path == "/_sim/config":
                 self.sim.configure(payload.get("error_form"), payload.get("seed"))
-            except ValueError as exc:
-                return self._json(400, {"error": str(exc)})
-            return self._json(200, {"error_form": self.sim.error_form})
+                return self._json(200, {"error_form": self.sim.error_form})
+        except (TypeError, ValueError) as exc:
+            return self._json(400, {"error": str(exc)})
         if path == "/_sim/reset":
             self.sim.reset()
             return self._json(200, {"reset": True})
         return self._json(404, {"error": "unknown control path"})
-
-
-def _get_control(handler: _Handler) -> None:
-    path = urlsplit(handler.path).path
-    if path == "/_sim/messages":
-        return handler._json(200, [vars(m) for m in handler.sim.messages.values()])
-    if path.startswith("/_sim/messages/"):
-        message = handler.sim.messages.get(path.rsplit("/", 1)[1])
-        return handler._json(200, vars(message)) if message else handler._json(404, {"error": "unknown message"})
-    if path == "/_sim/receipts":
-        return handler._json(200, handler.sim.receipts_sent)
-    return handler._unsupported()
-
-
-_Handler.do_GET = _get_control  # type: ignore[method-assign]

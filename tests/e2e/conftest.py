@@ -17,6 +17,7 @@ import pytest
 import requests
 
 from local_stack.eseye_simulator import EseyeSimulator
+from tests.helpers import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -48,13 +49,12 @@ class RunningStack:
     def get(self, message_id: str) -> dict:
         return self.session.get(f"{self.api}/messages/{message_id}", timeout=30).json()
 
-    def wait_for_status(self, message_id: str, wanted: set[str], timeout: float = 20) -> dict:
-        deadline = time.monotonic() + timeout
-        while True:
+    def wait_for_status(self, message_id: str, wanted: set[str], timeout: float = 60) -> dict:
+        def reached() -> dict | None:
             message = self.get(message_id)
-            if message.get("status") in wanted or time.monotonic() > deadline:
-                return message
-            time.sleep(0.2)
+            return message if message.get("status") in wanted else None
+
+        return wait_until(reached, timeout, interval=0.2, message=f"message {message_id} reaches {sorted(wanted)}")
 
 
 @contextlib.contextmanager
@@ -117,7 +117,7 @@ def subscriber(local_stack):
     sns.subscribe(TopicArn=local_stack.outputs["EventsTopicArn"], Protocol="sqs", Endpoint=arn, Attributes={"RawMessageDelivery": "true"})
     seen: dict[str, dict] = {}
 
-    def collect(until, timeout: float = 20) -> list[dict]:
+    def collect(until, timeout: float = 60) -> list[dict]:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             for message in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", []):

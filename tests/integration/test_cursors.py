@@ -167,6 +167,22 @@ def test_cursors_survive_a_key_rotation_but_not_two(stack):
     assert_invalid_cursor(history(stack, limit="2", cursor=cursor))
 
 
+def test_a_container_with_the_old_key_cached_accepts_a_cursor_signed_with_the_new_one(stack):
+    from smsgw.logic import history as listing
+
+    # Given two containers, one of which read the cursor key before a rotation
+    for n in range(3):
+        send(stack, body={"to": SIM, "text": f"m{n}"})
+    stale, fresh = stack.deps("HistoryFunction"), stack.deps("HistoryFunction")
+    listing.list_messages({"msisdn": SIM, "limit": "2"}, stale)  # caches the key of the day
+    stack.clients["secretsmanager"].put_secret_value(SecretId=stack.physical("CursorSigningSecret"), SecretString="new-" + "z" * 60)
+    # When the other container issues a cursor with the new key, and the client's next page lands on the first
+    cursor = listing.list_messages({"msisdn": SIM, "limit": "2"}, fresh)["next_cursor"]
+    page = listing.list_messages({"msisdn": SIM, "limit": "2", "cursor": cursor}, stale)
+    # Then the page follows: the stale container read the key again rather than refuse the cursor
+    assert [i["text"] for i in page["items"]] == ["m0"]
+
+
 # --- POST /events/replay ------------------------------------------------------------------------------
 
 

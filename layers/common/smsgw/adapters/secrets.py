@@ -38,12 +38,12 @@ class SecretSource:
             self._provider = SecretsProvider(boto3_client=self._client or aws.client("secretsmanager"))
         return self._provider
 
-    def get_text(self) -> str:
-        """The secret's value as a string (the callback signing key)."""
+    def get_text(self, force: bool = False) -> str:
+        """The secret's value as a string (a signing key); `force` reads it again whatever the cache holds."""
         from smsgw.errors import ServiceUnavailable
 
         try:
-            return str(self._get_provider().get(self.secret_id, max_age=self.max_age, **self._options))
+            return str(self._get_provider().get(self.secret_id, max_age=self.max_age, force_fetch=force, **self._options))
         except Exception as exc:
             raise ServiceUnavailable("secret could not be read") from exc
 
@@ -68,7 +68,11 @@ class SecretSource:
 class CursorKeys:
     """The page-cursor signing key. The current version signs; the current and previous versions verify,
     so cursors issued just before a rotation keep working. The previous version (or its absence) is
-    cached like the current one, so a stream of forged cursors costs no extra Secrets Manager reads."""
+    cached like the current one, so a stream of forged cursors costs no extra Secrets Manager reads.
+    A container that still caches the key from before a rotation may meet a cursor signed with the new
+    one: the current key is then read again, at most once every REFRESH_SECONDS."""
+
+    REFRESH_SECONDS = 30.0
 
     def __init__(self, secret_id: str, max_age: int = 300, client: Any = None, clock: Any = None):
         import time
@@ -78,6 +82,7 @@ class CursorKeys:
         self.max_age = max_age
         self._clock = clock or time.monotonic
         self._previous: tuple[float, str | None] | None = None
+        self._refreshed = float("-inf")
 
     def signing_key(self) -> str:
         """Raises ServiceUnavailable when the secret cannot be read."""
@@ -97,3 +102,6 @@ class CursorKeys:
             self._previous = (now, value)
         if self._previous[1]:
             yield self._previous[1]
+        if now - self._refreshed >= self.REFRESH_SECONDS:
+            self._refreshed = now
+            yield self.current.get_text(force=True)

@@ -76,3 +76,16 @@ def test_quarantined_requests_are_capped_and_expire_in_days(stack):
     assert len(request["headers"]["M"]) <= 50 and all(len(v["S"]) <= 256 for v in request["headers"]["M"].values())
     assert item_bytes(kept) < 32 * 1024
     assert int(kept["ttl"]["N"]) <= time.time() + 14 * DAY + 60
+
+
+def test_an_unfinished_concatenation_buffer_expires_in_days_not_with_the_messages(stack):
+    from tests.integration.test_inbound import mo
+    from tests.pdus import long_message
+
+    # Given a token holder who sends the first part of a long MO and never the rest
+    first, _second = long_message("A long report that never ends", 0x33, per_part=16)
+    assert mo(stack, {"source": "447700900123", "message_id": "part-1", "binary": first})["statusCode"] == 200
+    # Then its buffer goes within ConcatBufferRetentionDays (3), not the 400-day message retention
+    now = time.time()
+    [buffer] = [i for i in table_items(stack) if i["PK"]["S"].startswith("CONCAT#")]
+    assert now + DAY < int(buffer["ttl"]["N"]) <= now + 3 * DAY + 60  # it outlives the 24 h window it is swept in

@@ -320,7 +320,7 @@ def _store_part(message: dict[str, Any], concat: tuple[int, int, int], part_id: 
         moment = deps.clock()
         opened_after = models.iso(moment - _window(deps))
         fresh = _new_buffer(buffer_key, total, moment)
-        ttl = deps.store.expiry(moment.timestamp())
+        ttl = int(moment.timestamp()) + deps.settings.concat_buffer_retention_days * 86400  # a token holder's leftovers go in days
         try:
             buffer = deps.store.add_part(buffer_key, sequence, part, ttl, part_id=part_id, opened_after=opened_after, new_buffer=fresh)
         except ConditionFailed as exc:

@@ -122,7 +122,7 @@ class LocalStack:
         parameters = default_parameters(template, {**self.parameter_overrides, "EseyeBaseUrl": eseye_url, "PublicBaseUrl": self.api_url})
         context = Context(template, parameters, region=REGION)
         token = os.urandom(20).hex()
-        secret_values = {**self.eseye_credentials, "webhook_tokens": token, "callback_signing_key": os.urandom(32).hex()}
+        secret_values = {**self.eseye_credentials, "webhook_tokens": token}
         physical = create_resources(context, clients, secret_overrides={"GatewaySecret": secret_values})
         log(f"aws   created {len(physical)} resources from template.yaml: {', '.join(sorted(physical))}")
         if simulator:

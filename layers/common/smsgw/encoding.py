@@ -143,17 +143,6 @@ class DecodedPdu:
     concat: tuple[int, int, int] | None  # (reference, total, sequence)
     smsc_present: bool
 
-    def as_dict(self) -> dict:
-        return {
-            "kind": self.kind,
-            "address": self.address,
-            "dcs": self.dcs,
-            "encoding": self.encoding,
-            "text": self.text,
-            "data": self.data_hex,
-            "concat": list(self.concat) if self.concat else None,
-        }
-
 
 def unpack_septets(octets: bytes, count: int, skip_bits: int = 0) -> list[int]:
     """Unpack `count` 7-bit values from packed octets, starting `skip_bits` into them."""

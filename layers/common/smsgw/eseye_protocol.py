@@ -10,29 +10,28 @@ from __future__ import annotations
 import re
 import xml.etree.ElementTree as ElementTree
 from dataclasses import dataclass
+from typing import Any
 
-# code -> (documented text, retrying the same request can help)
-ERROR_CODES: dict[int, tuple[str, bool]] = {
-    502: ("Index is not currently a supported method of this API.", False),
-    503: ("PUT is not currently a supported method of this API.", False),
-    510: ("API Requests from this IP Address (<IPAddress>) are not allowed.", False),
-    511: ("<Parameter> is required.", False),
-    519: ("Unknown parameter: <Parameter>", False),
-    520: ("Mode '<value>' is not valid", False),
-    521: ("Mode not specified", False),
-    525: ("Max message length of X chars exceeded", False),
-    526: ("message_id must be supplied for delivery receipt", False),
-    530: ("API Requests authentication failed.", False),
-    533: ("Invalid receipt_url value supplied", False),
-    535: ("Invalid message_id value supplied", False),
-    536: ("Invalid text value supplied", False),
-    555: ("Invalid MSISDN (<MSISDN>) supplied", False),
-    570: ("Destination MSISDN (<MSISDN>) has no credit", False),
-    580: ("Please use only GSM 03.38 basic 7 bit characters, or specify 8 bit mode", False),
-    630: ("Invalid MSISDN (<MSISDN>) supplied", False),
+# code -> documented text. None of them is worth retrying unchanged: each means the request or the account is wrong.
+ERROR_CODES: dict[int, str] = {
+    502: "Index is not currently a supported method of this API.",
+    503: "PUT is not currently a supported method of this API.",
+    510: "API Requests from this IP Address (<IPAddress>) are not allowed.",
+    511: "<Parameter> is required.",
+    519: "Unknown parameter: <Parameter>",
+    520: "Mode '<value>' is not valid",
+    521: "Mode not specified",
+    525: "Max message length of X chars exceeded",
+    526: "message_id must be supplied for delivery receipt",
+    530: "API Requests authentication failed.",
+    533: "Invalid receipt_url value supplied",
+    535: "Invalid message_id value supplied",
+    536: "Invalid text value supplied",
+    555: "Invalid MSISDN (<MSISDN>) supplied",
+    570: "Destination MSISDN (<MSISDN>) has no credit",
+    580: "Please use only GSM 03.38 basic 7 bit characters, or specify 8 bit mode",
+    630: "Invalid MSISDN (<MSISDN>) supplied",
 }
-# Errors that mean our account or deployment is misconfigured rather than the message being bad.
-CONFIGURATION_CODES = frozenset({510, 530, 570})
 # 555 has a second documented text (§5: "code 555 is used twice").
 EXTRA_TEXTS: tuple[tuple[int, str], ...] = ((555, "Invalid Input Provided"),)
 # An error body that is only the documented text, without its number (the XML form allows both).
@@ -44,9 +43,7 @@ def _text_pattern(text: str) -> re.Pattern[str]:
     return re.compile(r"\s*" + r".*?".join(re.escape(piece) for piece in pieces) + r"\.?\s*", re.IGNORECASE | re.DOTALL)
 
 
-_TEXT_CODES: tuple[tuple[re.Pattern[str], int], ...] = tuple(
-    (_text_pattern(text), code) for code, text in [*((code, text) for code, (text, _) in ERROR_CODES.items()), *EXTRA_TEXTS]
-)
+_TEXT_CODES: tuple[tuple[re.Pattern[str], int], ...] = tuple((_text_pattern(text), code) for code, text in [*ERROR_CODES.items(), *EXTRA_TEXTS])
 
 
 def code_for_text(text: str) -> int | None:
@@ -69,22 +66,8 @@ class EseyeReply:
     description: str | None = None
     code: int | None = None
 
-    @property
-    def known_code(self) -> bool:
-        return self.code in ERROR_CODES
-
-    @property
-    def retryable(self) -> bool:
-        if self.kind == "error":
-            return ERROR_CODES.get(self.code or 0, ("", False))[1]
-        return self.kind == "unexpected"
-
-    @property
-    def configuration_problem(self) -> bool:
-        return self.code in CONFIGURATION_CODES
-
-    def as_detail(self) -> dict:
-        detail = {"kind": self.kind, "http_status": self.http_status, "raw": self.raw[:2000]}
+    def as_detail(self) -> dict[str, Any]:
+        detail: dict[str, Any] = {"kind": self.kind, "http_status": self.http_status, "raw": self.raw[:2000]}
         if self.code is not None:
             detail["eseye_code"] = self.code
         if self.status:

@@ -11,5 +11,5 @@ def client(service: str) -> Any:
     import boto3  # deferred: importing boto3 is the largest part of a cold start
     from botocore.config import Config
 
-    # Standard retry mode backs off on throttling; the adaptive cap keeps a burst from hammering.
+    # Standard retry mode backs off (with jitter) on throttling and transient errors, at most 4 tries in all.
     return boto3.client(service, config=Config(retries={"mode": "standard", "max_attempts": 4}, connect_timeout=3, read_timeout=10))

@@ -14,7 +14,6 @@ class GatewaySecret:
     username: str
     password: str
     webhook_tokens: tuple[str, ...]
-    callback_signing_key: str = ""
 
     def __repr__(self) -> str:  # never print the password, even by accident
         return f"GatewaySecret(username={self.username!r}, tokens={len(self.webhook_tokens)})"
@@ -61,7 +60,6 @@ class SecretSource:
             username=str(value.get("username", "")),
             password=str(value.get("password", "")),
             webhook_tokens=tuple(str(t) for t in tokens if t),
-            callback_signing_key=str(value.get("callback_signing_key", "")),
         )
 
 

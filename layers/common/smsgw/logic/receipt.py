@@ -9,7 +9,6 @@ from smsgw.adapters.store import ConditionFailed
 from smsgw.deps import Deps, default_deps
 from smsgw.observability import count, logger
 
-RECEIPT_FIELDS = ("messageid", "referenceid", "statuscode", "status")
 RECEIPT_MEANING = {"delivered": models.DELIVERED, "failed": models.FAILED}
 
 

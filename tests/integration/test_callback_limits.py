@@ -194,3 +194,55 @@ def test_a_receiver_that_keeps_failing_does_not_hold_up_healthy_ones(servers, de
     assert outcomes == ["failed"] * 6
     assert dead.hits == 3
     assert time.monotonic() - started < 3.0
+
+
+def test_a_slow_receiver_does_not_hold_up_the_others_in_its_batch(stack, monkeypatch):
+    from tests.conftest import load_event
+
+    monkeypatch.setenv("ALLOW_INSECURE_CALLBACKS", "true")  # loopback receivers
+    healthy_hits = threading.Semaphore(0)
+    seen_while_waiting = []
+
+    class Slow(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_POST(self):
+            self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            # Hold the answer until the healthy receiver has had its three events (or 5 s pass)
+            seen_while_waiting.append(all(healthy_hits.acquire(timeout=5) for _ in range(3)))
+            self.send_response(200)
+            self.end_headers()
+
+    slow = ThreadingHTTPServer(("127.0.0.1", 0), Slow)
+    slow.daemon_threads = True
+    threading.Thread(target=slow.serve_forever, daemon=True).start()
+    healthy = Server("ok")
+    original_do_post = healthy.server.RequestHandlerClass.do_POST
+
+    def counting(self):
+        original_do_post(self)
+        healthy_hits.release()
+
+    monkeypatch.setattr(healthy.server.RequestHandlerClass, "do_POST", counting)
+    template = load_event("dispatcher_retry")["Records"][0]
+
+    def record(n, url):
+        event = {
+            "type": "sms.mt.status",
+            "id": f"m{n}:sent",
+            "time": "2026-11-25T12:00:00.000Z",
+            "data": {"id": f"m{n}", "status": "sent", "status_callback": url},
+        }
+        return {**template, "messageId": f"r{n}", "body": json.dumps(event), "eventSourceARN": stack.physical("CallbackQueue", "Arn")}
+
+    # Given a batch whose first event goes to a receiver that answers slowly, and three to a healthy one
+    batch = {"Records": [record(0, f"http://127.0.0.1:{slow.server_address[1]}/hook"), *(record(n, healthy.url()) for n in (1, 2, 3))]}
+    try:
+        # When the batch is delivered
+        assert stack.invoke("CallbacksFunction", batch) == {"batchItemFailures": []}
+    finally:
+        slow.shutdown()
+        healthy.close()
+    # Then the healthy receiver had all its events while the slow one was still answering
+    assert seen_while_waiting == [True]

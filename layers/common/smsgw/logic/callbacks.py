@@ -125,6 +125,30 @@ def deliver(event: dict[str, Any], signing_key: str, settings: Any, post: Any = 
     return status
 
 
+def receiver_of(body: str) -> str:
+    """The receiver (host and port) a queued event goes to, or "" when the body is not an event."""
+    try:
+        event = json.loads(body)
+        return _receiver(str((event.get("data") or {}).get("status_callback") or ""))
+    except (ValueError, AttributeError):
+        return ""
+
+
+class ReceiverTurns:
+    """One batch's events go to different receivers side by side, and to one receiver one at a time in
+    the order they came: a slow receiver costs the others nothing, and keeps its own events in order."""
+
+    def __init__(self) -> None:
+        import asyncio
+
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    def of(self, receiver: str) -> Any:
+        import asyncio
+
+        return self._locks.setdefault(receiver, asyncio.Lock())
+
+
 def deliver_record(body: str, receipt_handle: str, receive_count: int, deps: Any = None, post: Any = None) -> int:
     """Deliver one queued event. On failure, delays its redelivery by the backoff and raises."""
     from smsgw.adapters.queue import delay_redelivery

@@ -160,3 +160,25 @@ def test_unknown_route_is_a_json_404(stack):
     response = stack.invoke("SendFunction", event)
     assert response["statusCode"] == 404
     assert body_of(response)["error"]["code"] == "route_not_found"
+
+
+def test_a_status_callback_to_a_private_or_metadata_address_is_refused_at_send_time(stack):
+    # Given callbacks that could only reach our own insides (literal addresses: no DNS is asked at send time)
+    for url in (
+        "https://127.0.0.1/hook",
+        "https://10.0.0.5/hook",
+        "https://169.254.169.254/latest/meta-data",
+        "https://[::1]/hook",
+        "https://[fd00:ec2::254]/hook",
+        "https://224.0.0.1/hook",
+        "https://2130706433/hook",
+    ):
+        # When a message names one
+        response = send(stack, body={"to": "447700900123", "text": "hi", "status_callback": url})
+        # Then it is refused before anything is stored or sent, naming the field
+        assert response["statusCode"] == 422, url
+        assert "status_callback" in body_of(response)["error"]["details"]["fields"], url
+    assert stack.eseye.requests == []
+    # And a public address or a name is still accepted (a name is checked when the callback is delivered)
+    for url in ("https://93.184.216.34/hook", "https://hooks.example.com/hook"):
+        assert send(stack, body={"to": "447700900123", "text": "hi", "status_callback": url})["statusCode"] == 202, url

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from smsgw import models
+from smsgw import models, validation
 from smsgw.deps import Deps, default_deps
 from smsgw.errors import InvalidCursor, ValidationFailed
 
-MAX_LIMIT = 100
+MAX_LIMIT = validation.HISTORY_LIMIT_MAX
 # Items DynamoDB may evaluate for one request, whatever the filters: a filter that matches little
 # (limit=1&status=blocked) returns a short or empty page and a cursor instead of scanning the partition.
 READ_BUDGET = 2 * MAX_LIMIT
@@ -22,14 +22,12 @@ def _time(name: str, value: str | None) -> str | None:
     try:
         return models.iso(models.parse_time(value))
     except ValueError as exc:
-        raise ValidationFailed(f"{name} must be an ISO 8601 time with a timezone, e.g. Z", {name: value}) from exc
+        raise ValidationFailed(f"{name} {validation.TIME_RULE}", {name: value}) from exc
 
 
 def list_messages(query: dict[str, str], deps: Deps | None = None) -> dict[str, Any]:
     deps = deps or default_deps()
-    msisdn = query.get("msisdn", "")
-    if not models.MSISDN_PATTERN.match(msisdn):
-        raise ValidationFailed("msisdn is required: 8 to 15 digits, optional leading +", {"msisdn": msisdn})
+    msisdn = validation.require_msisdn("msisdn", query.get("msisdn", ""))
     try:
         limit = int(query.get("limit", "20"))
         if not 1 <= limit <= MAX_LIMIT:
@@ -37,7 +35,7 @@ def list_messages(query: dict[str, str], deps: Deps | None = None) -> dict[str, 
     except ValueError as exc:
         raise ValidationFailed(f"limit must be a whole number from 1 to {MAX_LIMIT}") from exc
     direction, status = query.get("direction"), query.get("status")
-    if direction not in (None, "mt", "mo"):
+    if direction is not None and direction not in validation.DIRECTIONS:
         raise ValidationFailed("direction must be mt or mo")
     if status is not None and status not in (*models.MT_STATUSES, models.RECEIVED):
         raise ValidationFailed("status is not one of the gateway's statuses", {"status": status})

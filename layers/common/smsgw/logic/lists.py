@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from smsgw import models
+from smsgw import models, validation
 from smsgw.adapters.store import ConditionFailed
 from smsgw.deps import Deps, default_deps
 from smsgw.errors import NotFound, ValidationFailed
@@ -16,9 +16,7 @@ COUNT_KEY = "#COUNT"
 def _check(list_name: str, msisdn: str) -> str:
     if list_name not in LIST_NAMES:
         raise NotFound(f"no list named {list_name!r}; lists are allow and block")
-    if not models.MSISDN_PATTERN.match(msisdn or ""):
-        raise ValidationFailed("msisdn must be 8 to 15 digits, optional leading +", {"msisdn": msisdn})
-    return models.msisdn_digits(msisdn)
+    return models.msisdn_digits(validation.require_msisdn("msisdn", msisdn))
 
 
 def refusal_reason(msisdn: str, deps: Deps) -> str | None:
@@ -46,8 +44,8 @@ def put_entry(list_name: str, msisdn: str, actor: str, note: str | None = None, 
     """Add an MSISDN. Returns (created, entry); adding an existing entry changes nothing."""
     deps = deps or default_deps()
     digits = _check(list_name, msisdn)
-    if note is not None and (not isinstance(note, str) or len(note) > 256):
-        raise ValidationFailed("note must be a string of at most 256 characters", {"note": note})
+    if note is not None and (not isinstance(note, str) or len(note) > validation.NOTE_MAX):
+        raise ValidationFailed(f"note must be a string of at most {validation.NOTE_MAX} characters", {"note": note})
     at = deps.now_iso()
     item = {"PK": f"LIST#{list_name}", "SK": digits, "list": list_name, "msisdn": digits, "added_at": at, "added_by": actor, "note": note}
     try:

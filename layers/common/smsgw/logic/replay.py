@@ -7,13 +7,13 @@ import re
 from datetime import datetime, timedelta
 from typing import Any
 
-from smsgw import models
+from smsgw import models, validation
 from smsgw.deps import Deps, default_deps
 from smsgw.errors import InvalidCursor, ValidationFailed
 from smsgw.logic.publish import MO_RECEIVED, MT_STATUS, REPLY_TIMEOUT
 
 MAX_RANGE = timedelta(days=7)
-MAX_LIMIT = 1000
+MAX_LIMIT = validation.REPLAY_LIMIT_MAX
 READ_BUDGET = 2 * MAX_LIMIT  # archive items read per request, whatever the filters
 QUERY_BUDGET = 200  # queries per request: the 169 hourly buckets of a 7-day range fit in one
 PAGE = 500  # items per query when filtering
@@ -26,7 +26,7 @@ def _moment(body: dict[str, Any], name: str) -> datetime:
     try:
         return models.parse_time(body.get(name))
     except ValueError as exc:
-        raise ValidationFailed(f"{name} must be an ISO 8601 time with a timezone", {name: body.get(name)}) from exc
+        raise ValidationFailed(f"{name} {validation.TIME_RULE}", {name: body.get(name)}) from exc
 
 
 def replay_events(body: Any, deps: Deps | None = None) -> dict[str, Any]:
@@ -35,7 +35,7 @@ def replay_events(body: Any, deps: Deps | None = None) -> dict[str, Any]:
     deps = deps or default_deps()
     if not isinstance(body, dict):
         raise ValidationFailed("the body must be a JSON object with since and until")
-    unknown = set(body) - {"since", "until", "type", "msisdn", "limit", "cursor"}
+    unknown = set(body) - validation.REPLAY_FIELDS
     if unknown:
         raise ValidationFailed(f"unknown fields: {', '.join(sorted(unknown))}")
     since, until = _moment(body, "since"), _moment(body, "until")
@@ -45,11 +45,11 @@ def replay_events(body: Any, deps: Deps | None = None) -> dict[str, Any]:
     if kind is not None and kind not in TYPES:
         raise ValidationFailed(f"type must be one of {', '.join(TYPES)}")
     msisdn = body.get("msisdn")
-    if msisdn is not None and not models.MSISDN_PATTERN.match(str(msisdn)):
-        raise ValidationFailed("msisdn must be 8 to 15 digits")
+    if msisdn is not None and not validation.is_msisdn(str(msisdn)):
+        raise ValidationFailed(f"msisdn {validation.MSISDN_RULE}")
     limit = body.get("limit", MAX_LIMIT)
-    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
-        raise ValidationFailed(f"limit must be a whole number from 1 to {MAX_LIMIT}")
+    if not validation.whole_number(limit, 1, MAX_LIMIT):
+        raise ValidationFailed(f"limit {validation.range_rule(1, MAX_LIMIT)}")
 
     digits = str(msisdn).lstrip("+") if msisdn is not None else None
     low, high = models.iso(since), models.iso(until) + "~"

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import unicodedata
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from smsgw import encoding, models
+from smsgw import encoding, models, validation
 from smsgw.adapters.store import ConditionFailed
 from smsgw.deps import Deps, default_deps
 from smsgw.errors import Conflict, Forbidden, ValidationFailed
@@ -20,7 +19,7 @@ from smsgw.observability import follow, logger
 ALLOWED_FIELDS = frozenset(
     {"to", "text", "data", "data_coding", "encoding", "source", "expires_at", "client_ref", "status_callback", "expect_reply_within"}
 )
-MAX_REPLY_WINDOW_SECONDS = 7 * 86400
+MAX_REPLY_WINDOW_SECONDS = validation.REPLY_WINDOW_MAX_SECONDS
 # How long an Idempotency-Key names one message; also the Powertools record's lifetime.
 IDEMPOTENCY_WINDOW_SECONDS = 86400
 
@@ -45,15 +44,6 @@ class SendRequest:
     expect_reply_within: int | None
 
 
-def _invalid(problems: dict[str, str]) -> ValidationFailed:
-    return ValidationFailed("the request is not valid: " + "; ".join(f"{k}: {v}" for k, v in problems.items()), {"fields": problems})
-
-
-def _has_control_characters(value: str, allow_newlines: bool = False) -> bool:
-    allowed = {"\n", "\r"} if allow_newlines else set()
-    return any(unicodedata.category(c) == "Cc" and c not in allowed for c in value)
-
-
 def parse_send_request(body: Any, now: datetime, allow_insecure_callbacks: bool = False) -> SendRequest:
     """Turn the JSON body into a SendRequest. Raises ValidationFailed naming every bad field."""
     if not isinstance(body, dict):
@@ -63,8 +53,8 @@ def parse_send_request(body: Any, now: datetime, allow_insecure_callbacks: bool 
         problems[name] = "unknown field"
 
     to = body.get("to")
-    if not isinstance(to, str) or not models.MSISDN_PATTERN.match(to):
-        problems["to"] = "must be an MSISDN in international format: 8 to 15 digits, optional leading +"
+    if not validation.is_msisdn(to):
+        problems["to"] = validation.MSISDN_RULE
 
     text, data = body.get("text"), body.get("data")
     if (text is None) == (data is None):
@@ -80,7 +70,7 @@ def parse_send_request(body: Any, now: datetime, allow_insecure_callbacks: bool 
         if data is None:
             problems["data_coding"] = "only applies to data"
         elif data_coding not in encoding.DATA_CODINGS:
-            problems["data_coding"] = "must be one of 0, 4, 8, F6"
+            problems["data_coding"] = f"must be one of {', '.join(encoding.DATA_CODINGS)}"
 
     chosen_encoding = body.get("encoding", "auto")
     if chosen_encoding not in encoding.ENCODINGS:
@@ -89,8 +79,8 @@ def parse_send_request(body: Any, now: datetime, allow_insecure_callbacks: bool 
         problems["encoding"] = "only applies to text; use data_coding with data"
 
     source = body.get("source")
-    if source is not None and (not isinstance(source, str) or not models.MSISDN_PATTERN.match(source)):
-        problems["source"] = "must be an MSISDN: 8 to 15 digits, optional leading +"
+    if source is not None and not validation.is_msisdn(source):
+        problems["source"] = validation.MSISDN_RULE
 
     expires_at = None
     raw_expiry = body.get("expires_at")
@@ -100,31 +90,23 @@ def parse_send_request(body: Any, now: datetime, allow_insecure_callbacks: bool 
             if expires_at <= now:
                 problems["expires_at"] = "must be in the future"
         except ValueError:
-            problems["expires_at"] = "must be an ISO 8601 time with a timezone, e.g. 2026-12-01T10:00:00Z"
+            problems["expires_at"] = validation.TIME_RULE
 
     client_ref = body.get("client_ref")
-    if client_ref is not None and (not isinstance(client_ref, str) or not 1 <= len(client_ref) <= 64 or _has_control_characters(client_ref)):
-        problems["client_ref"] = "must be a string of 1 to 64 printable characters"
+    if client_ref is not None and not validation.printable(client_ref, 1, validation.CLIENT_REF_MAX):
+        problems["client_ref"] = f"must be a string of 1 to {validation.CLIENT_REF_MAX} printable characters"
 
     status_callback = body.get("status_callback")
-    schemes = ("https://", "http://") if allow_insecure_callbacks else ("https://",)
-    if status_callback is not None and (
-        not isinstance(status_callback, str)
-        or not status_callback.startswith(schemes)
-        or len(status_callback) > 2048
-        or _has_control_characters(status_callback)
-        or " " in status_callback
-    ):
-        problems["status_callback"] = "must be an https:// URL of at most 2048 characters"
+    callback_problem = validation.callback_problem(status_callback, allow_insecure_callbacks) if status_callback is not None else None
+    if callback_problem:
+        problems["status_callback"] = callback_problem
 
     reply_window = body.get("expect_reply_within")
-    if reply_window is not None and (
-        isinstance(reply_window, bool) or not isinstance(reply_window, int) or not 1 <= reply_window <= MAX_REPLY_WINDOW_SECONDS
-    ):
+    if reply_window is not None and not validation.whole_number(reply_window, 1, MAX_REPLY_WINDOW_SECONDS):
         problems["expect_reply_within"] = f"must be a whole number of seconds from 1 to {MAX_REPLY_WINDOW_SECONDS}"
 
     if problems:
-        raise _invalid(problems)
+        raise validation.invalid(problems)
     return SendRequest(
         to=models.msisdn_digits(to),
         text=text,
@@ -346,8 +328,8 @@ def send_idempotently(body: Any, receipt_base: str, key: str, caller: str, lambd
         IdempotencyValidationError,
     )
 
-    if not 1 <= len(key) <= 255 or _has_control_characters(key):
-        raise ValidationFailed("Idempotency-Key must be 1 to 255 printable characters", {"header": "Idempotency-Key"})
+    if not validation.printable(key, 1, validation.IDEMPOTENCY_KEY_MAX):
+        raise ValidationFailed(f"Idempotency-Key must be 1 to {validation.IDEMPOTENCY_KEY_MAX} printable characters", {"header": "Idempotency-Key"})
     run, config = _idempotent_send(deps or default_deps())
     if lambda_context is not None:
         config.register_lambda_context(lambda_context)  # an in-progress record expires with the invocation

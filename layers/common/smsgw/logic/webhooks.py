@@ -12,14 +12,13 @@ import hashlib
 import hmac
 import json
 import re
-import unicodedata
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qsl
 
-from smsgw import encoding, models
+from smsgw import encoding, models, validation
 from smsgw.deps import Deps, default_deps
 from smsgw.errors import BadRequest, Forbidden, PayloadTooLarge
 from smsgw.logic import lists, receipt, replies
@@ -194,7 +193,7 @@ _BUFFER_TRIES = 6
 
 
 def _readable(text: str) -> bool:
-    return bool(text) and "\ufffd" not in text and not any(unicodedata.category(c) == "Cc" and c not in "\r\n\t" for c in text)
+    return bool(text) and "\ufffd" not in text and not validation.has_control_characters(text, allowed="\r\n\t")
 
 
 def _derived_id(*parts: str) -> str:

@@ -15,6 +15,8 @@ CHECKOV_VENV := .venv-checkov
 PY := $(VENV)/bin/python
 SAM := $(SAM_VENV)/bin/sam
 export SAM_CLI_TELEMETRY := 0
+# template.yaml repeats resources with Fn::ForEach: SAM CLI expands AWS::LanguageExtensions itself before validate and build.
+export SAM_CLI_ENABLE_LANGUAGE_EXTENSIONS := 1
 export AWS_DEFAULT_REGION ?= eu-west-1
 # sam validate/build need a region and, for validate, credentials of any shape: nothing here calls AWS.
 SAM_ENV := PATH="$(PYTHON_BIN_DIR):$$PATH" AWS_ACCESS_KEY_ID=$${AWS_ACCESS_KEY_ID:-local} AWS_SECRET_ACCESS_KEY=$${AWS_SECRET_ACCESS_KEY:-local}

@@ -59,7 +59,56 @@ for _name in (
 
 
 def load_template(path: Path = TEMPLATE_PATH) -> dict[str, Any]:
-    return yaml.load(path.read_text(), Loader=_CfnLoader)  # noqa: S506 - SafeLoader subclass with CFN tags
+    """The template with its Fn::ForEach loops expanded, as the AWS::LanguageExtensions transform would."""
+    template = yaml.load(path.read_text(), Loader=_CfnLoader)  # noqa: S506 - SafeLoader subclass with CFN tags
+    return expand_for_each(template)
+
+
+_FOR_EACH = "Fn::ForEach::"
+
+
+def _substitute(value: Any, identifier: str, item: str) -> Any:
+    """${identifier} and &{identifier} (alphanumerics only) in strings, and Ref to the identifier, become item."""
+    if isinstance(value, str):
+        return value.replace(f"${{{identifier}}}", item).replace(f"&{{{identifier}}}", re.sub(r"[^A-Za-z0-9]", "", item))
+    if isinstance(value, list):
+        return [_substitute(v, identifier, item) for v in value]
+    if isinstance(value, dict):
+        if value == {"Ref": identifier}:
+            return item
+        out = {_substitute(k, identifier, item): _substitute(v, identifier, item) for k, v in value.items()}
+        if list(out) == ["Fn::Sub"] and isinstance(out["Fn::Sub"], str) and "${" not in out["Fn::Sub"]:
+            return out["Fn::Sub"]  # a logical id built in the loop: `!Sub "${Name}Function"` is now a plain name
+        return out
+    return value
+
+
+def _expand(section: dict[str, Any]) -> dict[str, Any]:
+    expanded: dict[str, Any] = {}
+    for key, value in section.items():
+        if not key.startswith(_FOR_EACH):
+            expanded[key] = value
+            continue
+        identifier, collection, fragment = value
+        if not isinstance(collection, list):
+            raise ValueError(f"{key}: the local stack expands only literal collections, not {collection}")
+        for item in collection:
+            for output_key, output in _expand(_substitute(fragment, identifier, str(item))).items():
+                if output_key in expanded:
+                    raise ValueError(f"{key} makes {output_key} twice")
+                expanded[output_key] = output
+    return expanded
+
+
+def expand_for_each(template: dict[str, Any]) -> dict[str, Any]:
+    """Expand Fn::ForEach in Conditions, Resources (and their Properties) and Outputs."""
+    for section in ("Conditions", "Resources", "Outputs"):
+        if section in template:
+            template[section] = _expand(template[section])
+    for resource in template.get("Resources", {}).values():
+        if isinstance(resource.get("Properties"), dict):
+            resource["Properties"] = _expand(resource["Properties"])
+    return template
 
 
 class Unresolvable(Exception):
@@ -108,9 +157,9 @@ class Context:
         if len(value) == 1:
             ((key, arg),) = value.items()
             if key == "Ref":
-                return self.ref(arg)
+                return self.ref(self.resolve(arg))
             if key == "Fn::GetAtt":
-                logical, attribute = arg if isinstance(arg, list) else arg.split(".", 1)
+                logical, attribute = self.resolve(arg) if isinstance(arg, list) else arg.split(".", 1)
                 try:
                     return self.physical[logical][attribute]
                 except KeyError as exc:
@@ -145,6 +194,9 @@ class Context:
                 return arg[0].join(str(v) for v in self.resolve(arg[1]) if v is not None)
             if key == "Fn::Select":
                 return self.resolve(arg[1])[int(arg[0])]
+            if key == "Fn::FindInMap":
+                name, top, second = (str(v) for v in self.resolve(arg))
+                return self.template["Mappings"][name][top][second]
             if key == "Fn::Split":
                 return str(self.resolve(arg[1])).split(arg[0])
         return {k: self.resolve(v) for k, v in value.items()}

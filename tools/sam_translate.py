@@ -1,6 +1,7 @@
 """Print the CloudFormation that template.yaml becomes for given parameters, as SAM would deploy it.
 
-Runs inside the SAM CLI's venv (its translator and language-extensions processor), offline:
+Runs inside the SAM CLI's venv (its translator and language-extensions processor, which expands the
+template's Fn::ForEach loops and resolves Fn::If and Fn::FindInMap first, as CloudFormation would), offline:
     .venv-sam/bin/python tools/sam_translate.py [Name=Value ...] > translated.json
 Used by the tests to check what only the translated template shows (auth per method, resource
 policies, the policies SAM adds).

@@ -66,7 +66,8 @@ def test_the_queue_hides_a_message_longer_than_its_consumer_runs():
 def test_the_attempt_lease_outlives_every_function_that_talks_to_eseye():
     # Given the lease a sender takes before it contacts Eseye
     template = translated()
-    variables = template["Resources"]["DispatcherFunction"]["Properties"]["Environment"]["Variables"]
+    # (in the source template: SAM CLI's language-extensions pass resolves parameters in a function's own variables)
+    variables = load_template()["Resources"]["DispatcherFunction"]["Properties"]["Environment"]["Variables"]
     assert variables["SEND_LEASE_SECONDS"] == {"Ref": "SendLeaseSeconds"}
     lease = min(parameter_default("SendLeaseSeconds"), float(load_template()["Parameters"]["SendLeaseSeconds"]["MinValue"]))
     # Then no holder can still be running when its lease runs out, so an expired lease has no live holder

@@ -124,9 +124,20 @@ def test_outputs_have_their_stable_names_and_no_secret_values():
     assert "SecretString" not in json.dumps(outputs)
 
 
+def environments(template: dict) -> dict[str, dict]:
+    """Function -> the environment variables it is given (Globals' and its own), unresolved."""
+    common = template["Globals"]["Function"]["Environment"]["Variables"]
+    return {
+        name: {**common, **r["Properties"].get("Environment", {}).get("Variables", {})}
+        for name, r in template["Resources"].items()
+        if r["Type"] == "AWS::Serverless::Function"
+    }
+
+
 def test_no_secret_in_any_environment_variable():
-    variables = json.dumps(load_template()["Globals"]["Function"]["Environment"]["Variables"])
-    assert "SecretString" not in variables and "password" not in variables.lower()
+    for name, variables in environments(load_template()).items():
+        text = json.dumps(variables)
+        assert "SecretString" not in text and "password" not in text.lower(), name
 
 
 def test_alarms_cover_every_function_every_dead_letter_queue_and_the_eseye_error_rate():
@@ -288,11 +299,11 @@ def test_the_webhook_token_stays_out_of_access_logs_traces_and_function_logs():
 
 def test_what_a_token_holder_can_create_expires_in_days():
     template = load_template()
-    variables = template["Globals"]["Function"]["Environment"]["Variables"]
     for parameter, variable in [
         ("OrphanReceiptRetentionDays", "ORPHAN_RECEIPT_RETENTION_DAYS"),
         ("QuarantineRetentionDays", "QUARANTINE_RETENTION_DAYS"),
         ("ConcatBufferRetentionDays", "CONCAT_BUFFER_RETENTION_DAYS"),
     ]:
         assert int(template["Parameters"][parameter]["Default"]) <= 30, parameter
-        assert variables[variable] == {"Ref": parameter}
+        given = [variables[variable] for variables in environments(template).values() if variable in variables]
+        assert given and all(value == {"Ref": parameter} for value in given), variable

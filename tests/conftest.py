@@ -115,7 +115,8 @@ class Stack:
         return handler(event, LambdaContext(function_name=function, timeout_seconds=spec.timeout))
 
     def message_item(self, message_id: str) -> dict[str, Any] | None:
-        return self.deps().store.get_message(message_id)
+        """The message's item as stored, index keys included."""
+        return self.deps().store.table.get(f"MSG#{message_id}", "META")
 
     def queue_jobs(self, logical_id: str = "SendRetryQueue", wait: float = MAX_SQS_DELAY) -> list[dict[str, Any]]:
         """Receive and remove the jobs on a queue, with those delayed (retry backoff) by up to `wait` seconds:

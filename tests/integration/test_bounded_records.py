@@ -52,12 +52,12 @@ def stream_record(stack, sequence, new, old=None, key=None):
     store = stack.deps().store
     image = {
         "Keys": {"PK": {"S": f"MSG#{key or new['id']}"}, "SK": {"S": "META"}},
-        "NewImage": {k: store._to_dynamo(v) for k, v in new.items()},
+        "NewImage": {k: store.table.serialize(v) for k, v in new.items()},
         "SequenceNumber": str(sequence),
         "StreamViewType": "NEW_AND_OLD_IMAGES",
     }
     if old is not None:
-        image["OldImage"] = {k: store._to_dynamo(v) for k, v in old.items()}
+        image["OldImage"] = {k: store.table.serialize(v) for k, v in old.items()}
     return {"eventID": str(sequence), "eventName": "MODIFY" if old else "INSERT", "eventSource": "aws:dynamodb", "dynamodb": image}
 
 
@@ -165,7 +165,7 @@ def test_an_item_stored_with_a_long_history_is_trimmed_by_its_next_write(stack):
     # Given a message stored by an earlier version with 480 history entries (about 190 KB)
     store = stack.deps().store
     item = mt_item("ab" * 16, "sent", 480)
-    store.put_item({"PK": f"MSG#{item['id']}", "SK": "META", **item})
+    store.table.put({"PK": f"MSG#{item['id']}", "SK": "META", **item})
     # When a receipt arrives
     receipts(stack, item["id"], 1, status="delivered", prefix="r")
     # Then it applies, and the history is back within its bound, the count saying how much went
@@ -179,7 +179,7 @@ def test_an_item_stored_with_a_long_history_is_trimmed_by_its_next_write(stack):
 
 
 def test_receipts_and_cancels_still_apply_after_many_large_answers(stack):
-    from smsgw.logic.delivery import record
+    from smsgw.logic.delivery import note
 
     # Given a sent message, and 70 distinct notes each carrying Eseye's largest raw answer (2000 characters, multi-byte)
     message = sent_message(stack)
@@ -187,7 +187,7 @@ def test_receipts_and_cancels_still_apply_after_many_large_answers(stack):
     current = stack.message_item(message["id"])
     for n in range(70):
         detail = {"kind": "unavailable", "reason": f"HTTP 5{n:02d}", "raw": "€" * 2000}
-        current = record(deps, current, None, "retry_scheduled", f"Eseye unavailable (try {n}) " + "é" * 5000, eseye=detail)
+        current = note(deps, current, "retry_scheduled", f"Eseye unavailable (try {n}) " + "é" * 5000, eseye=detail)
     # Then the item is far from DynamoDB's 400 KB limit, and a receipt still applies
     receipts(stack, message["id"], 1, status="delivered", prefix="final")
     stored = stack.message_item(message["id"])
@@ -196,16 +196,14 @@ def test_receipts_and_cancels_still_apply_after_many_large_answers(stack):
 
 
 def test_one_huge_eseye_description_is_cut_to_fit_the_item(stack):
-    from smsgw.logic.delivery import record
+    from smsgw.logic.delivery import note
 
     # Given a sent message, and Eseye status answers whose description is a megabyte of text
     message = sent_message(stack)
     deps = stack.deps()
     current = stack.message_item(message["id"])
     for n in range(3):
-        current = record(
-            deps, current, None, "refresh", f"Eseye reports 'queued': {n}" + "x" * 1_000_000, sets={"eseye_description": "y" * 1_000_000}
-        )
+        current = note(deps, current, "refresh", f"Eseye reports 'queued': {n}" + "x" * 1_000_000, sets={"eseye_description": "y" * 1_000_000})
     # Then every write applied, with the long text cut and marked
     stored = stack.message_item(message["id"])
     assert len(json.dumps(stored).encode()) < 100_000

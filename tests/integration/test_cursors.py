@@ -77,7 +77,7 @@ def store_messages(stack, count: int, msisdn: str = SIM) -> None:
                 "history": [],
             }
         )
-    deps.store.put_items(items)
+    deps.store.table.put_items(items)
 
 
 def archive_events(stack, count: int, msisdn: str = SIM, event_type: str = "sms.mt.status") -> None:
@@ -90,7 +90,7 @@ def archive_events(stack, count: int, msisdn: str = SIM, event_type: str = "sms.
         at = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now - 120 + n * 0.01)) + f".{n % 1000:03d}Z"
         data = {"id": f"ev{n:06d}", "status": "delivered", "direction": "mt", "to": msisdn}
         events.append(archive_item({"type": event_type, "id": f"ev{n:06d}:delivered", "time": at, "data": data, "msisdn": msisdn}, 0))
-    deps.store.put_items(events)
+    deps.store.events.append(events)
 
 
 # --- GET /messages ------------------------------------------------------------------------------------
@@ -247,7 +247,7 @@ def test_a_replay_republishes_each_event_once_and_starts_no_status_callback(stac
     [stored] = [i for i in stack.clients["dynamodb"].scan(TableName=stack.table)["Items"] if i["PK"]["S"].startswith("EVT#")][:1]
     event = json.loads(stored["event"]["S"])
     later = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(time.time() - 1)) + ".999Z"
-    stack.deps().store.put_items([archive_item({**event, "time": later, "msisdn": SIM}, 0)])
+    stack.deps().store.events.append([archive_item({**event, "time": later, "msisdn": SIM}, 0)])
     # When the window is replayed
     from tests.integration.test_inbound import received_events, subscribe
 

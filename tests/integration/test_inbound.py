@@ -119,7 +119,7 @@ def test_receipt_before_the_message_is_applied_when_it_is_stored(stack):
     request = send_logic.parse_send_request({"to": "447700900001", "text": "x"}, deps.clock())
     analysis, payload = send_logic.analyse(request)
     item = send_logic.new_message(request, analysis, payload, "https://example.test", deps, early_id, "owner", "hash")
-    stored = deps.store.create_message(item)
+    stored = deps.store.messages.create(item)
     from smsgw.logic import receipt as receipt_logic
 
     assert receipt_logic.apply_orphans(stored, deps)["status"] == "delivered"

@@ -165,20 +165,20 @@ def test_parts_arriving_at_once_make_one_message_each_time_the_reference_is_used
 
 
 def test_a_crash_between_storing_and_closing_is_finished_by_the_next_delivery(stack, monkeypatch):
-    from smsgw.adapters.store import Store
+    from smsgw.adapters.store import InboundRepository
     from smsgw.errors import StoreUnavailable
 
     # Given the gateway stored the message and then died before closing the buffer
     parts = long_message("Generator started, fuel 80%", 0x71, per_part=14)
-    real_close = Store.close_buffer
+    real_close = InboundRepository.close_buffer
 
     def dies(self, *args, **kwargs):
         raise StoreUnavailable("killed")
 
-    monkeypatch.setattr(Store, "close_buffer", dies)
+    monkeypatch.setattr(InboundRepository, "close_buffer", dies)
     deliver(stack, parts[:1], ["g1"])
     assert deliver(stack, parts[1:], ["g2"]) == [503]
-    monkeypatch.setattr(Store, "close_buffer", real_close)
+    monkeypatch.setattr(InboundRepository, "close_buffer", real_close)
     # When Eseye redelivers the last part, and then the device reuses the reference
     assert deliver(stack, parts[1:], ["g2"]) == [200]
     deliver(stack, long_message("Generator stopped, fuel 74%", 0x71, per_part=14), ["h1", "h2"])
@@ -201,7 +201,7 @@ def test_an_mo_without_message_id_is_never_deduplicated_by_its_content(stack):
 def test_a_buffer_left_by_the_previous_version_still_completes_and_then_closes(stack):
     # Given part 1 of a message in a buffer as the gateway kept it before buffers closed (no state)
     first = long_message("Tank level 41%, valve shut", 0x05, per_part=13)
-    stack.deps().store.put_item(
+    stack.deps().store.table.put(
         {
             "PK": f"CONCAT#{DEVICE}#5#2",
             "SK": "META",

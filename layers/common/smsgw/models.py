@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -169,3 +171,27 @@ PUBLIC_FIELDS = (
 def public_view(item: dict[str, Any]) -> dict[str, Any]:
     """The message as the API and the events show it: stored fields, minus keys and internals."""
     return {name: item[name] for name in PUBLIC_FIELDS if name in item and item[name] is not None}
+
+
+@dataclass(frozen=True)
+class ArchivedEvent:
+    """A published event as the archive keeps it for POST /events/replay. `position` orders the archive:
+    `<time>#<event id>`; `body` is the event's JSON exactly as SNS carried it."""
+
+    position: str
+    type: str
+    msisdn: str
+    body: str
+    ttl: int = 0
+
+    @property
+    def hour(self) -> str:
+        """`yyyy-mm-ddThh`: the hour the event belongs to."""
+        return self.position[:13]
+
+    @classmethod
+    def from_item(cls, item: Mapping[str, Any], position: str) -> ArchivedEvent:
+        return cls(position=position, type=str(item["type"]), msisdn=str(item["msisdn"]), body=str(item["event"]), ttl=int(item.get("ttl") or 0))
+
+    def to_item(self) -> dict[str, Any]:
+        return {"type": self.type, "msisdn": self.msisdn, "event": self.body, "ttl": self.ttl}

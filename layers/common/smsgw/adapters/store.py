@@ -1,29 +1,64 @@
-"""DynamoDB: the single table that is the gateway's source of truth.
+"""The repositories: the only code that knows how the gateway's records sit in its single DynamoDB table.
 
-Key design (also in template.yaml):
-  message         PK MSG#<id>          SK META      GSI1PK MSISDN#<digits>  GSI1SK <created_at>#<id>
-  concat buffer   PK CONCAT#<from>#<ref>#<total>  SK META  one long MO's parts (part_<n>) until it is whole or
-                  too old; then closed (state, the closed message's Eseye ids) and reopened when the ref is reused
-  open buffer    GSI3PK CONCAT#<hex digit>  GSI3SK <opened_at>#<buffer PK>  sparse, while open, for the sweep
-  receipt orphan  PK MSG#<id>          SK META      (no status) receipts for an id not yet stored
-  attempt lease   on the message item: lease_owner, lease_until, attempts, may_be_at_eseye
-  pending        GSI3PK PENDING#<last hex digit of id>  GSI3SK <created_at>#<id>  sparse, for the reconciler
-  list entry      PK LIST#allow|block  SK <msisdn>  LIST#... / #COUNT holds the list's size
-  idempotency     PK IDEM              SK <key hash>  (Powertools Idempotency)
-  quarantine      PK Q#<date>          SK <time>#<uuid>  raw webhook requests we could not parse
-A message's status history lives inside its item (a list), so a status change is one conditional
-UpdateItem and the table stream carries the whole message to the event publisher.
+Logic asks them for domain operations (create a message, move it, note an event, claim an attempt...);
+every key prefix, index name and expression is here. adapters/table.py does the calls.
+
+Key design (the one place it is written; template.yaml points here). Keys are strings; times are ISO
+8601 UTC with milliseconds, so they sort as strings.
+
+  record          PK                             SK                         notes
+  message         MSG#<id>                       META                       MT and MO, whole: history is a list inside
+  receipt orphan  MSG#<id>                       META                       no `status`: receipts for an id not stored
+                                                                            yet, merged into the message by its create
+  concat buffer   CONCAT#<from>#<ref>#<total>    META                       one long MO's parts (part_<n>)
+  list entry      LIST#allow | LIST#block        <msisdn digits>
+  list size       LIST#allow | LIST#block        #COUNT                     attribute `size`
+  list audit      LISTLOG#allow | LISTLOG#block  <time>#<msisdn>#<action>
+  event archive   EVT#<yyyy-mm-ddThh>            <time>#<event id>          hour buckets: modest write rate per partition
+  quarantine      Q#<yyyy-mm-dd>                 <time>#<uuid>              raw webhook requests we could not use
+  idempotency     IDEM                           <key hash>                 written by Powertools Idempotency
+
+  index  partition key                       sort key                  holds (GSI2 and GSI3 are sparse)
+  GSI1   MSISDN#<digits> (MO: of `from`)     <created_at>#<id>         every message, by SIM
+  GSI2   REPLYWAIT                           <reply_deadline>#<id>     commands waiting for a device's reply
+  GSI3   PENDING#<last hex digit of id>      <created_at>#<id>         messages while `pending` (16 shards)
+  GSI3   CONCAT#<hex digit of sha256(PK)>    <opened_at>#<buffer PK>   concat buffers while open (16 shards)
+
+Access: a message by id (GetItem, strongly consistent); one MSISDN's messages newest first (GSI1,
+ScanIndexForward=false); commands waiting for a reply by deadline (GSI2); stale pending messages and
+open concat buffers by age (GSI3, 16 shards each). A message's status history lives inside its item
+(a list), so a status change is one conditional UpdateItem and the table stream carries the whole
+message to the event publisher. Everything but list items expires through `ttl`.
+
+Messages: attempt lease (lease_owner, lease_until), attempts and may_be_at_eseye sit on the item
+(logic/delivery.py says why); a receipt's dedup key goes into the `receipt_keys` string set.
+Concat buffers go open -> (closing) -> closed -> open again when the reference is reused; an open
+buffer holds part_<n> attributes, a closed one the Eseye ids of the parts it last held (`closed_ids`).
 """
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from smsgw.adapters import aws
-from smsgw.errors import StoreUnavailable
+from smsgw import models
+from smsgw.adapters.table import AttributeValue, ConditionFailed, Item, Table
+from smsgw.errors import InvalidCursor, StoreUnavailable
 from smsgw.limits import bounded, json_size
 
+__all__ = [
+    "ConditionFailed",
+    "EventArchive",
+    "InboundRepository",
+    "ListRepository",
+    "MessageRepository",
+    "Store",
+    "bounded_entry",
+]
+
 META = "META"
+SHARDS = "0123456789abcdef"
 MAX_ORPHAN_RECEIPTS = 8  # a real message gets a few receipts; a placeholder holds no more than this
 
 # A message's history keeps its first entry, its latest ones and a count of those dropped between.
@@ -36,188 +71,334 @@ HISTORY_TRIM_TO = 40  # trimmed ten below the bound, so a long history costs one
 ENTRY_LIMIT = 4096  # bytes of one history entry (JSON, UTF-8)
 FIELD_LIMIT = 2048  # bytes of one free-form string: Eseye's raw answers and descriptions, causes
 
-
-def message_key(message_id: str) -> dict[str, dict[str, str]]:
-    return {"PK": {"S": f"MSG#{message_id}"}, "SK": {"S": META}}
-
-
-class ConditionFailed(Exception):
-    """A conditional write did not apply. `item` is the stored item at that moment, if any."""
-
-    def __init__(self, item: dict[str, Any] | None):
-        super().__init__("condition failed")
-        self.item = item
+LEASE_FIELDS = ("lease_owner", "lease_until")
+KEY_FIELDS = ("PK", "SK", "GSI1PK", "GSI1SK", "GSI2PK", "GSI2SK", "GSI3PK", "GSI3SK")
+BY_MSISDN_KEY = frozenset({"PK", "SK", "GSI1PK", "GSI1SK"})  # a GSI1 page's LastEvaluatedKey
+REPLY_WAIT = "REPLYWAIT"
 
 
-class Store:
-    def __init__(self, table_name: str, client: Any = None, ttl_seconds: int = 400 * 86400):
-        self.table_name = table_name
-        self._client = client
-        self.ttl_seconds = ttl_seconds
-        self._serializer: Any = None
-        self._deserializer: Any = None
+def _message_pk(message_id: str) -> str:
+    return f"MSG#{message_id}"
 
-    @property
-    def client(self) -> Any:
-        return self._client or aws.client("dynamodb")
 
-    # --- (de)serialisation -------------------------------------------------------------------
-    def _to_dynamo(self, value: Any) -> dict:
-        if self._serializer is None:
-            from boto3.dynamodb.types import TypeSerializer
+def _msisdn_pk(digits: str | None) -> str:
+    return f"MSISDN#{digits}" if digits else "MSISDN#unknown"
 
-            self._serializer = TypeSerializer()
-        return self._serializer.serialize(_no_floats(value))
 
-    def _from_dynamo(self, item: dict[str, Any] | None) -> dict[str, Any] | None:
-        if item is None:
-            return None
-        if self._deserializer is None:
-            from boto3.dynamodb.types import TypeDeserializer
+def _domain(item: Item | None) -> Item | None:
+    """An item without its table keys: what logic sees."""
+    if item is None:
+        return None
+    return {k: v for k, v in item.items() if k not in KEY_FIELDS}
 
-            self._deserializer = TypeDeserializer()
-        return {k: _plain(self._deserializer.deserialize(v)) for k, v in item.items()}
 
-    def _call(self, operation: str, **kwargs: Any) -> dict[str, Any]:
-        from botocore.exceptions import BotoCoreError, ClientError
+class MessageRepository:
+    """MT and MO messages, their statuses, history, attempt lease, receipts and reply waits."""
 
-        try:
-            return getattr(self.client, operation)(TableName=self.table_name, **kwargs)
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                raise ConditionFailed(self._from_dynamo(exc.response.get("Item"))) from exc
-            raise StoreUnavailable(f"DynamoDB {operation} failed: {exc.response.get('Error', {}).get('Code')}") from exc
-        except BotoCoreError as exc:
-            raise StoreUnavailable(f"DynamoDB {operation} failed: {type(exc).__name__}") from exc
+    def __init__(self, table: Table):
+        self.table = table
 
-    def expiry(self, epoch_now: float) -> int:
-        return int(epoch_now) + self.ttl_seconds
+    def _update(self, message_id: str, **kwargs: Any) -> Item:
+        return self.table.update(_message_pk(message_id), META, **kwargs)
 
-    # --- messages ------------------------------------------------------------------------------
-    def get_message(self, message_id: str) -> dict[str, Any] | None:
-        item = self._from_dynamo(self._call("get_item", Key=message_key(message_id), ConsistentRead=True).get("Item"))
-        return item
+    def _failed(self, exc: ConditionFailed) -> ConditionFailed:
+        return ConditionFailed(_domain(exc.item))
 
-    def create_message(self, message: dict[str, Any]) -> dict[str, Any]:
-        """Store a new message. An orphan placeholder (receipts that came first) is merged, not overwritten.
+    # --- reads -----------------------------------------------------------------------------------
+    def get(self, message_id: str) -> Item | None:
+        """The message (or a receipt-only placeholder, which has no `status`), or None."""
+        return _domain(self.table.get(_message_pk(message_id), META))
 
-        Returns the stored item, including any `orphan_receipts` the caller must now apply.
-        Raises ConditionFailed if a message with this id already exists.
+    def for_msisdn(
+        self,
+        digits: str,
+        *,
+        since: str | None,
+        until: str | None,
+        direction: str | None,
+        status: str | None,
+        limit: int,
+        after: dict[str, Any] | None,
+    ) -> tuple[list[Item], dict[str, Any] | None]:
+        """One page of a SIM's messages (both directions), newest first, created within since..until and
+        matching direction/status. DynamoDB's Limit counts items read before the filters, so `limit` bounds
+        the read too. Returns the messages and the position to resume after (None at the end)."""
+        names = {"#pk": "GSI1PK"}
+        values: dict[str, Any] = {":pk": _msisdn_pk(digits)}
+        condition = "#pk = :pk"
+        if since or until:
+            names["#sk"] = "GSI1SK"
+            values[":from"], values[":to"] = _created_range(since, until)
+            condition += " AND #sk BETWEEN :from AND :to"
+        filters = []
+        if direction:
+            names["#direction"], values[":direction"] = "direction", direction
+            filters.append("#direction = :direction")
+        if status:
+            names["#status"], values[":status"] = "status", status
+            filters.append("#status = :status")
+        items, last = self.table.query(
+            index="GSI1",
+            key_condition=condition,
+            names=names,
+            values=values,
+            filter_expression=" AND ".join(filters) or None,
+            forward=False,
+            limit=limit,
+            start_key=after,
+        )
+        return [_domain(i) or {} for i in items], last
+
+    @staticmethod
+    def msisdn_scope(digits: str) -> str:
+        """What a listing position of this SIM is bound to (its partition): cursors sign it."""
+        return _msisdn_pk(digits)
+
+    @staticmethod
+    def check_msisdn_position(position: Mapping[str, Any], digits: str, since: str | None, until: str | None) -> dict[str, Any]:
+        """A position from a cursor, if it is one `for_msisdn` could have returned for this query.
+        Raises InvalidCursor otherwise, so that even a leaked cursor key cannot reach another SIM's partition."""
+        if set(position) != BY_MSISDN_KEY or not all(isinstance(v, dict) and set(v) == {"S"} and isinstance(v["S"], str) for v in position.values()):
+            raise InvalidCursor()
+        if position["GSI1PK"]["S"] != _msisdn_pk(digits):
+            raise InvalidCursor()
+        if since or until:
+            low, high = _created_range(since, until)
+            if not low <= position["GSI1SK"]["S"] <= high:
+                raise InvalidCursor()
+        return dict(position)
+
+    def waiting_replies(self, digits: str, limit: int) -> list[Item]:
+        """The newest `limit` messages of a SIM that are MT commands still waiting for a reply."""
+        items, _ = self.table.query(
+            index="GSI1",
+            key_condition="#pk = :pk",
+            names={"#pk": "GSI1PK", "#dir": "direction", "#wait": "GSI2PK"},
+            values={":pk": _msisdn_pk(digits), ":mt": "mt"},
+            filter_expression="#dir = :mt AND attribute_exists(#wait)",
+            forward=False,
+            limit=limit,
+        )
+        return [_domain(i) or {} for i in items]
+
+    def replies_due(self, now: str, limit: int) -> list[Item]:
+        """Commands whose reply window ended before `now`, oldest deadline first."""
+        items, _ = self.table.query(
+            index="GSI2",
+            key_condition="#pk = :pk AND #sk < :now",
+            names={"#pk": "GSI2PK", "#sk": "GSI2SK"},
+            values={":pk": REPLY_WAIT, ":now": now},
+            limit=limit,
+        )
+        return [_domain(i) or {} for i in items]
+
+    def stale_pending(self, created_before: str, limit_per_shard: int) -> Iterator[str]:
+        """Ids of messages still on the pending index that were created before `created_before`."""
+        for shard in SHARDS:
+            items, _ = self.table.query(
+                index="GSI3",
+                key_condition="#pk = :pk AND #sk < :cutoff",
+                names={"#pk": "GSI3PK", "#sk": "GSI3SK"},
+                values={":pk": f"PENDING#{shard}", ":cutoff": created_before},
+                limit=limit_per_shard,
+            )
+            for item in items:
+                yield str(item["PK"]).removeprefix("MSG#")
+
+    # --- writes ----------------------------------------------------------------------------------
+    def create(self, message: Mapping[str, Any]) -> Item:
+        """Store a new message, with its index entries and expiry. An orphan placeholder (receipts that came
+        first) is merged, not overwritten.
+
+        Returns the stored message, including any `orphan_receipts` the caller must now apply.
+        Raises ConditionFailed (with the stored message) if a message with this id already exists.
         """
+        fields = {**message, **self._index_fields(message)}
         names, values, sets = {"#status": "status"}, {}, []
-        for index, (name, value) in enumerate(message.items()):
-            if name in ("PK", "SK") or value is None:
+        for index, (name, value) in enumerate(fields.items()):
+            if value is None:
                 continue
             names[f"#a{index}"] = name
-            values[f":v{index}"] = self._to_dynamo(value)
+            values[f":v{index}"] = self.table.serialize(value)
             sets.append(f"#a{index} = :v{index}")
-        result = self._call(
-            "update_item",
-            Key=message_key(message["id"]),
-            UpdateExpression="SET " + ", ".join(sets),
-            ConditionExpression="attribute_not_exists(#status)",
-            ExpressionAttributeNames=names,
-            ExpressionAttributeValues=values,
-            ReturnValues="ALL_NEW",
-            ReturnValuesOnConditionCheckFailure="ALL_OLD",
-        )
-        return self._from_dynamo(result["Attributes"]) or {}
+        try:
+            stored = self._update(
+                str(message["id"]),
+                UpdateExpression="SET " + ", ".join(sets),
+                ConditionExpression="attribute_not_exists(#status)",
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+                ReturnValues="ALL_NEW",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except ConditionFailed as exc:
+            raise self._failed(exc) from exc
+        return _domain(stored) or {}
 
-    def update_message(
+    def _index_fields(self, message: Mapping[str, Any]) -> dict[str, Any]:
+        message_id, created = str(message["id"]), str(message["created_at"])
+        party = message.get("to") if message.get("direction") == "mt" else message.get("from")
+        fields: dict[str, Any] = {"GSI1PK": _msisdn_pk(str(party) if party else None), "GSI1SK": f"{created}#{message_id}"}
+        if message.get("status") == models.PENDING:
+            fields.update(GSI3PK=f"PENDING#{message_id[-1]}", GSI3SK=f"{created}#{message_id}")
+        if message.get("reply_state") == "waiting" and message.get("reply_deadline"):
+            fields.update(GSI2PK=REPLY_WAIT, GSI2SK=f"{message['reply_deadline']}#{message_id}")
+        fields["ttl"] = self.table.expiry(models.parse_time(created).timestamp())
+        return fields
+
+    def transition(
         self,
         message_id: str,
-        entry: dict[str, Any],
+        to: str,
+        entry: Mapping[str, Any],
+        *,
+        source: str,
+        release: bool = False,
+        sets: Mapping[str, Any] | None = None,
+        receipt_key: str | None = None,
+        drop_orphan_receipts: bool = False,
+    ) -> Item:
+        """Move the message to `to` as `source` (eseye | gateway) reports it, forward only: from one of
+        models.ALLOWED_FROM[to], or, when Eseye reports it, from models.ALLOWED_FROM_INFERRED[to] if the
+        gateway only inferred that status. Appends `entry` to the history in the same conditional write.
+
+        release: give up the attempt lease. receipt_key: a receipt's identity; applies only if never
+        recorded before. drop_orphan_receipts: the early receipts are applied now.
+        Returns the message. Raises ConditionFailed (with the current message) when the move is not allowed.
+        """
+        inferred = models.ALLOWED_FROM_INFERRED.get(to, ()) if source == models.FROM_ESEYE else ()
+        return self._change(
+            message_id,
+            entry,
+            status=to,
+            allowed_from=models.ALLOWED_FROM[to],
+            allowed_from_inferred=inferred,
+            sets={**(sets or {}), "status_source": source},
+            remove=(*(LEASE_FIELDS if release else ()), *(("orphan_receipts",) if drop_orphan_receipts else ())),
+            receipt_key=receipt_key,
+        )
+
+    def cancel_untouched(self, message_id: str, entry: Mapping[str, Any], now: str) -> Item:
+        """Cancel a pending message that no attempt holds (at `now`) and that no attempt may have brought
+        to Eseye: what a cancel that never calls Eseye needs. Raises ConditionFailed (with the message) otherwise."""
+        return self._change(
+            message_id,
+            entry,
+            status=models.CANCELLED,
+            allowed_from=(models.PENDING,),
+            sets={"status_source": models.FROM_GATEWAY},
+            untouched_by_attempts_at=now,
+        )
+
+    def append_note(
+        self,
+        message_id: str,
+        entry: Mapping[str, Any],
+        *,
+        release: bool = False,
+        sets: Mapping[str, Any] | None = None,
+        receipt_key: str | None = None,
+        drop_orphan_receipts: bool = False,
+    ) -> Item:
+        """Add `entry` to the history without moving the status (with release/sets/receipt_key/
+        drop_orphan_receipts as in `transition`). Raises ConditionFailed if there is no such message, or
+        the receipt was recorded before."""
+        remove = (*(LEASE_FIELDS if release else ()), *(("orphan_receipts",) if drop_orphan_receipts else ()))
+        return self._change(message_id, entry, sets=sets, remove=remove, receipt_key=receipt_key)
+
+    def link_reply(self, command_id: str, entry: Mapping[str, Any], reply_id: str) -> Item:
+        """Mark a waiting command as answered by the MO `reply_id` and take it off the reply-wait index.
+        Raises ConditionFailed (with the command) if it no longer waits (another MO, or its timeout, came first)."""
+        return self._stop_waiting(command_id, entry, {"reply_id": reply_id, "reply_state": "replied"})
+
+    def time_out_reply(self, command_id: str, entry: Mapping[str, Any]) -> Item:
+        """Mark a waiting command as timed out. Raises ConditionFailed if a reply came first."""
+        return self._stop_waiting(command_id, entry, {"reply_state": "timed_out"})
+
+    def _stop_waiting(self, command_id: str, entry: Mapping[str, Any], sets: dict[str, Any]) -> Item:
+        return self._change(command_id, entry, sets=sets, remove=("GSI2PK", "GSI2SK"), require=("GSI2PK",))
+
+    def _change(
+        self,
+        message_id: str,
+        entry: Mapping[str, Any],
         *,
         status: str | None = None,
         allowed_from: tuple[str, ...] | None = None,
         allowed_from_inferred: tuple[str, ...] = (),
-        sets: dict[str, Any] | None = None,
-        add: dict[str, Any] | None = None,
+        sets: Mapping[str, Any] | None = None,
         receipt_key: str | None = None,
         remove: tuple[str, ...] = (),
         require: tuple[str, ...] = (),
         untouched_by_attempts_at: str | None = None,
-    ) -> dict[str, Any]:
+    ) -> Item:
         """Append `entry` to the message's history and apply the change, atomically and conditionally.
-
-        untouched_by_attempts_at: apply only if no attempt holds the lease at this time and no attempt
-        may have reached Eseye (what a cancel that never calls Eseye needs).
-
-        status/allowed_from: move the status, only from one of `allowed_from`, or from one of
-        `allowed_from_inferred` when the gateway inferred that status (status_source = gateway).
-        receipt_key: a receipt's identity; the write applies only if it was never recorded before.
-        Returns the new item. Raises ConditionFailed (with the current item) when a condition does not hold.
-        """
-        entry = bounded_entry(entry)
-        sets = {name: bounded(value, FIELD_LIMIT) for name, value in sets.items()} if sets else sets
+        A message that leaves `pending` leaves the pending index in the same write."""
+        entry = bounded_entry(dict(entry))
+        bounded_sets = {name: bounded(value, FIELD_LIMIT) for name, value in sets.items()} if sets else {}
         names = {"#history": "history", "#updated": "updated_at", "#status": "status"}
-        values: dict[str, Any] = {":entry": self._to_dynamo([entry]), ":now": self._to_dynamo(entry["at"])}
+        values: dict[str, AttributeValue] = {":entry": self.table.serialize([entry]), ":now": self.table.serialize(entry["at"])}
         expression = ["#history = list_append(if_not_exists(#history, :empty), :entry)", "#updated = :now"]
         values[":empty"] = {"L": []}
         conditions = ["attribute_exists(#status)"]
         if untouched_by_attempts_at is not None:
             names.update({"#until": "lease_until", "#unsure": "may_be_at_eseye"})
-            values.update({":lease_now": self._to_dynamo(untouched_by_attempts_at), ":true": {"BOOL": True}})
+            values.update({":lease_now": self.table.serialize(untouched_by_attempts_at), ":true": {"BOOL": True}})
             conditions.append("(attribute_not_exists(#until) OR #until < :lease_now) AND NOT (#unsure = :true)")
         for index, name in enumerate(require):
             names[f"#q{index}"] = name
             conditions.append(f"attribute_exists(#q{index})")
         if status is not None:
             expression.append("#status = :status")
-            values[":status"] = self._to_dynamo(status)
-            if status != "pending":  # off the stale-pending index once it has moved on
+            values[":status"] = self.table.serialize(status)
+            if status != models.PENDING:  # off the stale-pending index once it has moved on
                 remove = (*remove, "GSI3PK", "GSI3SK")
         if allowed_from:
             placeholders = []
             for index, value in enumerate(allowed_from):
-                values[f":from{index}"] = self._to_dynamo(value)
+                values[f":from{index}"] = self.table.serialize(value)
                 placeholders.append(f":from{index}")
             allowed = f"#status IN ({', '.join(placeholders)})"
             if allowed_from_inferred:
                 names["#source"] = "status_source"
-                values[":gateway"] = self._to_dynamo("gateway")
+                values[":gateway"] = self.table.serialize(models.FROM_GATEWAY)
                 inferred = []
                 for index, value in enumerate(allowed_from_inferred):
-                    values[f":inf{index}"] = self._to_dynamo(value)
+                    values[f":inf{index}"] = self.table.serialize(value)
                     inferred.append(f":inf{index}")
                 allowed = f"({allowed} OR (#status IN ({', '.join(inferred)}) AND #source = :gateway))"
             conditions.append(allowed)
-        for index, (name, value) in enumerate((sets or {}).items()):
+        for index, (name, value) in enumerate(bounded_sets.items()):
             names[f"#s{index}"] = name
-            values[f":s{index}"] = self._to_dynamo(value)
+            values[f":s{index}"] = self.table.serialize(value)
             expression.append(f"#s{index} = :s{index}")
         update = "SET " + ", ".join(expression)
-        add_parts = []
-        for index, (name, value) in enumerate((add or {}).items()):
-            names[f"#n{index}"] = name
-            values[f":n{index}"] = self._to_dynamo(value)
-            add_parts.append(f"#n{index} :n{index}")
         if receipt_key is not None:
             names["#receipts"] = "receipt_keys"
             values[":rk"] = {"SS": [receipt_key]}
-            values[":rks"] = self._to_dynamo(receipt_key)
-            add_parts.append("#receipts :rk")
+            values[":rks"] = self.table.serialize(receipt_key)
+            update += " ADD #receipts :rk"
             conditions.append("(attribute_not_exists(#receipts) OR NOT contains(#receipts, :rks))")
-        if add_parts:
-            update += " ADD " + ", ".join(add_parts)
         if remove:
             remove = tuple(dict.fromkeys(remove))
             for index, name in enumerate(remove):
                 names[f"#r{index}"] = name
             update += " REMOVE " + ", ".join(f"#r{index}" for index in range(len(remove)))
-        result = self._call(
-            "update_item",
-            Key=message_key(message_id),
-            UpdateExpression=update,
-            ConditionExpression=" AND ".join(conditions),
-            ExpressionAttributeNames=names,
-            ExpressionAttributeValues=values,
-            ReturnValues="ALL_NEW",
-            ReturnValuesOnConditionCheckFailure="ALL_OLD",
-        )
-        return self._trim_history(message_id, self._from_dynamo(result["Attributes"]) or {})
+        try:
+            item = self._update(
+                message_id,
+                UpdateExpression=update,
+                ConditionExpression=" AND ".join(conditions),
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+                ReturnValues="ALL_NEW",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except ConditionFailed as exc:
+            raise self._failed(exc) from exc
+        return _domain(self._trim_history(message_id, item)) or {}
 
-    def _trim_history(self, message_id: str, item: dict[str, Any]) -> dict[str, Any]:
+    def _trim_history(self, message_id: str, item: Item) -> Item:
         """Once a history passes HISTORY_LIMIT, keep its first entry and its latest HISTORY_TRIM_TO - 1,
         and count the others in `history_dropped`. Only then: the common path pays nothing.
 
@@ -232,7 +413,7 @@ class Store:
         kept = [history[0], *history[cut:]]
         dropped = int(item.get("history_dropped") or 0)
         names = {"#h": "history", "#dropped": "history_dropped"}
-        values = {":kept": self._to_dynamo(kept), ":n": {"N": str(len(history))}, ":k": {"N": str(len(history) - len(kept))}}
+        values = {":kept": self.table.serialize(kept), ":n": {"N": str(len(history))}, ":k": {"N": str(len(history) - len(kept))}}
         if dropped:
             values[":d"] = {"N": str(dropped)}
         update = "SET #h = :kept ADD #dropped :k"
@@ -246,35 +427,34 @@ class Store:
             values[":gone"] = {"SS": sorted(gone)}
             update += " DELETE #rk :gone"
         try:
-            result = self._call(
-                "update_item",
-                Key=message_key(message_id),
-                UpdateExpression=update,
-                ConditionExpression="size(#h) = :n AND " + ("#dropped = :d" if dropped else "attribute_not_exists(#dropped)"),
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues=values,
-                ReturnValues="ALL_NEW",
+            return (
+                self._update(
+                    message_id,
+                    UpdateExpression=update,
+                    ConditionExpression="size(#h) = :n AND " + ("#dropped = :d" if dropped else "attribute_not_exists(#dropped)"),
+                    ExpressionAttributeNames=names,
+                    ExpressionAttributeValues=values,
+                    ReturnValues="ALL_NEW",
+                )
+                or item
             )
         except (ConditionFailed, StoreUnavailable):
             return item
-        return self._from_dynamo(result["Attributes"]) or item
 
-    def claim_lease(
-        self, message_id: str, owner: str, now: str, until: str, *, for_attempt: bool, max_attempts: int = 0
-    ) -> tuple[dict[str, Any], dict[str, Any]]:
+    def claim_attempt(self, message_id: str, owner: str, now: str, until: str, *, for_attempt: bool, max_attempts: int = 0) -> tuple[Item, Item]:
         """Take a pending message's attempt lease, so that only one job at a time talks to Eseye about it.
 
         for_attempt: the lease is for an attempt that may send. It counts the attempt on the message (at
         most `max_attempts`) and marks that Eseye may have the message from now on, until an answer says
         otherwise: a job that dies mid-send leaves that mark for the next one, which then asks Eseye first.
         The lease lasts until `until`, longer than any holder can run, so an expired lease has no live holder.
-        The claim is also the read: returns the item before and after it. Raises ConditionFailed (with the
-        current item, None if there is none) when the message is not pending, another job holds the
+        The claim is also the read: returns the message before and after it. Raises ConditionFailed (with the
+        current message, None if there is none) when the message is not pending, another job holds the
         lease, or the attempts ran out.
         """
         names = {"#status": "status", "#owner": "lease_owner", "#until": "lease_until"}
-        values: dict[str, Any] = {
-            ":pending": {"S": "pending"},
+        values: dict[str, AttributeValue] = {
+            ":pending": {"S": models.PENDING},
             ":owner": {"S": owner},
             ":until": {"S": until},
             ":now": {"S": now},
@@ -286,30 +466,31 @@ class Store:
             values.update({":zero": {"N": "0"}, ":one": {"N": "1"}, ":max": {"N": str(max_attempts)}, ":true": {"BOOL": True}})
             update += ", #attempts = if_not_exists(#attempts, :zero) + :one, #unsure = :true"
             condition += " AND (attribute_not_exists(#attempts) OR #attempts < :max)"
-        result = self._call(
-            "update_item",
-            Key=message_key(message_id),
-            UpdateExpression=update,
-            ConditionExpression=condition,
-            ExpressionAttributeNames=names,
-            ExpressionAttributeValues=values,
-            ReturnValues="ALL_OLD",
-            ReturnValuesOnConditionCheckFailure="ALL_OLD",
-        )
-        before = self._from_dynamo(result["Attributes"]) or {}
+        try:
+            stored = self._update(
+                message_id,
+                UpdateExpression=update,
+                ConditionExpression=condition,
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+                ReturnValues="ALL_OLD",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except ConditionFailed as exc:
+            raise self._failed(exc) from exc
+        before = _domain(stored) or {}
         after = {**before, "lease_owner": owner, "lease_until": until}
         if for_attempt:
             after.update(attempts=int(before.get("attempts", 0)) + 1, may_be_at_eseye=True)
         return before, after
 
-    def store_orphan_receipt(self, message_id: str, receipt: dict[str, Any], receipt_key: str, ttl: int) -> bool:
-        """Keep a receipt for a message we do not have (yet). Returns False if it was already kept, or the
-        placeholder holds MAX_ORPHAN_RECEIPTS already. The first receipt sets the expiry; later ones do not
-        extend it, so a placeholder nobody claims goes away on time."""
+    def keep_orphan_receipt(self, message_id: str, receipt: Mapping[str, Any], receipt_key: str, ttl: int) -> bool:
+        """Keep a receipt for a message we do not have (yet), on a placeholder its create merges. Returns
+        False if it was already kept, or the placeholder holds MAX_ORPHAN_RECEIPTS already. The first
+        receipt sets the expiry; later ones do not extend it, so a placeholder nobody claims goes on time."""
         try:
-            self._call(
-                "update_item",
-                Key=message_key(message_id),
+            self._update(
+                message_id,
                 UpdateExpression="SET #orphans = list_append(if_not_exists(#orphans, :empty), :r), #ttl = if_not_exists(#ttl, :ttl)"
                 " ADD #receipts :rk",
                 ConditionExpression="attribute_not_exists(#status) AND (attribute_not_exists(#receipts) OR NOT contains(#receipts, :rks))"
@@ -317,10 +498,10 @@ class Store:
                 ExpressionAttributeNames={"#orphans": "orphan_receipts", "#status": "status", "#receipts": "receipt_keys", "#ttl": "ttl"},
                 ExpressionAttributeValues={
                     ":empty": {"L": []},
-                    ":r": self._to_dynamo([receipt]),
+                    ":r": self.table.serialize([dict(receipt)]),
                     ":rk": {"SS": [receipt_key]},
-                    ":rks": self._to_dynamo(receipt_key),
-                    ":ttl": self._to_dynamo(ttl),
+                    ":rks": self.table.serialize(receipt_key),
+                    ":ttl": self.table.serialize(ttl),
                     ":max": {"N": str(MAX_ORPHAN_RECEIPTS)},
                 },
             )
@@ -328,111 +509,270 @@ class Store:
             return False
         return True
 
+    # --- the table's stream ----------------------------------------------------------------------
+    def from_stream_image(self, image: Mapping[str, AttributeValue]) -> Item:
+        """An item as a stream record's image carries it (DynamoDB's form), keys included."""
+        return self.table.deserialize(image) or {}
+
+
+def item_keys(item: Mapping[str, Any]) -> dict[str, Any]:
+    """An item's primary key (plain values), for an operator's note about a record we could not publish."""
+    return {"PK": item.get("PK"), "SK": item.get("SK")}
+
+
+def _created_range(since: str | None, until: str | None) -> tuple[str, str]:
+    # '~' sorts after the '#<id>' suffix of the sort key.
+    return since or "0000", (until or "9999") + "~"
+
+
+class ListRepository:
+    """The allowlist and blocklist: one item per MSISDN, a size counter per list, and an audit trail."""
+
+    COUNT = "#COUNT"
+
+    def __init__(self, table: Table):
+        self.table = table
+
+    def lookup(self, digits: str) -> tuple[bool, bool, int]:
+        """(on the blocklist, on the allowlist, the allowlist's size), in one read."""
+        found = self.table.batch_get([("LIST#block", digits), ("LIST#allow", digits), ("LIST#allow", self.COUNT)])
+        keys = {(item["PK"], item["SK"]): item for item in found}
+        size = int(keys.get(("LIST#allow", self.COUNT), {}).get("size", 0))
+        return ("LIST#block", digits) in keys, ("LIST#allow", digits) in keys, size
+
+    def get(self, list_name: str, digits: str) -> Item | None:
+        item = self.table.get(f"LIST#{list_name}", digits)
+        return {k: v for k, v in item.items() if k not in KEY_FIELDS} if item else None
+
+    def add(self, entry: Mapping[str, Any]) -> bool:
+        """Add an entry (list, msisdn, added_at, added_by, note) with its audit record and the list's size.
+        Returns False, changing nothing, if the MSISDN is on the list already."""
+        list_name, digits = str(entry["list"]), str(entry["msisdn"])
+        try:
+            self.table.transact(
+                [
+                    {
+                        "Put": {
+                            "Item": self.table.serialize_item({"PK": f"LIST#{list_name}", "SK": digits, **entry}),
+                            "ConditionExpression": "attribute_not_exists(PK)",
+                        }
+                    },
+                    self._count(list_name, 1),
+                    self._audit(list_name, digits, "added", str(entry["added_by"]), str(entry["added_at"])),
+                ]
+            )
+        except ConditionFailed:
+            return False
+        return True
+
+    def remove(self, list_name: str, digits: str, actor: str, at: str) -> bool:
+        """Remove an entry with its audit record. Returns False if the MSISDN was not on the list."""
+        try:
+            self.table.transact(
+                [
+                    {"Delete": {"Key": self.table.key(f"LIST#{list_name}", digits), "ConditionExpression": "attribute_exists(PK)"}},
+                    self._count(list_name, -1),
+                    self._audit(list_name, digits, "removed", actor, at),
+                ]
+            )
+        except ConditionFailed:
+            return False
+        return True
+
+    def _count(self, list_name: str, change: int) -> dict[str, Any]:
+        return {
+            "Update": {
+                "Key": self.table.key(f"LIST#{list_name}", self.COUNT),
+                "UpdateExpression": "ADD #a :n",
+                "ExpressionAttributeNames": {"#a": "size"},
+                "ExpressionAttributeValues": {":n": {"N": str(change)}},
+            }
+        }
+
+    def _audit(self, list_name: str, digits: str, action: str, actor: str, at: str) -> dict[str, Any]:
+        item = {"PK": f"LISTLOG#{list_name}", "SK": f"{at}#{digits}#{action}", "msisdn": digits, "action": action, "actor": actor, "at": at}
+        return {"Put": {"Item": self.table.serialize_item(item)}}
+
+
+class EventArchive:
+    """Every published event, by hour, for POST /events/replay."""
+
+    def __init__(self, table: Table):
+        self.table = table
+
+    def append(self, events: Sequence[models.ArchivedEvent]) -> None:
+        """Archive events (batch writes). Raises StoreUnavailable."""
+        self.table.put_items([{"PK": f"EVT#{e.hour}", "SK": e.position, **e.to_item()} for e in events])
+
+    def page(self, hour: str, after: str, until: str, limit: int) -> tuple[list[models.ArchivedEvent], bool]:
+        """Archived events of one hour (`yyyy-mm-ddThh`) from `after` to `until`, oldest first. `after` is a
+        position (an event's, excluded) or a bare time prefix (included). Returns them and whether the hour
+        holds more."""
+        start = self.table.key(f"EVT#{hour}", after) if after[13:] else None
+        items, last = self.table.query(
+            key_condition="#pk = :pk AND #sk BETWEEN :low AND :high",
+            names={"#pk": "PK", "#sk": "SK"},
+            values={":pk": f"EVT#{hour}", ":low": after, ":high": until},
+            limit=limit,
+            start_key=start,
+        )
+        return [models.ArchivedEvent.from_item(i, str(i["SK"])) for i in items], bool(last)
+
+
+class InboundRepository:
+    """What arrives on the webhooks besides messages: quarantined requests and concat buffers."""
+
+    def __init__(self, table: Table):
+        self.table = table
+
+    def quarantine(self, at: str, entry_id: str, fields: Mapping[str, Any]) -> None:
+        """Keep an unusable webhook request (its `fields` include the ttl)."""
+        self.table.put({"PK": f"Q#{at[:10]}", "SK": f"{at}#{entry_id}", **fields})
+
     # --- concatenated MO buffers: open -> (closing) -> closed -> open again when the reference is reused ---
+    @staticmethod
+    def buffer_name(sender: str | None, reference: int, total: int) -> str:
+        """The buffer a part of a long MO goes to: one per sender, reference and number of parts."""
+        return f"CONCAT#{sender or 'unknown'}#{reference}#{total}"
+
+    def _index(self, name: str, opened_at: str) -> dict[str, str]:
+        shard = hashlib.sha256(name.encode()).hexdigest()[-1]
+        return {"GSI3PK": f"CONCAT#{shard}", "GSI3SK": f"{opened_at}#{name}"}
+
+    def _buffer(self, item: Item | None) -> Item | None:
+        if item is None:
+            return None
+        return {**{k: v for k, v in item.items() if k not in KEY_FIELDS}, "name": item.get("PK")} if "PK" in item else item
+
+    def _failed(self, exc: ConditionFailed) -> ConditionFailed:
+        return ConditionFailed(self._buffer(exc.item))
+
+    def get_buffer(self, name: str) -> Item | None:
+        """The buffer, with its `name`, or None."""
+        return self._buffer(self.table.get(name, META))
+
     def add_part(
-        self, buffer_key: str, sequence: int, part: dict[str, Any], ttl: int, *, part_id: str, opened_after: str, new_buffer: dict[str, Any]
-    ) -> dict[str, Any]:
-        """Add a part the buffer does not hold yet, to its open buffer or to a new one that starts with `new_buffer`.
+        self, name: str, sequence: int, part: Mapping[str, Any], ttl: int, *, part_id: str, opened_after: str, new_buffer: Mapping[str, Any]
+    ) -> Item:
+        """Add a part the buffer does not hold yet, to its open buffer or to a new one that starts with `new_buffer`
+        (buffer_id, total, opened_at).
 
         Returns the buffer with every part so far. Raises ConditionFailed (with the buffer) when that part is
         already held, when the buffer is not open or was opened before `opened_after`, or when `part_id` was
         a part of the message the buffer last closed.
         """
-        fields = {**new_buffer, "state": "open"}
-        names = {f"#f{index}": name for index, name in enumerate(fields)}
-        values = {f":f{index}": self._to_dynamo(value) for index, value in enumerate(fields.values())}
+        fields = {**new_buffer, **self._index(name, str(new_buffer["opened_at"])), "state": "open"}
+        names = {f"#f{index}": field for index, field in enumerate(fields)}
+        values = {f":f{index}": self.table.serialize(value) for index, value in enumerate(fields.values())}
         sets = [f"#f{index} = if_not_exists(#f{index}, :f{index})" for index in range(len(fields))]
         state, opened = _placeholder(names, "state"), _placeholder(names, "opened_at")
         names.update({"#part": f"part_{int(sequence)}", "#ttl": "ttl", "#count": "part_count", "#closed": "closed_ids"})
         values.update(
             {
-                ":part": self._to_dynamo(part),
-                ":ttl": self._to_dynamo(ttl),
-                ":one": self._to_dynamo(1),
-                ":open": self._to_dynamo("open"),
-                ":after": self._to_dynamo(opened_after),
-                ":pid": self._to_dynamo(part_id),
+                ":part": self.table.serialize(dict(part)),
+                ":ttl": self.table.serialize(ttl),
+                ":one": self.table.serialize(1),
+                ":open": self.table.serialize("open"),
+                ":after": self.table.serialize(opened_after),
+                ":pid": self.table.serialize(part_id),
             }
         )
-        result = self._call(
-            "update_item",
-            Key={"PK": {"S": buffer_key}, "SK": {"S": META}},
-            UpdateExpression="SET #part = :part, #ttl = :ttl, " + ", ".join(sets) + " ADD #count :one",
-            ConditionExpression=(
-                f"attribute_not_exists(#part) AND (attribute_not_exists({state}) OR ({state} = :open AND {opened} >= :after))"
-                " AND (attribute_not_exists(#closed) OR NOT contains(#closed, :pid))"
-            ),
-            ExpressionAttributeNames=names,
-            ExpressionAttributeValues=values,
-            ReturnValues="ALL_NEW",
-            ReturnValuesOnConditionCheckFailure="ALL_OLD",
-        )
-        return self._from_dynamo(result["Attributes"]) or {}
+        try:
+            item = self.table.update(
+                name,
+                META,
+                UpdateExpression="SET #part = :part, #ttl = :ttl, " + ", ".join(sets) + " ADD #count :one",
+                ConditionExpression=(
+                    f"attribute_not_exists(#part) AND (attribute_not_exists({state}) OR ({state} = :open AND {opened} >= :after))"
+                    " AND (attribute_not_exists(#closed) OR NOT contains(#closed, :pid))"
+                ),
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+                ReturnValues="ALL_NEW",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except ConditionFailed as exc:
+            raise self._failed(exc) from exc
+        return self._buffer(item) or {}
 
     def reopen_buffer(
-        self, buffer_key: str, closed_buffer_id: str, sequence: int, part: dict[str, Any], ttl: int, new_buffer: dict[str, Any]
-    ) -> dict[str, Any]:
+        self, name: str, closed_buffer_id: str, sequence: int, part: Mapping[str, Any], ttl: int, new_buffer: Mapping[str, Any]
+    ) -> Item:
         """Start a new message in a closed buffer (its reference reused), holding this one part.
         Raises ConditionFailed (with the buffer) unless the buffer is still the closed `closed_buffer_id`."""
-        fields = {**new_buffer, "state": "open", "part_count": 1, f"part_{int(sequence)}": part, "ttl": ttl}
-        names = {f"#f{index}": name for index, name in enumerate(fields)}
-        values = {f":f{index}": self._to_dynamo(value) for index, value in enumerate(fields.values())}
+        fields = {
+            **new_buffer,
+            **self._index(name, str(new_buffer["opened_at"])),
+            "state": "open",
+            "part_count": 1,
+            f"part_{int(sequence)}": dict(part),
+            "ttl": ttl,
+        }
+        names = {f"#f{index}": field for index, field in enumerate(fields)}
+        values = {f":f{index}": self.table.serialize(value) for index, value in enumerate(fields.values())}
         state, buffer_id = _placeholder(names, "state"), _placeholder(names, "buffer_id")
-        values.update({":closed": self._to_dynamo("closed"), ":previous": self._to_dynamo(closed_buffer_id)})
-        result = self._call(
-            "update_item",
-            Key={"PK": {"S": buffer_key}, "SK": {"S": META}},
-            UpdateExpression="SET " + ", ".join(f"#f{index} = :f{index}" for index in range(len(fields))),
-            ConditionExpression=f"{state} = :closed AND {buffer_id} = :previous",
-            ExpressionAttributeNames=names,
-            ExpressionAttributeValues=values,
-            ReturnValues="ALL_NEW",
-            ReturnValuesOnConditionCheckFailure="ALL_OLD",
-        )
-        return self._from_dynamo(result["Attributes"]) or {}
+        values.update({":closed": self.table.serialize("closed"), ":previous": self.table.serialize(closed_buffer_id)})
+        try:
+            item = self.table.update(
+                name,
+                META,
+                UpdateExpression="SET " + ", ".join(f"#f{index} = :f{index}" for index in range(len(fields))),
+                ConditionExpression=f"{state} = :closed AND {buffer_id} = :previous",
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+                ReturnValues="ALL_NEW",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except ConditionFailed as exc:
+            raise self._failed(exc) from exc
+        return self._buffer(item) or {}
 
-    def adopt_buffer(self, buffer_key: str, fields: dict[str, Any]) -> None:
-        """Give a buffer written before buffers had a state (it holds parts only) the fields of an open one.
-        Raises ConditionFailed if it has a state already."""
-        fields = {**fields, "state": "open"}
-        names = {f"#f{index}": name for index, name in enumerate(fields)}
-        self._call(
-            "update_item",
-            Key={"PK": {"S": buffer_key}, "SK": {"S": META}},
+    def adopt_buffer(self, name: str, fields: Mapping[str, Any]) -> None:
+        """Give a buffer written before buffers had a state (it holds parts only) the fields of an open one
+        (buffer_id, opened_at, part_count). Raises ConditionFailed if it has a state already."""
+        total = int(name.rsplit("#", 1)[1])
+        fields = {**fields, "total": total, **self._index(name, str(fields["opened_at"])), "state": "open"}
+        names = {f"#f{index}": field for index, field in enumerate(fields)}
+        self.table.update(
+            name,
+            META,
             UpdateExpression="SET " + ", ".join(f"#f{index} = :f{index}" for index in range(len(fields))),
             ConditionExpression=f"attribute_exists(PK) AND attribute_not_exists({_placeholder(names, 'state')})",
             ExpressionAttributeNames=names,
-            ExpressionAttributeValues={f":f{index}": self._to_dynamo(value) for index, value in enumerate(fields.values())},
+            ExpressionAttributeValues={f":f{index}": self.table.serialize(value) for index, value in enumerate(fields.values())},
         )
 
-    def freeze_buffer(self, buffer_key: str, buffer_id: str, part_count: int) -> dict[str, Any]:
+    def freeze_buffer(self, name: str, buffer_id: str, part_count: int) -> Item:
         """Stop an open buffer taking parts, if it still holds exactly `part_count` of them, so that what it
         holds can be stored as it is. Returns the buffer. Raises ConditionFailed (with the buffer) otherwise."""
-        result = self._call(
-            "update_item",
-            Key={"PK": {"S": buffer_key}, "SK": {"S": META}},
-            UpdateExpression="SET #state = :closing",
-            ConditionExpression="#state = :open AND #id = :id AND #count = :count",
-            ExpressionAttributeNames={"#state": "state", "#id": "buffer_id", "#count": "part_count"},
-            ExpressionAttributeValues={
-                ":closing": {"S": "closing"},
-                ":open": {"S": "open"},
-                ":id": {"S": buffer_id},
-                ":count": self._to_dynamo(int(part_count)),
-            },
-            ReturnValues="ALL_NEW",
-            ReturnValuesOnConditionCheckFailure="ALL_OLD",
-        )
-        return self._from_dynamo(result["Attributes"]) or {}
+        try:
+            item = self.table.update(
+                name,
+                META,
+                UpdateExpression="SET #state = :closing",
+                ConditionExpression="#state = :open AND #id = :id AND #count = :count",
+                ExpressionAttributeNames={"#state": "state", "#id": "buffer_id", "#count": "part_count"},
+                ExpressionAttributeValues={
+                    ":closing": {"S": "closing"},
+                    ":open": {"S": "open"},
+                    ":id": {"S": buffer_id},
+                    ":count": self.table.serialize(int(part_count)),
+                },
+                ReturnValues="ALL_NEW",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except ConditionFailed as exc:
+            raise self._failed(exc) from exc
+        return self._buffer(item) or {}
 
-    def close_buffer(self, buffer_key: str, buffer_id: str, sequences: list[int], part_ids: list[str], message_id: str) -> bool:
+    def close_buffer(self, name: str, buffer_id: str, sequences: list[int], part_ids: list[str], message_id: str) -> bool:
         """Close the buffer once its message is stored: drop its parts and keep the Eseye ids of those parts,
         so that a late copy of one is known as a duplicate. Returns False if it was closed or reused already."""
         remove = ["#count", "#opened", "#gpk", "#gsk", *(f"#p{index}" for index in range(len(sequences)))]
         names = {"#state": "state", "#id": "buffer_id", "#last": "last_message_id", "#count": "part_count", "#opened": "opened_at"}
         names.update({"#gpk": "GSI3PK", "#gsk": "GSI3SK", "#closed": "closed_ids"})
         names.update({f"#p{index}": f"part_{int(sequence)}" for index, sequence in enumerate(sequences)})
-        values = {
+        values: dict[str, AttributeValue] = {
             ":closed": {"S": "closed"},
             ":open": {"S": "open"},
             ":closing": {"S": "closing"},
@@ -446,9 +786,9 @@ class Store:
         else:
             remove.append("#closed")
         try:
-            self._call(
-                "update_item",
-                Key={"PK": {"S": buffer_key}, "SK": {"S": META}},
+            self.table.update(
+                name,
+                META,
                 UpdateExpression="SET " + ", ".join(sets) + " REMOVE " + ", ".join(remove),
                 ConditionExpression="#id = :id AND #state IN (:open, :closing)",
                 ExpressionAttributeNames=names,
@@ -458,137 +798,51 @@ class Store:
             return False
         return True
 
-    def put_items(self, items: list[dict[str, Any]]) -> None:
-        """Write items in batches of 25, retrying what DynamoDB leaves unprocessed. Raises StoreUnavailable."""
-        import time
+    def buffers_opened_before(self, cutoff: str, limit_per_shard: int) -> Iterator[Item]:
+        """Buffers on the open-buffer index opened before `cutoff` (each read again, consistently)."""
+        for shard in SHARDS:
+            keys, _ = self.table.query(
+                index="GSI3",
+                key_condition="#pk = :pk AND #sk < :cutoff",
+                names={"#pk": "GSI3PK", "#sk": "GSI3SK"},
+                values={":pk": f"CONCAT#{shard}", ":cutoff": cutoff},
+                limit=limit_per_shard,
+            )
+            for key in keys:
+                buffer = self._buffer(self.table.get(key["PK"], key["SK"]))
+                if buffer:
+                    yield buffer
 
-        from botocore.exceptions import BotoCoreError, ClientError
 
-        for start in range(0, len(items), 25):
-            requests = [{"PutRequest": {"Item": {k: self._to_dynamo(v) for k, v in i.items() if v is not None}}} for i in items[start : start + 25]]
-            pending: dict[str, Any] = {self.table_name: requests}
-            for attempt in range(6):
-                try:
-                    result = self.client.batch_write_item(RequestItems=pending)
-                except (BotoCoreError, ClientError) as exc:
-                    raise StoreUnavailable("DynamoDB batch_write_item failed") from exc
-                pending = result.get("UnprocessedItems") or {}
-                if not pending:
-                    break
-                time.sleep(0.05 * 2**attempt)
-            if pending:
-                raise StoreUnavailable("DynamoDB left writes unprocessed")
+class Store:
+    """The table and its repositories, built once per container (on Deps)."""
 
-    def put_item(self, item: dict[str, Any], *, if_absent: bool = False) -> bool:
-        """Put a raw item. With if_absent, returns False instead of overwriting."""
-        kwargs: dict[str, Any] = {"Item": {k: self._to_dynamo(v) for k, v in item.items() if v is not None}}
-        if if_absent:
-            kwargs["ConditionExpression"] = "attribute_not_exists(PK)"
-        try:
-            self._call("put_item", **kwargs)
-        except ConditionFailed:
-            return False
-        return True
+    def __init__(self, table_name: str, client: Any = None, ttl_seconds: int = 400 * 86400):
+        self.table = Table(table_name, client, ttl_seconds)
+        self.messages = MessageRepository(self.table)
+        self.lists = ListRepository(self.table)
+        self.events = EventArchive(self.table)
+        self.inbound = InboundRepository(self.table)
 
-    def get_item(self, pk: str, sk: str) -> dict[str, Any] | None:
-        result = self._call("get_item", Key={"PK": {"S": pk}, "SK": {"S": sk}}, ConsistentRead=True)
-        return self._from_dynamo(result.get("Item"))
+    @property
+    def client(self) -> Any:
+        return self.table.client
 
-    def delete_item(self, pk: str, sk: str) -> bool:
-        result = self._call("delete_item", Key={"PK": {"S": pk}, "SK": {"S": sk}}, ReturnValues="ALL_OLD")
-        return bool(result.get("Attributes"))
+    def idempotency_persistence(self) -> Any:
+        """Powertools' idempotency persistence layer on this table (its records: PK IDEM), sharing its client."""
+        from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 
-    def batch_get(self, keys: list[tuple[str, str]]) -> list[dict[str, Any]]:
-        request = {self.table_name: {"Keys": [{"PK": {"S": pk}, "SK": {"S": sk}} for pk, sk in keys], "ConsistentRead": True}}
-        from botocore.exceptions import BotoCoreError, ClientError
+        return DynamoDBPersistenceLayer(
+            table_name=self.table.table_name,
+            key_attr="PK",
+            sort_key_attr="SK",
+            static_pk_value="IDEM",
+            expiry_attr="ttl",
+            boto3_client=self.table.client,
+        )
 
-        try:
-            result = self.client.batch_get_item(RequestItems=request)
-        except (BotoCoreError, ClientError) as exc:
-            raise StoreUnavailable("DynamoDB batch_get_item failed") from exc
-        items = result.get("Responses", {}).get(self.table_name, [])
-        if result.get("UnprocessedKeys"):
-            # Rare (throttling): fall back to single reads rather than guess.
-            return [i for i in (self.get_item(pk, sk) for pk, sk in keys) if i]
-        return [self._from_dynamo(i) or {} for i in items]
-
-    def query(
-        self,
-        *,
-        index: str | None = None,
-        key_condition: str,
-        names: dict[str, str],
-        values: dict[str, Any],
-        filter_expression: str | None = None,
-        forward: bool = True,
-        limit: int | None = None,
-        start_key: dict[str, Any] | None = None,
-    ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
-        kwargs: dict[str, Any] = {
-            "KeyConditionExpression": key_condition,
-            "ExpressionAttributeNames": names,
-            "ExpressionAttributeValues": {k: self._to_dynamo(v) for k, v in values.items()},
-            "ScanIndexForward": forward,
-        }
-        if index:
-            kwargs["IndexName"] = index
-        if filter_expression:
-            kwargs["FilterExpression"] = filter_expression
-        if limit:
-            kwargs["Limit"] = limit
-        if start_key:
-            kwargs["ExclusiveStartKey"] = start_key
-        result = self._call("query", **kwargs)
-        items = [self._from_dynamo(i) or {} for i in result.get("Items", [])]
-        return items, result.get("LastEvaluatedKey")
-
-    def transact(self, writes: list[dict[str, Any]]) -> None:
-        """All-or-nothing writes. Each write is {"put": item, "if_absent": bool} or {"delete": (pk, sk), "if_present": bool}
-        or {"add": (pk, sk, attribute, number)}. Raises ConditionFailed if a condition does not hold."""
-        from botocore.exceptions import BotoCoreError, ClientError
-
-        items = []
-        for write in writes:
-            if "put" in write:
-                put: dict[str, Any] = {
-                    "TableName": self.table_name,
-                    "Item": {k: self._to_dynamo(v) for k, v in write["put"].items() if v is not None},
-                }
-                if write.get("if_absent"):
-                    put["ConditionExpression"] = "attribute_not_exists(PK)"
-                items.append({"Put": put})
-            elif "delete" in write:
-                pk, sk = write["delete"]
-                delete: dict[str, Any] = {"TableName": self.table_name, "Key": {"PK": {"S": pk}, "SK": {"S": sk}}}
-                if write.get("if_present"):
-                    delete["ConditionExpression"] = "attribute_exists(PK)"
-                items.append({"Delete": delete})
-            else:
-                pk, sk, attribute, number = write["add"]
-                items.append(
-                    {
-                        "Update": {
-                            "TableName": self.table_name,
-                            "Key": {"PK": {"S": pk}, "SK": {"S": sk}},
-                            "UpdateExpression": "ADD #a :n",
-                            "ExpressionAttributeNames": {"#a": attribute},
-                            "ExpressionAttributeValues": {":n": {"N": str(number)}},
-                        }
-                    }
-                )
-        try:
-            self.client.transact_write_items(TransactItems=items)
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "TransactionCanceledException":
-                reasons = [r.get("Code") for r in exc.response.get("CancellationReasons", [])]
-                if "ConditionalCheckFailed" in reasons:
-                    raise ConditionFailed(None) from exc
-            raise StoreUnavailable(f"DynamoDB transaction failed: {exc.response.get('Error', {}).get('Code')}") from exc
-        except BotoCoreError as exc:
-            raise StoreUnavailable("DynamoDB transaction failed") from exc
-
-    def deserialize_image(self, image: dict[str, Any]) -> dict[str, Any]:
-        return self._from_dynamo(image) or {}
+    def expiry(self, epoch_now: float) -> int:
+        return self.table.expiry(epoch_now)
 
 
 def bounded_entry(entry: dict[str, Any]) -> dict[str, Any]:
@@ -601,37 +855,8 @@ def bounded_entry(entry: dict[str, Any]) -> dict[str, Any]:
         if json_size(entry) <= ENTRY_LIMIT:
             return entry
         entry = {**entry, "detail": {"truncated": True}}
-    return bounded(entry, FIELD_LIMIT // 8)
-
-
-def _no_floats(value: Any) -> Any:
-    """DynamoDB wants Decimal, not float."""
-    from decimal import Decimal
-
-    if isinstance(value, float):
-        return Decimal(str(value))
-    if isinstance(value, dict):
-        return {k: _no_floats(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_no_floats(v) for v in value]
-    return value
-
-
-def _plain(value: Any) -> Any:
-    """Decimals back to int/float and sets to sorted lists, so items serialise as JSON."""
-    from decimal import Decimal
-
-    if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    if isinstance(value, (set, frozenset)):
-        return sorted(_plain(v) for v in value)
-    if isinstance(value, (bytes, bytearray)):
-        return bytes(value).hex()
-    return value
+    result: dict[str, Any] = bounded(entry, FIELD_LIMIT // 8)
+    return result
 
 
 def _placeholder(names: dict[str, str], attribute: str) -> str:

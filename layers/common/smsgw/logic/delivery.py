@@ -25,7 +25,6 @@ from smsgw.errors import GatewayError, ServiceUnavailable
 from smsgw.eseye_protocol import EseyeReply
 from smsgw.observability import count, logger
 
-LEASE_FIELDS = ("lease_owner", "lease_until")
 # Eseye's answers to a status request for a message_id it never received (535; 555 is its catch-all
 # for bad input, and the id is the only input a status request carries).
 UNKNOWN_MESSAGE_CODES = frozenset({535, 555})
@@ -51,7 +50,7 @@ def eseye_fields(message: dict[str, Any], deps: Deps) -> dict[str, str]:
 def record(
     deps: Deps,
     message: dict[str, Any],
-    target: str | None,
+    target: str,
     event: str,
     cause: str,
     *,
@@ -60,36 +59,47 @@ def record(
     sets: dict[str, Any] | None = None,
     **detail: Any,
 ) -> dict[str, Any]:
-    """Move `message` to `target` as `source` (eseye | gateway) reports it, or only note the event when
-    target is None, and return the stored item. `release` gives up the attempt lease in the same write.
+    """Move `message` to `target` as `source` (eseye | gateway) reports it, and return the stored message.
+    `release` gives up the attempt lease in the same write.
 
     If the move is no longer allowed (a receipt or a cancel got there first), the event is still noted
     in the history, and the status stays where it is.
     """
     detail = {k: v for k, v in detail.items() if v is not None}
     at = deps.now_iso()
-    remove = LEASE_FIELDS if release else ()
-    if target is not None:
-        source = source or models.FROM_GATEWAY
-        try:
-            return deps.store.update_message(
-                message["id"],
-                models.history_entry(at, event, target, cause, **detail),
-                status=target,
-                allowed_from=models.ALLOWED_FROM[target],
-                allowed_from_inferred=models.ALLOWED_FROM_INFERRED.get(target, ()) if source == models.FROM_ESEYE else (),
-                sets={**(sets or {}), "status_source": source},
-                remove=remove,
-            )
-        except ConditionFailed as exc:
-            current = exc.item or message
-            if not current.get("status"):
-                raise
-            message, cause = current, f"{cause} (status stays {current['status']})"
-    entry = bounded_entry(models.history_entry(at, event, message["status"], cause, **detail))
-    if not sets and not remove and models.repeats(entry, (message.get("history") or [None])[-1]):
+    try:
+        return deps.store.messages.transition(
+            message["id"],
+            target,
+            models.history_entry(at, event, target, cause, **detail),
+            source=source or models.FROM_GATEWAY,
+            release=release,
+            sets=sets,
+        )
+    except ConditionFailed as exc:
+        current = exc.item or message
+        if not current.get("status"):
+            raise
+    return note(deps, current, event, f"{cause} (status stays {current['status']})", release=release, sets=sets, **detail)
+
+
+def note(
+    deps: Deps,
+    message: dict[str, Any],
+    event: str,
+    cause: str,
+    *,
+    release: bool = False,
+    sets: dict[str, Any] | None = None,
+    **detail: Any,
+) -> dict[str, Any]:
+    """Add an event to the message's history without moving its status, and return the stored message.
+    `release` gives up the attempt lease in the same write. The same answer again adds nothing."""
+    detail = {k: v for k, v in detail.items() if v is not None}
+    entry = bounded_entry(models.history_entry(deps.now_iso(), event, message["status"], cause, **detail))
+    if not sets and not release and models.repeats(entry, (message.get("history") or [None])[-1]):
         return message  # the same answer again (a refresh loop, a repeated note): nothing to add
-    return deps.store.update_message(message["id"], entry, sets=sets, remove=remove)
+    return deps.store.messages.append_note(message["id"], entry, release=release, sets=sets)
 
 
 def backoff_seconds(attempt: int, base: int) -> int:
@@ -118,7 +128,7 @@ def claim(deps: Deps, message_id: str, owner: str, *, for_attempt: bool) -> Clai
     """Take the message's lease for `owner`. The claim is also the read. A message whose attempts ran
     out (and that no job is working on) ends `failed`."""
     try:
-        before, after = deps.store.claim_lease(
+        before, after = deps.store.messages.claim_attempt(
             message_id, owner, deps.now_iso(), lease_until(deps), for_attempt=for_attempt, max_attempts=deps.settings.send_max_attempts
         )
         return Claim(before, after)
@@ -164,10 +174,9 @@ def give_up_or_retry(deps: Deps, message: dict[str, Any], exc: EseyeUnavailable)
             eseye=exc.as_detail(),
         )
     delay = backoff_seconds(attempt, deps.settings.retry_base_delay_seconds)
-    updated = record(
+    updated = note(
         deps,
         message,
-        None,
         "retry_scheduled",
         f"Eseye unavailable ({exc.reason}); attempt {attempt + 1} of {limit} in {delay} s",
         release=True,
@@ -210,12 +219,12 @@ def apply_eseye_status(deps: Deps, message: dict[str, Any], reply: EseyeReply, e
     if reply.kind == "status":
         target = models.eseye_status_meaning(reply.status)
         cause = f"Eseye reports {reply.status!r}" + (f": {reply.description}" if reply.description else "")
+        if target is None:
+            return note(deps, message, event, cause, release=release, eseye=reply.as_detail())
         return record(deps, message, target, event, cause, source=models.FROM_ESEYE, release=release, eseye=reply.as_detail())
     if reply.kind == "error":
-        return record(
-            deps, message, None, event, f"Eseye error {reply.code}: {reply.description or ''}".strip(), release=release, eseye=reply.as_detail()
-        )
-    return record(deps, message, None, event, "Eseye gave an answer we could not read", release=release, eseye=reply.as_detail())
+        return note(deps, message, event, f"Eseye error {reply.code}: {reply.description or ''}".strip(), release=release, eseye=reply.as_detail())
+    return note(deps, message, event, "Eseye gave an answer we could not read", release=release, eseye=reply.as_detail())
 
 
 def probe(deps: Deps, message: dict[str, Any]) -> tuple[str, dict[str, Any]]:
@@ -230,9 +239,7 @@ def probe(deps: Deps, message: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     except EseyeUnavailable as exc:
         return "inconclusive", give_up_or_retry(deps, message, EseyeUnavailable(f"status probe: {exc.reason}", True, exc.http_status, exc.raw))
     if reply.kind == "error" and reply.code in UNKNOWN_MESSAGE_CODES:
-        noted = record(
-            deps, message, None, "eseye_probe", f"Eseye does not know the message (error {reply.code}); sending again", eseye=reply.as_detail()
-        )
+        noted = note(deps, message, "eseye_probe", f"Eseye does not know the message (error {reply.code}); sending again", eseye=reply.as_detail())
         return "unknown", noted
     if reply.kind == "status" or (reply.kind == "error" and reply.code is None and reply.description):
         # Any message status, or an error about the message itself (not a documented request error):
@@ -243,7 +250,7 @@ def probe(deps: Deps, message: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         cause = f"Eseye has the message and reports an error: {reply.description}"
         return "found", record(deps, message, models.FAILED, "eseye_probe", cause, source=models.FROM_ESEYE, release=True, eseye=reply.as_detail())
     # A documented request error (credentials, allowlist) or a page that is not Eseye's: ask again later.
-    message = record(deps, message, None, "eseye_probe", "Eseye's status answer does not say whether it has the message", eseye=reply.as_detail())
+    message = note(deps, message, "eseye_probe", "Eseye's status answer does not say whether it has the message", eseye=reply.as_detail())
     return "inconclusive", give_up_or_retry(deps, message, EseyeUnavailable("status probe inconclusive", True, reply.http_status, reply.raw))
 
 
@@ -280,7 +287,7 @@ def park_unknown_outcome(deps: Deps, message: dict[str, Any], exc: ServiceUnavai
     attempts = int(message.get("attempts", 1))
     cause = f"the outcome of attempt {attempts} was not recorded ({exc.message}); Eseye will be asked before any resend"
     try:
-        message = record(deps, message, None, "outcome_unknown", cause, release=True, sets={"may_be_at_eseye": True})
+        message = note(deps, message, "outcome_unknown", cause, release=True, sets={"may_be_at_eseye": True})
         delay = backoff_seconds(attempts, deps.settings.retry_base_delay_seconds)
     except ServiceUnavailable:
         delay = deps.settings.send_lease_seconds + 1  # our lease still stands: retry once it has run out

@@ -5,12 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from smsgw import models, validation
-from smsgw.adapters.store import ConditionFailed
 from smsgw.deps import Deps, default_deps
 from smsgw.errors import NotFound, ValidationFailed
 
 LIST_NAMES = ("allow", "block")
-COUNT_KEY = "#COUNT"
 
 
 def _check(list_name: str, msisdn: str) -> str:
@@ -21,12 +19,10 @@ def _check(list_name: str, msisdn: str) -> str:
 
 def refusal_reason(msisdn: str, deps: Deps) -> str | None:
     """Why traffic with `msisdn` is not allowed, or None. One read for both lists."""
-    found = deps.store.batch_get([("LIST#block", msisdn), ("LIST#allow", msisdn), ("LIST#allow", COUNT_KEY)])
-    keys = {(item["PK"], item["SK"]): item for item in found}
-    if ("LIST#block", msisdn) in keys:
+    blocked, allowed, allow_size = deps.store.lists.lookup(msisdn)
+    if blocked:
         return f"{msisdn} is on the blocklist"
-    allow_size = keys.get(("LIST#allow", COUNT_KEY), {}).get("size", 0)
-    if allow_size > 0 and ("LIST#allow", msisdn) not in keys:
+    if allow_size > 0 and not allowed:
         return f"{msisdn} is not on the allowlist"
     return None
 
@@ -34,7 +30,7 @@ def refusal_reason(msisdn: str, deps: Deps) -> str | None:
 def get_entry(list_name: str, msisdn: str, deps: Deps | None = None) -> dict[str, Any]:
     deps = deps or default_deps()
     digits = _check(list_name, msisdn)
-    item = deps.store.get_item(f"LIST#{list_name}", digits)
+    item = deps.store.lists.get(list_name, digits)
     if not item:
         raise NotFound(f"{digits} is not on the {list_name} list")
     return _view(item)
@@ -46,39 +42,17 @@ def put_entry(list_name: str, msisdn: str, actor: str, note: str | None = None, 
     digits = _check(list_name, msisdn)
     if note is not None and (not isinstance(note, str) or len(note) > validation.NOTE_MAX):
         raise ValidationFailed(f"note must be a string of at most {validation.NOTE_MAX} characters", {"note": note})
-    at = deps.now_iso()
-    item = {"PK": f"LIST#{list_name}", "SK": digits, "list": list_name, "msisdn": digits, "added_at": at, "added_by": actor, "note": note}
-    try:
-        deps.store.transact(
-            [
-                {"put": item, "if_absent": True},
-                {"add": (f"LIST#{list_name}", COUNT_KEY, "size", 1)},
-                {"put": _audit(list_name, digits, "added", actor, at)},
-            ]
-        )
-    except ConditionFailed:
+    entry = {"list": list_name, "msisdn": digits, "added_at": deps.now_iso(), "added_by": actor, "note": note}
+    if not deps.store.lists.add(entry):
         return False, get_entry(list_name, digits, deps)
-    return True, _view(item)
+    return True, _view(entry)
 
 
 def delete_entry(list_name: str, msisdn: str, actor: str, deps: Deps | None = None) -> None:
     deps = deps or default_deps()
     digits = _check(list_name, msisdn)
-    at = deps.now_iso()
-    try:
-        deps.store.transact(
-            [
-                {"delete": (f"LIST#{list_name}", digits), "if_present": True},
-                {"add": (f"LIST#{list_name}", COUNT_KEY, "size", -1)},
-                {"put": _audit(list_name, digits, "removed", actor, at)},
-            ]
-        )
-    except ConditionFailed as exc:
-        raise NotFound(f"{digits} is not on the {list_name} list") from exc
-
-
-def _audit(list_name: str, digits: str, action: str, actor: str, at: str) -> dict[str, Any]:
-    return {"PK": f"LISTLOG#{list_name}", "SK": f"{at}#{digits}#{action}", "msisdn": digits, "action": action, "actor": actor, "at": at}
+    if not deps.store.lists.remove(list_name, digits, actor, deps.now_iso()):
+        raise NotFound(f"{digits} is not on the {list_name} list")
 
 
 def _view(item: dict[str, Any]) -> dict[str, Any]:

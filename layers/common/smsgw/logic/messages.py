@@ -11,7 +11,7 @@ from smsgw.deps import Deps, default_deps
 from smsgw.errors import Conflict, NotFound, ServiceUnavailable, UpstreamError
 from smsgw.eseye_protocol import EseyeReply
 from smsgw.logic import delivery
-from smsgw.logic.delivery import apply_eseye_status, record
+from smsgw.logic.delivery import apply_eseye_status, note, record
 from smsgw.observability import follow
 
 # Cancel answers that confirm a cancel. The reference lists no `cancelled` status; the Messaging API
@@ -25,7 +25,7 @@ def load(message_id: str, deps: Deps) -> dict[str, Any]:
     if not models.MESSAGE_ID_PATTERN.match(message_id or ""):
         raise NotFound(f"no message with id {message_id!r}: ids are 32 lowercase hex characters")
     follow(message_id)
-    item = deps.store.get_message(message_id)
+    item = deps.store.messages.get(message_id)
     if not item or not item.get("status"):
         raise NotFound(f"no message with id {message_id}")
     return item
@@ -43,7 +43,7 @@ def get_message(message_id: str, refresh: bool = False, deps: Deps | None = None
     try:
         reply = deps.eseye.status(message_id)
     except EseyeUnavailable as exc:
-        message = record(deps, message, None, "refresh", f"Eseye status request failed: {exc.reason}", eseye=exc.as_detail())
+        message = note(deps, message, "refresh", f"Eseye status request failed: {exc.reason}", eseye=exc.as_detail())
         return {**models.public_view(message), "refresh": {"ok": False, "reason": exc.reason}}
     message = apply_eseye_status(deps, message, reply, "refresh")
     outcome = {"ok": reply.kind == "status", "eseye_status": reply.status, "eseye_code": reply.code}
@@ -66,13 +66,10 @@ def cancel_message(message_id: str, deps: Deps | None = None) -> dict[str, Any]:
     if message["status"] == models.PENDING and not message.get("may_be_at_eseye"):
         try:  # never at Eseye and no attempt under way: one conditional write
             return models.public_view(
-                deps.store.update_message(
+                deps.store.messages.cancel_untouched(
                     message_id,
                     models.history_entry(deps.now_iso(), "cancel", models.CANCELLED, "cancelled before Eseye accepted it"),
-                    status=models.CANCELLED,
-                    allowed_from=(models.PENDING,),
-                    sets={"status_source": models.FROM_GATEWAY},
-                    untouched_by_attempts_at=deps.now_iso(),
+                    deps.now_iso(),
                 )
             )
         except ConditionFailed as exc:
@@ -93,7 +90,7 @@ def cancel_message(message_id: str, deps: Deps | None = None) -> dict[str, Any]:
     try:
         reply = deps.eseye.cancel(message_id)
     except EseyeUnavailable as exc:
-        record(deps, message, None, "cancel", f"Eseye cancel request failed: {exc.reason}", eseye=exc.as_detail())
+        note(deps, message, "cancel", f"Eseye cancel request failed: {exc.reason}", eseye=exc.as_detail())
         raise ServiceUnavailable(
             "Eseye could not be reached to cancel the message; it is unchanged, try again", {"status": message["status"]}
         ) from exc

@@ -10,6 +10,7 @@ import json
 from typing import Any
 
 from smsgw import limits, models
+from smsgw.adapters.store import item_keys
 from smsgw.observability import count, logger
 
 MT_STATUS = "sms.mt.status"
@@ -109,16 +110,11 @@ def fit(event: dict[str, Any]) -> dict[str, Any]:
     return {**event, "data": minimal, "body": event_body({**event, "data": minimal})}
 
 
-def archive_item(event: dict[str, Any], ttl: int) -> dict[str, Any]:
-    """An event as stored for replay: hour buckets keep any one partition's write rate modest."""
-    return {
-        "PK": f"EVT#{event['time'][:13]}",
-        "SK": f"{event['time']}#{event['id']}",
-        "type": event["type"],
-        "msisdn": event["msisdn"],
-        "event": event_body(event),
-        "ttl": ttl,
-    }
+def archive_item(event: dict[str, Any], ttl: int) -> models.ArchivedEvent:
+    """An event as the archive keeps it for replay, in time order."""
+    return models.ArchivedEvent(
+        position=f"{event['time']}#{event['id']}", type=event["type"], msisdn=event["msisdn"], body=event_body(event), ttl=ttl
+    )
 
 
 def set_aside_note(reason: str, sequence: str, event: dict[str, Any] | None = None, **detail: Any) -> dict[str, Any]:
@@ -155,9 +151,9 @@ def publish_changes(
             if event:
                 pending.append((record_id, fit(event)))
         except Exception as exc:  # one unreadable record must not fail its neighbours
-            aside.append(_unreadable(record_id, {"PK": new.get("PK"), "SK": new.get("SK")}, exc))
+            aside.append(_unreadable(record_id, item_keys(new), exc))
     if store is not None and pending:
-        store.put_items([archive_item(event, ttl) for _, event in pending])
+        store.events.append([archive_item(event, ttl) for _, event in pending])
     outcome = publisher.publish_all([event for _, event in pending])
     retry = {record_id for record_id, event in pending if event["id"] in outcome.retry}
     aside += [set_aside_note("sns_refused", r, event, **outcome.refused[event["id"]]) for r, event in pending if event["id"] in outcome.refused]
@@ -197,8 +193,8 @@ def handle_stream_batch(records: list[dict[str, Any]], deps: Any = None) -> dict
         image = record.get("dynamodb", {})
         sequence = image.get("SequenceNumber", "")
         try:
-            new = deps.store.deserialize_image(image.get("NewImage") or {})
-            old = deps.store.deserialize_image(image["OldImage"]) if image.get("OldImage") else None
+            new = deps.store.messages.from_stream_image(image.get("NewImage") or {})
+            old = deps.store.messages.from_stream_image(image["OldImage"]) if image.get("OldImage") else None
         except Exception as exc:  # as above
             unreadable.append(_unreadable(sequence, image.get("Keys") or {}, exc))
             continue

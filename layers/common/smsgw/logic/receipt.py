@@ -36,14 +36,13 @@ def process_receipt(receipt: dict[str, str], deps: Deps | None = None) -> str:
             _note(deps, message_id, receipt, key, cause)
             count("ReceiptUnknownStatus")
             return "ignored"
-        deps.store.update_message(
+        deps.store.messages.transition(
             message_id,
+            target,
             _entry(deps, target, cause, receipt),
-            status=target,
-            allowed_from=models.ALLOWED_FROM[target],
-            allowed_from_inferred=models.ALLOWED_FROM_INFERRED.get(target, ()),
+            source=models.FROM_ESEYE,
             receipt_key=key,
-            sets={"last_receipt": receipt, "status_source": models.FROM_ESEYE},
+            sets={"last_receipt": receipt},
         )
         count("Delivered" if target == models.DELIVERED else "DeliveryFailed")
         return "applied"
@@ -51,7 +50,7 @@ def process_receipt(receipt: dict[str, str], deps: Deps | None = None) -> str:
         current = exc.item
     if not current or not current.get("status"):
         ttl = int(deps.clock().timestamp()) + deps.settings.orphan_receipt_retention_days * 86400
-        stored = deps.store.store_orphan_receipt(message_id, {**receipt, "received_at": deps.now_iso()}, key, ttl)
+        stored = deps.store.messages.keep_orphan_receipt(message_id, {**receipt, "received_at": deps.now_iso()}, key, ttl)
         logger.info("receipt for a message not stored yet", extra={"message_id": message_id})
         return "orphaned" if stored else "duplicate"
     if key in (current.get("receipt_keys") or []):
@@ -66,11 +65,11 @@ def process_receipt(receipt: dict[str, str], deps: Deps | None = None) -> str:
 def _note(deps: Deps, message_id: str, receipt: dict[str, Any], key: str, cause: str, status: str | None = None) -> dict[str, Any]:
     """Keep a receipt in the history without moving the status."""
     if status is None:
-        current = deps.store.get_message(message_id)
+        current = deps.store.messages.get(message_id)
         if not current or not current.get("status"):
             raise ConditionFailed(current)
         status = current["status"]
-    return deps.store.update_message(message_id, _entry(deps, status, cause, receipt), receipt_key=key)
+    return deps.store.messages.append_note(message_id, _entry(deps, status, cause, receipt), receipt_key=key)
 
 
 def apply_orphans(message: dict[str, Any], deps: Deps) -> dict[str, Any]:
@@ -79,17 +78,16 @@ def apply_orphans(message: dict[str, Any], deps: Deps) -> dict[str, Any]:
         target = RECEIPT_MEANING.get(str(receipt.get("status", "")).lower())
         cause = f"receipt {receipt.get('status')!r} received before the message was stored"
         if target and models.can_move(message["status"], target, models.FROM_ESEYE, message.get("status_source")):
-            message = deps.store.update_message(
+            message = deps.store.messages.transition(
                 message["id"],
+                target,
                 _entry(deps, target, cause, receipt),
-                status=target,
-                allowed_from=models.ALLOWED_FROM[target],
-                allowed_from_inferred=models.ALLOWED_FROM_INFERRED.get(target, ()),
-                sets={"status_source": models.FROM_ESEYE},
-                remove=("orphan_receipts", "lease_owner", "lease_until"),
+                source=models.FROM_ESEYE,
+                release=True,
+                drop_orphan_receipts=True,
             )
         else:
-            message = deps.store.update_message(
-                message["id"], _entry(deps, message["status"], cause + " (not applied)", receipt), remove=("orphan_receipts",)
+            message = deps.store.messages.append_note(
+                message["id"], _entry(deps, message["status"], cause + " (not applied)", receipt), drop_orphan_receipts=True
             )
     return message

@@ -13,10 +13,9 @@ from datetime import timedelta
 
 from smsgw import models
 from smsgw.deps import Deps, default_deps
-from smsgw.logic.delivery import record
+from smsgw.logic.delivery import note
 from smsgw.observability import count
 
-SHARDS = "0123456789abcdef"
 STALE_AFTER = timedelta(minutes=20)  # longer than the longest retry backoff (15 min)
 
 
@@ -25,22 +24,14 @@ def reconcile_pending(deps: Deps | None = None, stale_after: timedelta = STALE_A
     deps = deps or default_deps()
     cutoff = models.iso(deps.clock() - stale_after)
     scheduled = 0
-    for shard in SHARDS:
-        items, _ = deps.store.query(
-            index="GSI3",
-            key_condition="#pk = :pk AND #sk < :cutoff",
-            names={"#pk": "GSI3PK", "#sk": "GSI3SK"},
-            values={":pk": f"PENDING#{shard}", ":cutoff": cutoff},
-            limit=limit,
-        )
-        for item in items:
-            message = deps.store.get_message(item["PK"].removeprefix("MSG#"))
-            if not message or message.get("status") != models.PENDING or message.get("updated_at", "") >= cutoff:
-                continue  # moved on, or a retry is at work on it
-            attempt = int(message.get("attempts", 0)) + 1
-            record(deps, message, None, "reconcile", f"pending with no retry in progress; attempt {attempt} scheduled (Eseye asked first)")
-            deps.retry_queue.schedule({"id": message["id"], "attempt": attempt, "ambiguous": True}, 0)
-            scheduled += 1
+    for message_id in deps.store.messages.stale_pending(cutoff, limit):
+        message = deps.store.messages.get(message_id)
+        if not message or message.get("status") != models.PENDING or message.get("updated_at", "") >= cutoff:
+            continue  # moved on, or a retry is at work on it
+        attempt = int(message.get("attempts", 0)) + 1
+        note(deps, message, "reconcile", f"pending with no retry in progress; attempt {attempt} scheduled (Eseye asked first)")
+        deps.retry_queue.schedule({"id": message["id"], "attempt": attempt, "ambiguous": True}, 0)
+        scheduled += 1
     if scheduled:
         count("StalePendingRescheduled", scheduled)
     return scheduled

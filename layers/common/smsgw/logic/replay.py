@@ -67,26 +67,20 @@ def replay_events(body: Any, deps: Deps | None = None) -> dict[str, Any]:
         bucket = models.iso(hour)[:13]
         # Filters are applied here, so a filtered replay reads whole pages rather than one item per query.
         batch = min(PAGE if kind or digits else limit - len(found), reads)
-        items, start = deps.store.query(
-            key_condition="#pk = :pk AND #sk BETWEEN :low AND :high",
-            names={"#pk": "PK", "#sk": "SK"},
-            values={":pk": f"EVT#{bucket}", ":low": position, ":high": high},
-            limit=batch,
-            start_key=_exclusive(bucket, position),
-        )
-        reads, queries = reads - len(items), queries - 1
-        for item in items:
+        archived, more = deps.store.events.page(bucket, position, high, batch)
+        reads, queries = reads - len(archived), queries - 1
+        for item in archived:
             if len(found) >= limit:
-                start = True  # the rest of this page is for the next request
+                more = True  # the rest of this page is for the next request
                 break
-            position = item["SK"]
-            event = json.loads(item["event"])
+            position = item.position
+            event = json.loads(item.body)
             # The archive may hold an event twice (a publisher retry); publish it once per request.
-            if event["id"] in seen or (kind and item["type"] != kind) or (digits and item["msisdn"] != digits):
+            if event["id"] in seen or (kind and item.type != kind) or (digits and item.msisdn != digits):
                 continue
             seen.add(event["id"])
-            found.append({**event, "msisdn": item["msisdn"]})
-        if start:
+            found.append({**event, "msisdn": item.msisdn})
+        if more:
             continue  # more in this hour
         hour += timedelta(hours=1)
         # The next hour's items all sort after its bare prefix, and nothing at all is left past `until`.
@@ -100,11 +94,6 @@ def replay_events(body: Any, deps: Deps | None = None) -> dict[str, Any]:
 
 def _position(after: str | None) -> dict[str, str] | None:
     return {"after": after} if after is not None else None
-
-
-def _exclusive(bucket: str, after: str) -> dict[str, Any] | None:
-    """Resume strictly after `after` (an SK, or an hour prefix that no item equals)."""
-    return {"PK": {"S": f"EVT#{bucket}"}, "SK": {"S": after}} if after[13:] else None
 
 
 def _resume_after(deps: Deps, binding: dict[str, Any], cursor: Any, low: str, high: str) -> str:

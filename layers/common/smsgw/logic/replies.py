@@ -1,7 +1,7 @@
 """Tie a device's reply to the command that asked for it.
 
-A send with `expect_reply_within` waits on a sparse index (GSI2, partition REPLYWAIT, sorted by
-deadline). The first MO from that MSISDN inside the window claims the oldest waiting command; a
+A send with `expect_reply_within` waits for a reply until its deadline (the message repository keeps
+waiting commands by deadline). The first MO from that MSISDN inside the window claims the oldest waiting command; a
 scheduled sweeper marks the commands whose window passed, and the publisher turns that change into
 an `sms.mt.reply_timeout` event.
 """
@@ -16,38 +16,24 @@ from smsgw.adapters.store import ConditionFailed
 from smsgw.deps import Deps, default_deps
 from smsgw.observability import count
 
-WAITING = "REPLYWAIT"
 CANDIDATES = 25  # newest messages of the MSISDN looked at for a waiting command
 
 
-def waiting_fields(created: Any, window_seconds: int | None, message_id: str) -> dict[str, Any]:
+def waiting_fields(created: Any, window_seconds: int | None) -> dict[str, Any]:
+    """The fields of a new command that waits `window_seconds` for a reply (none if it waits for none)."""
     if not window_seconds:
         return {}
     deadline = models.iso(created + timedelta(seconds=window_seconds))
-    return {"reply_deadline": deadline, "reply_state": "waiting", "GSI2PK": WAITING, "GSI2SK": f"{deadline}#{message_id}"}
+    return {"reply_deadline": deadline, "reply_state": "waiting"}
 
 
 def claim_command(sender: str, mo_id: str, deps: Deps) -> str | None:
     """Link the MO `mo_id` to the oldest command to `sender` still waiting for a reply. Returns its id."""
     now = deps.now_iso()
-    items, _ = deps.store.query(
-        index="GSI1",
-        key_condition="#pk = :pk",
-        names={"#pk": "GSI1PK", "#dir": "direction", "#wait": "GSI2PK"},
-        values={":pk": f"MSISDN#{sender}", ":mt": "mt"},
-        filter_expression="#dir = :mt AND attribute_exists(#wait)",
-        forward=False,
-        limit=CANDIDATES,
-    )
+    items = deps.store.messages.waiting_replies(sender, CANDIDATES)
     for command in sorted((i for i in items if i.get("reply_deadline", "") >= now), key=lambda i: i["created_at"]):
         try:
-            deps.store.update_message(
-                command["id"],
-                models.history_entry(now, "reply", command["status"], f"reply received: MO {mo_id}"),
-                sets={"reply_id": mo_id, "reply_state": "replied"},
-                remove=("GSI2PK", "GSI2SK"),
-                require=("GSI2PK",),
-            )
+            deps.store.messages.link_reply(command["id"], models.history_entry(now, "reply", command["status"], f"reply received: MO {mo_id}"), mo_id)
         except ConditionFailed as exc:
             if exc.item and exc.item.get("reply_id") == mo_id:
                 return command["id"]  # the same MO, delivered again
@@ -61,22 +47,12 @@ def sweep_timeouts(deps: Deps | None = None, limit: int = 500) -> int:
     """Mark commands whose reply window has passed. Returns how many timed out."""
     deps = deps or default_deps()
     now = deps.now_iso()
-    items, _ = deps.store.query(
-        index="GSI2",
-        key_condition="#pk = :pk AND #sk < :now",
-        names={"#pk": "GSI2PK", "#sk": "GSI2SK"},
-        values={":pk": WAITING, ":now": now},
-        limit=limit,
-    )
+    items = deps.store.messages.replies_due(now, limit)
     timed_out = 0
     for command in items:
         try:
-            deps.store.update_message(
-                command["id"],
-                models.history_entry(now, "reply_timeout", command["status"], "no reply within the window"),
-                sets={"reply_state": "timed_out"},
-                remove=("GSI2PK", "GSI2SK"),
-                require=("GSI2PK",),
+            deps.store.messages.time_out_reply(
+                command["id"], models.history_entry(now, "reply_timeout", command["status"], "no reply within the window")
             )
             timed_out += 1
         except ConditionFailed:

@@ -202,12 +202,7 @@ def new_message(
         "lease_until": delivery.lease_until(deps),
         "may_be_at_eseye": True,
         "history": [models.history_entry(at, "accepted", models.PENDING, "accepted by the API")],
-        "GSI1PK": f"MSISDN#{request.to}",
-        "GSI1SK": f"{at}#{message_id}",
-        "GSI3PK": f"PENDING#{message_id[-1]}",
-        "GSI3SK": f"{at}#{message_id}",
-        "ttl": deps.store.expiry(moment.timestamp()),
-        **replies.waiting_fields(moment, request.expect_reply_within, message_id),
+        **replies.waiting_fields(moment, request.expect_reply_within),
     }
 
 
@@ -230,7 +225,7 @@ def send_message(body: Any, receipt_base: str, dry_run: bool = False, deps: Deps
     owner = delivery.new_lease_owner()
     item = new_message(request, analysis, payload, receipt_base, deps, message_id, owner, body_hash)
     try:
-        message = deps.store.create_message(item)
+        message = deps.store.messages.create(item)
     except ConditionFailed as exc:
         existing = exc.item or {}
         if existing.get("created_at") == item["created_at"] and existing.get("lease_owner") == owner:
@@ -265,7 +260,7 @@ def _resume(existing: dict[str, Any], body_hash: str, body: Any, receipt_base: s
         return _result(existing)
     claimed = delivery.claim(deps, existing["id"], delivery.new_lease_owner(), for_attempt=True)
     if claimed.after is None or claimed.before is None:  # another job is at work on it, or it just moved on
-        return _result(deps.store.get_message(existing["id"]) or existing)
+        return _result(deps.store.messages.get(existing["id"]) or existing)
     return _result(delivery.attempt(deps, claimed.after, ask_first=bool(claimed.before.get("may_be_at_eseye"))))
 
 
@@ -299,16 +294,9 @@ _IDEMPOTENT_SENDERS: dict[int, Any] = {}
 def _idempotent_send(deps: Deps) -> Any:
     if id(deps) in _IDEMPOTENT_SENDERS:
         return _IDEMPOTENT_SENDERS[id(deps)]
-    from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer, IdempotencyConfig, idempotent_function
+    from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
 
-    persistence = DynamoDBPersistenceLayer(
-        table_name=deps.settings.table_name,
-        key_attr="PK",
-        sort_key_attr="SK",
-        static_pk_value="IDEM",
-        expiry_attr="ttl",
-        boto3_client=deps.store.client,
-    )
+    persistence = deps.store.idempotency_persistence()
     config = IdempotencyConfig(event_key_jmespath="key", payload_validation_jmespath="request", expires_after_seconds=IDEMPOTENCY_WINDOW_SECONDS)
 
     @idempotent_function(data_keyword_argument="command", persistence_store=persistence, config=config)

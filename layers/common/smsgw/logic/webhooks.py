@@ -117,15 +117,15 @@ def quarantine(request: WebhookRequest, reason: str, deps: Deps) -> str:
     moment = deps.clock()
     at = models.iso(moment)
     entry_id = uuid.uuid4().hex
-    deps.store.put_item(
+    deps.store.inbound.quarantine(
+        at,
+        entry_id,
         {
-            "PK": f"Q#{at[:10]}",
-            "SK": f"{at}#{entry_id}",
             "reason": reason[:256],
             "request": _capped(request.raw(), request.body),
             "received_at": at,
             "ttl": int(moment.timestamp()) + deps.settings.quarantine_retention_days * 86400,
-        }
+        },
     )
     count("WebhookQuarantined")
     logger.warning("webhook request quarantined", extra={"reason": reason, "quarantine_id": entry_id, "kind": request.kind})
@@ -187,7 +187,6 @@ def receive_receipt(token: str, request: WebhookRequest, deps: Deps | None = Non
 # Every step is a conditional write on the buffer, so parts arriving at once are stored once.
 
 BUFFER_OPEN, BUFFER_CLOSING, BUFFER_CLOSED = "open", "closing", "closed"
-BUFFER_SHARDS = "0123456789abcdef"
 LEGACY_BUFFER = "legacy"
 _BUFFER_TRIES = 6
 
@@ -273,12 +272,9 @@ def _store_mo(
         "parts": parts,
         "in_reply_to": in_reply_to,
         "history": [models.history_entry(at, "received", status, refusal or cause)],
-        "GSI1PK": f"MSISDN#{sender}" if sender else "MSISDN#unknown",
-        "GSI1SK": f"{at}#{message_id}",
-        "ttl": deps.store.expiry(moment.timestamp()),
     }
     try:
-        deps.store.create_message(item)
+        deps.store.messages.create(item)
     except ConditionFailed:
         return "duplicate"
     count("MoBlocked" if refusal else "MoReceived")
@@ -291,11 +287,9 @@ def _window(deps: Deps) -> timedelta:
     return timedelta(hours=deps.settings.concat_window_hours)
 
 
-def _new_buffer(buffer_key: str, total: int, moment: datetime) -> dict[str, Any]:
-    """The fields a buffer starts a message with; GSI3 (sparse, 16 shards) lists open buffers by age for the sweep."""
-    opened = models.iso(moment)
-    shard = hashlib.sha256(buffer_key.encode()).hexdigest()[-1]
-    return {"buffer_id": uuid.uuid4().hex, "total": total, "opened_at": opened, "GSI3PK": f"CONCAT#{shard}", "GSI3SK": f"{opened}#{buffer_key}"}
+def _new_buffer(total: int, moment: datetime) -> dict[str, Any]:
+    """The fields a buffer starts a message with (the repository lists open buffers by age for the sweep)."""
+    return {"buffer_id": uuid.uuid4().hex, "total": total, "opened_at": models.iso(moment)}
 
 
 def _held(buffer: dict[str, Any]) -> list[dict[str, Any]]:
@@ -309,21 +303,21 @@ def _is_whole(buffer: dict[str, Any]) -> bool:
 def _store_part(message: dict[str, Any], concat: tuple[int, int, int], part_id: str, deps: Deps) -> str:
     """Keep one part of a concatenated MO; once every part is here, store the whole message once and close the buffer.
     Raises StoreUnavailable if the buffer keeps changing under us (Eseye then delivers the part again)."""
-    from smsgw.adapters.store import META, ConditionFailed
+    from smsgw.adapters.store import ConditionFailed
     from smsgw.errors import StoreUnavailable
 
     reference, total, sequence = concat
-    buffer_key = f"CONCAT#{message.get('from') or 'unknown'}#{reference}#{total}"
+    buffer_key = deps.store.inbound.buffer_name(message.get("from"), reference, total)
     part = {**message, "sequence": sequence, "received_at": deps.now_iso()}
     for _ in range(_BUFFER_TRIES):
         moment = deps.clock()
         opened_after = models.iso(moment - _window(deps))
-        fresh = _new_buffer(buffer_key, total, moment)
+        fresh = _new_buffer(total, moment)
         ttl = int(moment.timestamp()) + deps.settings.concat_buffer_retention_days * 86400  # a token holder's leftovers go in days
         try:
-            buffer = deps.store.add_part(buffer_key, sequence, part, ttl, part_id=part_id, opened_after=opened_after, new_buffer=fresh)
+            buffer = deps.store.inbound.add_part(buffer_key, sequence, part, ttl, part_id=part_id, opened_after=opened_after, new_buffer=fresh)
         except ConditionFailed as exc:
-            buffer = exc.item or deps.store.get_item(buffer_key, META)
+            buffer = exc.item or deps.store.inbound.get_buffer(buffer_key)
             if buffer is None:
                 continue  # gone meanwhile (TTL): start again
             if part_id in buffer.get("closed_ids", ()):
@@ -335,7 +329,7 @@ def _store_part(message: dict[str, Any], concat: tuple[int, int, int], part_id: 
                 continue
             if state == BUFFER_CLOSED:
                 try:
-                    deps.store.reopen_buffer(buffer_key, buffer["buffer_id"], sequence, part, ttl, fresh)
+                    deps.store.inbound.reopen_buffer(buffer_key, buffer["buffer_id"], sequence, part, ttl, fresh)
                 except ConditionFailed:
                     continue  # another part of the new message reopened it first: join that one
                 return "part_stored"
@@ -366,10 +360,8 @@ def _adopt_legacy(buffer: dict[str, Any], deps: Deps) -> None:
 
     parts = _held(buffer)
     opened = min((p["received_at"] for p in parts), default=deps.now_iso())
-    fresh = _new_buffer(buffer["PK"], int(buffer["PK"].rsplit("#", 1)[1]), deps.clock())
-    fresh.update(buffer_id=LEGACY_BUFFER, opened_at=opened, GSI3SK=f"{opened}#{buffer['PK']}", part_count=len(parts))
     with contextlib.suppress(ConditionFailed):  # adopted meanwhile
-        deps.store.adopt_buffer(buffer["PK"], fresh)
+        deps.store.inbound.adopt_buffer(buffer["name"], {"buffer_id": LEGACY_BUFFER, "opened_at": opened, "part_count": len(parts)})
 
 
 def _finish_buffer(buffer: dict[str, Any], deps: Deps) -> str | None:
@@ -378,11 +370,11 @@ def _finish_buffer(buffer: dict[str, Any], deps: Deps) -> str | None:
     of storing it, or None when the buffer changed meanwhile (the caller looks again)."""
     from smsgw.adapters.store import ConditionFailed
 
-    buffer_key, buffer_id, total = buffer["PK"], buffer["buffer_id"], int(buffer["total"])
+    buffer_key, buffer_id, total = buffer["name"], buffer["buffer_id"], int(buffer["total"])
     whole = _is_whole(buffer)
     if buffer.get("state") == BUFFER_OPEN and not whole:
         try:
-            buffer = deps.store.freeze_buffer(buffer_key, buffer_id, int(buffer.get("part_count", 0)))
+            buffer = deps.store.inbound.freeze_buffer(buffer_key, buffer_id, int(buffer.get("part_count", 0)))
         except ConditionFailed:
             return None
     parts = _held(buffer)
@@ -413,7 +405,7 @@ def _finish_buffer(buffer: dict[str, Any], deps: Deps) -> str | None:
         fresh = buffer.get("opened_at", "") >= models.iso(deps.clock() - _window(deps))
         outcome = _store_mo(message_id, message, deps, parts=received, cause=cause, link_reply=fresh)
     closed_ids = [p["eseye_message_id"] for p in parts if p.get("eseye_message_id")]
-    deps.store.close_buffer(buffer_key, buffer_id, [p["sequence"] for p in parts], closed_ids, message_id)
+    deps.store.inbound.close_buffer(buffer_key, buffer_id, [p["sequence"] for p in parts], closed_ids, message_id)
     return outcome
 
 
@@ -423,18 +415,9 @@ def publish_stale_buffers(deps: Deps | None = None, limit: int = 100) -> int:
     deps = deps or default_deps()
     cutoff = models.iso(deps.clock() - _window(deps))
     published = 0
-    for shard in BUFFER_SHARDS:
-        keys, _ = deps.store.query(
-            index="GSI3",
-            key_condition="#pk = :pk AND #sk < :cutoff",
-            names={"#pk": "GSI3PK", "#sk": "GSI3SK"},
-            values={":pk": f"CONCAT#{shard}", ":cutoff": cutoff},
-            limit=limit,
-        )
-        for key in keys:
-            buffer = deps.store.get_item(key["PK"], key["SK"])
-            if not buffer or buffer.get("state") not in (BUFFER_OPEN, BUFFER_CLOSING) or buffer.get("opened_at", "") >= cutoff:
-                continue  # closed or reused meanwhile
-            if _finish_buffer(buffer, deps) in ("stored", "blocked"):
-                published += 1
+    for buffer in deps.store.inbound.buffers_opened_before(cutoff, limit):
+        if buffer.get("state") not in (BUFFER_OPEN, BUFFER_CLOSING) or buffer.get("opened_at", "") >= cutoff:
+            continue  # closed or reused meanwhile
+        if _finish_buffer(buffer, deps) in ("stored", "blocked"):
+            published += 1
     return published

@@ -48,3 +48,15 @@ def test_the_check_would_catch_a_key_or_an_expression():
     ]
     # Then each is caught
     assert [s for s in samples if not TABLE_TERMS.search(s)] == []
+
+
+def test_the_readme_shows_the_key_design_as_the_repositories_write_it():
+    import smsgw.adapters.store as store
+
+    # Given the key design, written once in the repositories' docstring
+    doc = store.__doc__ or ""
+    written = doc[doc.index("  record ") : doc.index("\nAccess:")].rstrip("\n")
+    # Then the README's architecture section shows exactly that
+    readme = (LOGIC.parents[3] / "README.md").read_text()
+    shown = readme[readme.index("<!-- key-design:start -->") : readme.index("<!-- key-design:end -->")]
+    assert shown.split("```")[1].strip("\n") == written

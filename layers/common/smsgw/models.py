@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any
 
@@ -174,6 +174,27 @@ def public_view(item: dict[str, Any]) -> dict[str, Any]:
 
 
 @dataclass(frozen=True)
+class ListEntry:
+    """An MSISDN on the allowlist or the blocklist."""
+
+    list: str  # allow | block
+    msisdn: str  # digits
+    added_at: str
+    added_by: str
+    note: str | None = None
+
+    @classmethod
+    def from_item(cls, item: Mapping[str, Any]) -> ListEntry:
+        note = item.get("note")
+        return cls(str(item["list"]), str(item["msisdn"]), str(item["added_at"]), str(item["added_by"]), None if note is None else str(note))
+
+    def to_item(self) -> dict[str, Any]:
+        """The stored attributes; also what the API shows of an entry (None left out)."""
+        item = {"list": self.list, "msisdn": self.msisdn, "added_at": self.added_at, "added_by": self.added_by, "note": self.note}
+        return {k: v for k, v in item.items() if v is not None}
+
+
+@dataclass(frozen=True)
 class ArchivedEvent:
     """A published event as the archive keeps it for POST /events/replay. `position` orders the archive:
     `<time>#<event id>`; `body` is the event's JSON exactly as SNS carried it."""
@@ -195,3 +216,103 @@ class ArchivedEvent:
 
     def to_item(self) -> dict[str, Any]:
         return {"type": self.type, "msisdn": self.msisdn, "event": self.body, "ttl": self.ttl}
+
+
+@dataclass(frozen=True)
+class Message(Mapping[str, Any]):
+    """A stored message (MT or MO, by `direction`), typed, and immutable: a change is a new record the
+    repository returns. `from_item`/`to_item` convert to and from the stored attributes (the table's keys
+    are the repository's business and never appear here); `public_view` is what the API and the events show.
+
+    It also reads as a read-only mapping of its stored attributes (`message["status"]`, `.get`), so
+    code can move to the typed fields one module at a time. A field that is None is not stored.
+    A receipt-only placeholder (receipts that came before their message) has no `status`.
+    """
+
+    id: str
+    direction: str | None = None  # mt | mo
+    to: str | None = None
+    from_: str | None = None  # stored as `from`
+    source: str | None = None
+    destination: str | None = None
+    text: str | None = None
+    data: str | None = None
+    data_coding: str | None = None
+    encoding: str | None = None
+    length: int | None = None
+    status: str | None = None
+    status_source: str | None = None  # eseye | gateway
+    client_ref: str | None = None
+    created_at: str | None = None
+    updated_at: str | None = None
+    expires_at: str | None = None
+    eseye_code: int | None = None
+    eseye_description: str | None = None
+    attempts: int | None = None
+    status_callback: str | None = None
+    expect_reply_within: int | None = None
+    reply_deadline: str | None = None
+    reply_state: str | None = None  # waiting | replied | timed_out
+    reply_id: str | None = None
+    in_reply_to: str | None = None
+    parts: list[dict[str, Any]] | None = None
+    incomplete: bool | None = None
+    history: list[dict[str, Any]] | None = None
+    history_dropped: int | None = None
+    # Internal: never shown by the API or the events.
+    eseye_message_id: str | None = None
+    eseye_expiry: str | None = None
+    eseye_payload: dict[str, str] | None = None
+    receipt_base: str | None = None
+    request_hash: str | None = None
+    lease_owner: str | None = None
+    lease_until: str | None = None
+    may_be_at_eseye: bool | None = None
+    last_receipt: dict[str, Any] | None = None
+    receipt_keys: list[str] | None = None
+    orphan_receipts: list[dict[str, Any]] | None = None
+    ttl: int | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)  # attributes this version does not know
+
+    @classmethod
+    def from_item(cls, item: Mapping[str, Any]) -> Message:
+        known = {f.name for f in fields(cls)} - {"extra"}
+        values: dict[str, Any] = {}
+        extra: dict[str, Any] = {}
+        for name, value in item.items():
+            attribute = _FIELD_OF.get(name, name)
+            if attribute in known and name not in _FIELD_OF.values():
+                values[attribute] = value
+            else:
+                extra[name] = value
+        return cls(**values, extra=extra)
+
+    def to_item(self) -> dict[str, Any]:
+        """The stored attributes (None left out), in field order."""
+        item = {_ATTRIBUTE_OF.get(f.name, f.name): getattr(self, f.name) for f in fields(self) if f.name != "extra"}
+        item.update(self.extra)
+        return {name: value for name, value in item.items() if value is not None}
+
+    def public_view(self) -> dict[str, Any]:
+        """The message as the API and the events show it."""
+        return public_view(self.to_item())
+
+    # --- a read-only mapping of the stored attributes ------------------------------------------
+    def __getitem__(self, name: str) -> Any:
+        attribute = _FIELD_OF.get(name, name)
+        renamed_or_unknown = name in _ATTRIBUTE_OF or attribute not in _FIELD_NAMES
+        value = self.extra.get(name) if renamed_or_unknown else getattr(self, attribute)
+        if value is None:
+            raise KeyError(name)
+        return value
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.to_item())
+
+    def __len__(self) -> int:
+        return len(self.to_item())
+
+
+_ATTRIBUTE_OF = {"from_": "from"}  # field -> stored attribute, where a Python name cannot be the attribute's
+_FIELD_OF = {attribute: name for name, attribute in _ATTRIBUTE_OF.items()}
+_FIELD_NAMES = frozenset(f.name for f in fields(Message)) - {"extra"}

@@ -38,6 +38,7 @@ buffer holds part_<n> attributes, a closed one the Eseye ids of the parts it las
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
@@ -92,6 +93,16 @@ def _domain(item: Item | None) -> Item | None:
     return {k: v for k, v in item.items() if k not in KEY_FIELDS}
 
 
+def _message(item: Item | None) -> models.Message | None:
+    """A message item as the typed record. A receipt-only placeholder has no `id` attribute: its key gives it."""
+    if not item:
+        return None
+    fields = _domain(item) or {}
+    if "id" not in fields and str(item.get("PK", "")).startswith("MSG#"):
+        fields["id"] = str(item["PK"]).removeprefix("MSG#")
+    return models.Message.from_item(fields)
+
+
 class MessageRepository:
     """MT and MO messages, their statuses, history, attempt lease, receipts and reply waits."""
 
@@ -102,12 +113,18 @@ class MessageRepository:
         return self.table.update(_message_pk(message_id), META, **kwargs)
 
     def _failed(self, exc: ConditionFailed) -> ConditionFailed:
-        return ConditionFailed(_domain(exc.item))
+        return ConditionFailed(_message(exc.item))
+
+    def _one(self, item: Item) -> models.Message:
+        message = _message(item)
+        if message is None:  # DynamoDB returns the item for ALL_NEW / ALL_OLD on a condition that needs it
+            raise StoreUnavailable("DynamoDB returned no item")
+        return message
 
     # --- reads -----------------------------------------------------------------------------------
-    def get(self, message_id: str) -> Item | None:
+    def get(self, message_id: str) -> models.Message | None:
         """The message (or a receipt-only placeholder, which has no `status`), or None."""
-        return _domain(self.table.get(_message_pk(message_id), META))
+        return _message(self.table.get(_message_pk(message_id), META))
 
     def for_msisdn(
         self,
@@ -119,7 +136,7 @@ class MessageRepository:
         status: str | None,
         limit: int,
         after: dict[str, Any] | None,
-    ) -> tuple[list[Item], dict[str, Any] | None]:
+    ) -> tuple[list[models.Message], dict[str, Any] | None]:
         """One page of a SIM's messages (both directions), newest first, created within since..until and
         matching direction/status. DynamoDB's Limit counts items read before the filters, so `limit` bounds
         the read too. Returns the messages and the position to resume after (None at the end)."""
@@ -147,7 +164,7 @@ class MessageRepository:
             limit=limit,
             start_key=after,
         )
-        return [_domain(i) or {} for i in items], last
+        return [self._one(i) for i in items], last
 
     @staticmethod
     def msisdn_scope(digits: str) -> str:
@@ -168,7 +185,7 @@ class MessageRepository:
                 raise InvalidCursor()
         return dict(position)
 
-    def waiting_replies(self, digits: str, limit: int) -> list[Item]:
+    def waiting_replies(self, digits: str, limit: int) -> list[models.Message]:
         """The newest `limit` messages of a SIM that are MT commands still waiting for a reply."""
         items, _ = self.table.query(
             index="GSI1",
@@ -179,9 +196,9 @@ class MessageRepository:
             forward=False,
             limit=limit,
         )
-        return [_domain(i) or {} for i in items]
+        return [self._one(i) for i in items]
 
-    def replies_due(self, now: str, limit: int) -> list[Item]:
+    def replies_due(self, now: str, limit: int) -> list[models.Message]:
         """Commands whose reply window ended before `now`, oldest deadline first."""
         items, _ = self.table.query(
             index="GSI2",
@@ -190,7 +207,7 @@ class MessageRepository:
             values={":pk": REPLY_WAIT, ":now": now},
             limit=limit,
         )
-        return [_domain(i) or {} for i in items]
+        return [self._one(i) for i in items]
 
     def stale_pending(self, created_before: str, limit_per_shard: int) -> Iterator[str]:
         """Ids of messages still on the pending index that were created before `created_before`."""
@@ -206,14 +223,15 @@ class MessageRepository:
                 yield str(item["PK"]).removeprefix("MSG#")
 
     # --- writes ----------------------------------------------------------------------------------
-    def create(self, message: Mapping[str, Any]) -> Item:
+    def create(self, message: Mapping[str, Any]) -> models.Message:
         """Store a new message, with its index entries and expiry. An orphan placeholder (receipts that came
         first) is merged, not overwritten.
 
         Returns the stored message, including any `orphan_receipts` the caller must now apply.
         Raises ConditionFailed (with the stored message) if a message with this id already exists.
         """
-        fields = {**message, **self._index_fields(message)}
+        stored_fields = message.to_item() if isinstance(message, models.Message) else dict(message)
+        fields = {**stored_fields, **self._index_fields(stored_fields)}
         names, values, sets = {"#status": "status"}, {}, []
         for index, (name, value) in enumerate(fields.items()):
             if value is None:
@@ -233,7 +251,7 @@ class MessageRepository:
             )
         except ConditionFailed as exc:
             raise self._failed(exc) from exc
-        return _domain(stored) or {}
+        return self._one(stored)
 
     def _index_fields(self, message: Mapping[str, Any]) -> dict[str, Any]:
         message_id, created = str(message["id"]), str(message["created_at"])
@@ -257,7 +275,7 @@ class MessageRepository:
         sets: Mapping[str, Any] | None = None,
         receipt_key: str | None = None,
         drop_orphan_receipts: bool = False,
-    ) -> Item:
+    ) -> models.Message:
         """Move the message to `to` as `source` (eseye | gateway) reports it, forward only: from one of
         models.ALLOWED_FROM[to], or, when Eseye reports it, from models.ALLOWED_FROM_INFERRED[to] if the
         gateway only inferred that status. Appends `entry` to the history in the same conditional write.
@@ -278,7 +296,7 @@ class MessageRepository:
             receipt_key=receipt_key,
         )
 
-    def cancel_untouched(self, message_id: str, entry: Mapping[str, Any], now: str) -> Item:
+    def cancel_untouched(self, message_id: str, entry: Mapping[str, Any], now: str) -> models.Message:
         """Cancel a pending message that no attempt holds (at `now`) and that no attempt may have brought
         to Eseye: what a cancel that never calls Eseye needs. Raises ConditionFailed (with the message) otherwise."""
         return self._change(
@@ -299,23 +317,23 @@ class MessageRepository:
         sets: Mapping[str, Any] | None = None,
         receipt_key: str | None = None,
         drop_orphan_receipts: bool = False,
-    ) -> Item:
+    ) -> models.Message:
         """Add `entry` to the history without moving the status (with release/sets/receipt_key/
         drop_orphan_receipts as in `transition`). Raises ConditionFailed if there is no such message, or
         the receipt was recorded before."""
         remove = (*(LEASE_FIELDS if release else ()), *(("orphan_receipts",) if drop_orphan_receipts else ()))
         return self._change(message_id, entry, sets=sets, remove=remove, receipt_key=receipt_key)
 
-    def link_reply(self, command_id: str, entry: Mapping[str, Any], reply_id: str) -> Item:
+    def link_reply(self, command_id: str, entry: Mapping[str, Any], reply_id: str) -> models.Message:
         """Mark a waiting command as answered by the MO `reply_id` and take it off the reply-wait index.
         Raises ConditionFailed (with the command) if it no longer waits (another MO, or its timeout, came first)."""
         return self._stop_waiting(command_id, entry, {"reply_id": reply_id, "reply_state": "replied"})
 
-    def time_out_reply(self, command_id: str, entry: Mapping[str, Any]) -> Item:
+    def time_out_reply(self, command_id: str, entry: Mapping[str, Any]) -> models.Message:
         """Mark a waiting command as timed out. Raises ConditionFailed if a reply came first."""
         return self._stop_waiting(command_id, entry, {"reply_state": "timed_out"})
 
-    def _stop_waiting(self, command_id: str, entry: Mapping[str, Any], sets: dict[str, Any]) -> Item:
+    def _stop_waiting(self, command_id: str, entry: Mapping[str, Any], sets: dict[str, Any]) -> models.Message:
         return self._change(command_id, entry, sets=sets, remove=("GSI2PK", "GSI2SK"), require=("GSI2PK",))
 
     def _change(
@@ -331,7 +349,7 @@ class MessageRepository:
         remove: tuple[str, ...] = (),
         require: tuple[str, ...] = (),
         untouched_by_attempts_at: str | None = None,
-    ) -> Item:
+    ) -> models.Message:
         """Append `entry` to the message's history and apply the change, atomically and conditionally.
         A message that leaves `pending` leaves the pending index in the same write."""
         entry = bounded_entry(dict(entry))
@@ -396,7 +414,7 @@ class MessageRepository:
             )
         except ConditionFailed as exc:
             raise self._failed(exc) from exc
-        return _domain(self._trim_history(message_id, item)) or {}
+        return self._one(self._trim_history(message_id, item))
 
     def _trim_history(self, message_id: str, item: Item) -> Item:
         """Once a history passes HISTORY_LIMIT, keep its first entry and its latest HISTORY_TRIM_TO - 1,
@@ -441,7 +459,9 @@ class MessageRepository:
         except (ConditionFailed, StoreUnavailable):
             return item
 
-    def claim_attempt(self, message_id: str, owner: str, now: str, until: str, *, for_attempt: bool, max_attempts: int = 0) -> tuple[Item, Item]:
+    def claim_attempt(
+        self, message_id: str, owner: str, now: str, until: str, *, for_attempt: bool, max_attempts: int = 0
+    ) -> tuple[models.Message, models.Message]:
         """Take a pending message's attempt lease, so that only one job at a time talks to Eseye about it.
 
         for_attempt: the lease is for an attempt that may send. It counts the attempt on the message (at
@@ -478,10 +498,10 @@ class MessageRepository:
             )
         except ConditionFailed as exc:
             raise self._failed(exc) from exc
-        before = _domain(stored) or {}
-        after = {**before, "lease_owner": owner, "lease_until": until}
+        before = self._one(stored)
+        after = dataclasses.replace(before, lease_owner=owner, lease_until=until)
         if for_attempt:
-            after.update(attempts=int(before.get("attempts", 0)) + 1, may_be_at_eseye=True)
+            after = dataclasses.replace(after, attempts=int(before.attempts or 0) + 1, may_be_at_eseye=True)
         return before, after
 
     def keep_orphan_receipt(self, message_id: str, receipt: Mapping[str, Any], receipt_key: str, ttl: int) -> bool:
@@ -540,25 +560,25 @@ class ListRepository:
         size = int(keys.get(("LIST#allow", self.COUNT), {}).get("size", 0))
         return ("LIST#block", digits) in keys, ("LIST#allow", digits) in keys, size
 
-    def get(self, list_name: str, digits: str) -> Item | None:
+    def get(self, list_name: str, digits: str) -> models.ListEntry | None:
         item = self.table.get(f"LIST#{list_name}", digits)
-        return {k: v for k, v in item.items() if k not in KEY_FIELDS} if item else None
+        return models.ListEntry.from_item(item) if item else None
 
-    def add(self, entry: Mapping[str, Any]) -> bool:
-        """Add an entry (list, msisdn, added_at, added_by, note) with its audit record and the list's size.
-        Returns False, changing nothing, if the MSISDN is on the list already."""
-        list_name, digits = str(entry["list"]), str(entry["msisdn"])
+    def add(self, entry: models.ListEntry) -> bool:
+        """Add an entry with its audit record and the list's size. Returns False, changing nothing, if the
+        MSISDN is on the list already."""
+        list_name, digits = entry.list, entry.msisdn
         try:
             self.table.transact(
                 [
                     {
                         "Put": {
-                            "Item": self.table.serialize_item({"PK": f"LIST#{list_name}", "SK": digits, **entry}),
+                            "Item": self.table.serialize_item({"PK": f"LIST#{list_name}", "SK": digits, **entry.to_item()}),
                             "ConditionExpression": "attribute_not_exists(PK)",
                         }
                     },
                     self._count(list_name, 1),
-                    self._audit(list_name, digits, "added", str(entry["added_by"]), str(entry["added_at"])),
+                    self._audit(list_name, digits, "added", entry.added_by, entry.added_at),
                 ]
             )
         except ConditionFailed:

@@ -11,6 +11,7 @@ Exactly once to Eseye rests on three rules:
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import uuid
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from smsgw.adapters.store import ConditionFailed, bounded_entry
 from smsgw.deps import Deps
 from smsgw.errors import GatewayError, ServiceUnavailable
 from smsgw.eseye_protocol import EseyeReply
+from smsgw.models import Message
 from smsgw.observability import count, logger
 
 # Eseye's answers to a status request for a message_id it never received (535; 555 is its catch-all
@@ -34,7 +36,7 @@ def receipt_url(base_url: str, token: str) -> str:
     return f"{base_url.rstrip('/')}/webhooks/{token}/receipt"
 
 
-def eseye_fields(message: dict[str, Any], deps: Deps) -> dict[str, str]:
+def eseye_fields(message: Message, deps: Deps) -> dict[str, str]:
     """The mtsmsapi form fields for a stored message (credentials are added by the client)."""
     fields = {"destination": message["to"], "message_id": message["id"], **message["eseye_payload"]}
     tokens = deps.secrets.get().webhook_tokens
@@ -49,7 +51,7 @@ def eseye_fields(message: dict[str, Any], deps: Deps) -> dict[str, str]:
 
 def record(
     deps: Deps,
-    message: dict[str, Any],
+    message: Message,
     target: str,
     event: str,
     cause: str,
@@ -58,7 +60,7 @@ def record(
     release: bool = False,
     sets: dict[str, Any] | None = None,
     **detail: Any,
-) -> dict[str, Any]:
+) -> Message:
     """Move `message` to `target` as `source` (eseye | gateway) reports it, and return the stored message.
     `release` gives up the attempt lease in the same write.
 
@@ -85,14 +87,14 @@ def record(
 
 def note(
     deps: Deps,
-    message: dict[str, Any],
+    message: Message,
     event: str,
     cause: str,
     *,
     release: bool = False,
     sets: dict[str, Any] | None = None,
     **detail: Any,
-) -> dict[str, Any]:
+) -> Message:
     """Add an event to the message's history without moving its status, and return the stored message.
     `release` gives up the attempt lease in the same write. The same answer again adds nothing."""
     detail = {k: v for k, v in detail.items() if v is not None}
@@ -119,8 +121,8 @@ def new_lease_owner() -> str:
 class Claim:
     """A claim's outcome: the message before and after the lease was taken, or why it was not."""
 
-    before: dict[str, Any] | None = None
-    after: dict[str, Any] | None = None
+    before: Message | None = None
+    after: Message | None = None
     refused: str = ""  # unknown | skipped:<status> | not_claimed | retries_exhausted
 
 
@@ -154,7 +156,7 @@ def claim(deps: Deps, message_id: str, owner: str, *, for_attempt: bool) -> Clai
     return Claim(refused="retries_exhausted")
 
 
-def give_up_or_retry(deps: Deps, message: dict[str, Any], exc: EseyeUnavailable) -> dict[str, Any]:
+def give_up_or_retry(deps: Deps, message: Message, exc: EseyeUnavailable) -> Message:
     """Eseye gave no usable answer: schedule the next attempt, or fail the message once attempts run out.
     Raises ServiceUnavailable if the retry could not be scheduled (the reconciler will find the message)."""
     attempt, limit = int(message.get("attempts", 1)), deps.settings.send_max_attempts
@@ -188,7 +190,7 @@ def give_up_or_retry(deps: Deps, message: dict[str, Any], exc: EseyeUnavailable)
     return updated
 
 
-def apply_send_reply(deps: Deps, message: dict[str, Any], reply: EseyeReply) -> dict[str, Any]:
+def apply_send_reply(deps: Deps, message: Message, reply: EseyeReply) -> Message:
     attempt = int(message.get("attempts", 1))
     logger.info("Eseye answered", extra={"attempt": attempt, "eseye_kind": reply.kind, "eseye_code": reply.code})
     if reply.kind == "ok":
@@ -214,7 +216,7 @@ def apply_send_reply(deps: Deps, message: dict[str, Any], reply: EseyeReply) -> 
     return give_up_or_retry(deps, message, unreadable)
 
 
-def apply_eseye_status(deps: Deps, message: dict[str, Any], reply: EseyeReply, event: str, *, release: bool = False) -> dict[str, Any]:
+def apply_eseye_status(deps: Deps, message: Message, reply: EseyeReply, event: str, *, release: bool = False) -> Message:
     """Record what an Eseye status or cancel answer says about a message, moving it where Eseye's word allows."""
     if reply.kind == "status":
         target = models.eseye_status_meaning(reply.status)
@@ -227,7 +229,7 @@ def apply_eseye_status(deps: Deps, message: dict[str, Any], reply: EseyeReply, e
     return note(deps, message, event, "Eseye gave an answer we could not read", release=release, eseye=reply.as_detail())
 
 
-def probe(deps: Deps, message: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+def probe(deps: Deps, message: Message) -> tuple[str, Message]:
     """Ask Eseye whether it has a message an earlier attempt may have reached, under the lease.
 
     Returns ("unknown", message) when Eseye does not know the id and it must be sent, ("found", message)
@@ -254,7 +256,7 @@ def probe(deps: Deps, message: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     return "inconclusive", give_up_or_retry(deps, message, EseyeUnavailable("status probe inconclusive", True, reply.http_status, reply.raw))
 
 
-def attempt(deps: Deps, message: dict[str, Any], *, ask_first: bool = False) -> dict[str, Any]:
+def attempt(deps: Deps, message: Message, *, ask_first: bool = False) -> Message:
     """One attempt on a message whose lease we hold: ask Eseye first if an earlier attempt may have
     reached it, then send. Returns the stored item after the outcome is recorded.
 
@@ -278,7 +280,7 @@ def attempt(deps: Deps, message: dict[str, Any], *, ask_first: bool = False) -> 
         return park_unknown_outcome(deps, message, exc)
 
 
-def park_unknown_outcome(deps: Deps, message: dict[str, Any], exc: ServiceUnavailable) -> dict[str, Any]:
+def park_unknown_outcome(deps: Deps, message: Message, exc: ServiceUnavailable) -> Message:
     """The store or the retry queue failed mid-attempt, so what Eseye did is not recorded. Leave the
     message pending, marked as maybe at Eseye, with a probe-first retry. Raises `exc` if not even the
     retry could be scheduled: the reconciler finds the message, and a retried request resumes it."""
@@ -295,4 +297,4 @@ def park_unknown_outcome(deps: Deps, message: dict[str, Any], exc: ServiceUnavai
         deps.retry_queue.schedule({"id": message["id"], "attempt": attempts + 1, "ambiguous": True}, delay)
     except ServiceUnavailable:
         raise exc from None
-    return {**message, "status": models.PENDING}
+    return dataclasses.replace(message, status=models.PENDING)

@@ -33,7 +33,7 @@ def get_entry(list_name: str, msisdn: str, deps: Deps | None = None) -> dict[str
     item = deps.store.lists.get(list_name, digits)
     if not item:
         raise NotFound(f"{digits} is not on the {list_name} list")
-    return _view(item)
+    return item.to_item()
 
 
 def put_entry(list_name: str, msisdn: str, actor: str, note: str | None = None, deps: Deps | None = None) -> tuple[bool, dict[str, Any]]:
@@ -42,10 +42,10 @@ def put_entry(list_name: str, msisdn: str, actor: str, note: str | None = None, 
     digits = _check(list_name, msisdn)
     if note is not None and (not isinstance(note, str) or len(note) > validation.NOTE_MAX):
         raise ValidationFailed(f"note must be a string of at most {validation.NOTE_MAX} characters", {"note": note})
-    entry = {"list": list_name, "msisdn": digits, "added_at": deps.now_iso(), "added_by": actor, "note": note}
+    entry = models.ListEntry(list_name, digits, deps.now_iso(), actor, note)
     if not deps.store.lists.add(entry):
         return False, get_entry(list_name, digits, deps)
-    return True, _view(entry)
+    return True, entry.to_item()
 
 
 def delete_entry(list_name: str, msisdn: str, actor: str, deps: Deps | None = None) -> None:
@@ -53,7 +53,3 @@ def delete_entry(list_name: str, msisdn: str, actor: str, deps: Deps | None = No
     digits = _check(list_name, msisdn)
     if not deps.store.lists.remove(list_name, digits, actor, deps.now_iso()):
         raise NotFound(f"{digits} is not on the {list_name} list")
-
-
-def _view(item: dict[str, Any]) -> dict[str, Any]:
-    return {k: item[k] for k in ("list", "msisdn", "added_at", "added_by", "note") if item.get(k) is not None}

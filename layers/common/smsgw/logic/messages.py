@@ -12,6 +12,7 @@ from smsgw.errors import Conflict, NotFound, ServiceUnavailable, UpstreamError
 from smsgw.eseye_protocol import EseyeReply
 from smsgw.logic import delivery
 from smsgw.logic.delivery import apply_eseye_status, note, record
+from smsgw.models import Message
 from smsgw.observability import follow
 
 # Cancel answers that confirm a cancel. The reference lists no `cancelled` status; the Messaging API
@@ -20,7 +21,7 @@ from smsgw.observability import follow
 CANCEL_CONFIRMED = frozenset({"cancelling", "cancelled"})
 
 
-def load(message_id: str, deps: Deps) -> dict[str, Any]:
+def load(message_id: str, deps: Deps) -> Message:
     """The stored message. Raises NotFound for a malformed or unknown id (and for receipt-only placeholders)."""
     if not models.MESSAGE_ID_PATTERN.match(message_id or ""):
         raise NotFound(f"no message with id {message_id!r}: ids are 32 lowercase hex characters")
@@ -105,7 +106,7 @@ def cancel_message(message_id: str, deps: Deps | None = None) -> dict[str, Any]:
     )
 
 
-def _cancelled_by_eseye(message: dict[str, Any], reply: EseyeReply, deps: Deps, release: bool = False) -> dict[str, Any]:
+def _cancelled_by_eseye(message: Message, reply: EseyeReply, deps: Deps, release: bool = False) -> Message:
     cause = f"cancelled through Eseye (Eseye status {reply.status!r})"
     message = record(deps, message, models.CANCELLED, "cancel", cause, source=models.FROM_ESEYE, release=release, eseye=reply.as_detail())
     if message["status"] != models.CANCELLED:
@@ -113,14 +114,14 @@ def _cancelled_by_eseye(message: dict[str, Any], reply: EseyeReply, deps: Deps, 
     return message
 
 
-def _not_cancelled(reply: EseyeReply, message: dict[str, Any]) -> Conflict:
+def _not_cancelled(reply: EseyeReply, message: Message) -> Conflict:
     return Conflict(
         f"Eseye did not cancel the message: Eseye reports it {reply.status}",
         {"eseye_status": reply.status, "eseye_description": reply.description, "status": message["status"]},
     )
 
 
-def _cancel_pending(message: dict[str, Any], deps: Deps) -> dict[str, Any]:
+def _cancel_pending(message: Message, deps: Deps) -> Message:
     """Cancel a pending message whose lease we hold. If an earlier attempt may have reached Eseye, Eseye
     is asked to cancel too; when its answer settles nothing the cancel is the gateway's inference."""
     if not message.get("may_be_at_eseye"):

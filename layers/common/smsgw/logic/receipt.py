@@ -7,6 +7,7 @@ from typing import Any
 from smsgw import models
 from smsgw.adapters.store import ConditionFailed
 from smsgw.deps import Deps, default_deps
+from smsgw.models import Message
 from smsgw.observability import count, logger
 
 RECEIPT_MEANING = {"delivered": models.DELIVERED, "failed": models.FAILED}
@@ -62,7 +63,7 @@ def process_receipt(receipt: dict[str, str], deps: Deps | None = None) -> str:
     return "ignored"
 
 
-def _note(deps: Deps, message_id: str, receipt: dict[str, Any], key: str, cause: str, status: str | None = None) -> dict[str, Any]:
+def _note(deps: Deps, message_id: str, receipt: dict[str, Any], key: str, cause: str, status: str | None = None) -> Message:
     """Keep a receipt in the history without moving the status."""
     if status is None:
         current = deps.store.messages.get(message_id)
@@ -72,7 +73,7 @@ def _note(deps: Deps, message_id: str, receipt: dict[str, Any], key: str, cause:
     return deps.store.messages.append_note(message_id, _entry(deps, status, cause, receipt), receipt_key=key)
 
 
-def apply_orphans(message: dict[str, Any], deps: Deps) -> dict[str, Any]:
+def apply_orphans(message: Message, deps: Deps) -> Message:
     """Apply receipts that arrived before the message was stored."""
     for receipt in message.get("orphan_receipts") or []:
         target = RECEIPT_MEANING.get(str(receipt.get("status", "")).lower())

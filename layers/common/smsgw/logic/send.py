@@ -171,39 +171,41 @@ def new_message(
     message_id: str,
     lease_owner: str,
     body_hash: str,
-) -> dict[str, Any]:
+) -> models.Message:
     moment = deps.clock()
     at = models.iso(moment)
-    return {
-        "id": message_id,
-        "direction": "mt",
-        "to": request.to,
-        "source": request.source,
-        "text": request.text,
-        "data": payload.get("short_message") if request.data is not None else None,
-        "data_coding": request.data_coding,
-        "encoding": analysis.encoding,
-        "length": analysis.length,
-        "status": models.PENDING,
-        "status_source": models.FROM_GATEWAY,
-        "client_ref": request.client_ref,
-        "status_callback": request.status_callback,
-        "expect_reply_within": request.expect_reply_within,
-        "created_at": at,
-        "updated_at": at,
-        "expires_at": models.iso(request.expires_at) if request.expires_at else None,
-        "eseye_expiry": _eseye_expiry(request.expires_at),
-        "eseye_payload": payload,
-        "receipt_base": receipt_base,
-        "request_hash": body_hash,
-        # The first attempt's lease is taken in the create itself: no extra write on the common path.
-        "attempts": 1,
-        "lease_owner": lease_owner,
-        "lease_until": delivery.lease_until(deps),
-        "may_be_at_eseye": True,
-        "history": [models.history_entry(at, "accepted", models.PENDING, "accepted by the API")],
-        **replies.waiting_fields(moment, request.expect_reply_within),
-    }
+    return models.Message.from_item(
+        {
+            "id": message_id,
+            "direction": "mt",
+            "to": request.to,
+            "source": request.source,
+            "text": request.text,
+            "data": payload.get("short_message") if request.data is not None else None,
+            "data_coding": request.data_coding,
+            "encoding": analysis.encoding,
+            "length": analysis.length,
+            "status": models.PENDING,
+            "status_source": models.FROM_GATEWAY,
+            "client_ref": request.client_ref,
+            "status_callback": request.status_callback,
+            "expect_reply_within": request.expect_reply_within,
+            "created_at": at,
+            "updated_at": at,
+            "expires_at": models.iso(request.expires_at) if request.expires_at else None,
+            "eseye_expiry": _eseye_expiry(request.expires_at),
+            "eseye_payload": payload,
+            "receipt_base": receipt_base,
+            "request_hash": body_hash,
+            # The first attempt's lease is taken in the create itself: no extra write on the common path.
+            "attempts": 1,
+            "lease_owner": lease_owner,
+            "lease_until": delivery.lease_until(deps),
+            "may_be_at_eseye": True,
+            "history": [models.history_entry(at, "accepted", models.PENDING, "accepted by the API")],
+            **replies.waiting_fields(moment, request.expect_reply_within),
+        }
+    )
 
 
 def send_message(body: Any, receipt_base: str, dry_run: bool = False, deps: Deps | None = None, scoped_key: str | None = None) -> ApiResult:

@@ -274,7 +274,7 @@ def _store_mo(
         "history": [models.history_entry(at, "received", status, refusal or cause)],
     }
     try:
-        deps.store.messages.create(item)
+        deps.store.messages.create(models.Message.from_item(item))
     except ConditionFailed:
         return "duplicate"
     count("MoBlocked" if refusal else "MoReceived")

@@ -55,12 +55,11 @@ def reset_caches() -> None:
     """Forget everything a cold start builds, as a new Lambda container would."""
     from smsgw import config, deps
     from smsgw.adapters import aws
-    from smsgw.logic import send
 
+    # Everything else a container builds once lives on its Deps, which goes with default_deps.
     config.settings.cache_clear()
     deps.default_deps.cache_clear()
     aws.client.cache_clear()
-    send._IDEMPOTENT_SENDERS.clear()
 
 
 @dataclass

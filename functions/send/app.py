@@ -8,7 +8,7 @@ app = http.resolver()
 
 @app.post("/messages")
 def post_message():
-    result = send.submit(
+    outcome = send.submit(
         http.json_body(app),
         http.api_base_url(app),
         dry_run=http.query_flag(app, "dry_run"),
@@ -16,7 +16,7 @@ def post_message():
         caller=http.caller_identity(app),
         lambda_context=app.lambda_context,
     )
-    return http.json_response(result.status_code, result.body)
+    return http.send_response(outcome)
 
 
 lambda_handler = http.handler(app)

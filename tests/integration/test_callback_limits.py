@@ -76,8 +76,8 @@ def servers():
 
 @pytest.fixture
 def deliverer(stack):
-    """deliver_record with the CallbacksFunction's own settings, a short deadline, and a clean circuit breaker."""
-    callbacks._BREAKER.__init__()
+    """deliver_record with the CallbacksFunction's own settings, a short deadline, and a clean circuit breaker
+    (a fresh Deps: a new container)."""
     deps = stack.deps("CallbacksFunction")
 
     def deliver(url: str, deadline: float = 1.0, local: bool = True, ports=frozenset({443}), receive_count: int = 1):
@@ -97,7 +97,6 @@ def deliverer(stack):
             return "failed", time.monotonic() - started
 
     yield deliver
-    callbacks._BREAKER.__init__()
 
 
 @pytest.fixture

@@ -36,6 +36,7 @@ class Settings:
     callback_allowed_ports: frozenset[int] = frozenset({443})
     max_body_bytes: int = 16 * 1024
     concat_window_hours: float = 24.0  # how long the parts of a long MO wait for the rest
+    detailed_tracing: bool = False  # the X-Ray SDK's subsegments (observability.py says what it costs)
 
     @classmethod
     def from_env(cls, env: dict[str, str] | os._Environ = os.environ) -> Settings:
@@ -64,6 +65,7 @@ class Settings:
             callback_deadline_seconds=float(env.get("CALLBACK_DEADLINE_SECONDS", cls.callback_deadline_seconds)),
             callback_allowed_ports=frozenset(int(p) for p in env.get("CALLBACK_ALLOWED_PORTS", "443").split(",") if p.strip()),
             concat_window_hours=float(env.get("CONCAT_WINDOW_HOURS", cls.concat_window_hours)),
+            detailed_tracing=env.get("DETAILED_TRACING", "false").lower() == "true",
         )
 
 

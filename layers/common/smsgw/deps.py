@@ -4,18 +4,23 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from smsgw import models
 from smsgw.adapters.eseye import Credentials, EseyeClient
 from smsgw.adapters.events import EventPublisher
-from smsgw.adapters.queue import RetryQueue
+from smsgw.adapters.queue import RedeliveryQueue, RetryQueue
 from smsgw.adapters.secrets import CursorKeys, SecretSource
 from smsgw.adapters.store import Store
 from smsgw.config import Settings, settings
 from smsgw.cursor import CursorCodec
+
+if TYPE_CHECKING:
+    from smsgw.adapters.outbound import CallbackPoster
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -28,10 +33,33 @@ class Deps:
     events: EventPublisher
     callback_secret: SecretSource
     cursors: CursorCodec
+    callback_queue: RedeliveryQueue
     clock: Callable[[], datetime] = models.now
+    # What a use case builds on first use and keeps for the container's life (the idempotent runner, the
+    # callback breaker, the tracer): on the Deps, so a new Deps (a new container, a test) starts afresh.
+    _built: dict[str, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def now_iso(self) -> str:
         return models.iso(self.clock())
+
+    def tracer(self) -> Any:
+        """The container's tracer: Powertools' Tracer with detailed tracing on, else a no-op stand-in."""
+        from smsgw.observability import make_tracer
+
+        return self.once("tracer", lambda: make_tracer(self.settings.detailed_tracing))
+
+    def callback_http(self) -> CallbackPoster:
+        """The status-callback POSTer (its resolver threads, its TLS context); imported only where callbacks go."""
+        from smsgw.adapters.outbound import CallbackPoster
+
+        return self.once("callback_http", CallbackPoster)
+
+    def once(self, name: str, build: Callable[[], T]) -> T:
+        """`build()` on the first call for `name`, the same object on every later one (also across the
+        callback deliverer's threads: should two build at once, both keep the one stored first)."""
+        if name not in self._built:
+            self._built.setdefault(name, build())
+        return cast(T, self._built[name])
 
 
 def build_deps(config: Settings, clients: dict[str, Any] | None = None, session: Any = None) -> Deps:
@@ -58,6 +86,7 @@ def build_deps(config: Settings, clients: dict[str, Any] | None = None, session:
         events=EventPublisher(config.events_topic_arn, clients.get("sns"), config.publisher_dead_letter_url, clients.get("sqs")),
         callback_secret=SecretSource(config.callback_secret_id, config.secret_max_age_seconds, clients.get("secretsmanager")),
         cursors=CursorCodec(cursor_keys.signing_key, cursor_keys.verifying_keys),
+        callback_queue=RedeliveryQueue(config.callback_queue_url, clients.get("sqs")),
     )
 
 

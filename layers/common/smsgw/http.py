@@ -14,8 +14,10 @@ from typing import Any
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 
 from smsgw.config import settings
-from smsgw.errors import BadRequest, GatewayError, PayloadTooLarge, UnsupportedMediaType
+from smsgw.errors import BadRequest, EseyeRejected, GatewayError, PayloadTooLarge, UnsupportedMediaType
+from smsgw.inbound import WebhookRequest
 from smsgw.observability import count, logger, metrics, tracer
+from smsgw.outcomes import Accepted, DryRun, Rejected, SendOutcome
 
 JSON = "application/json"
 
@@ -31,6 +33,32 @@ def json_response(status: int, body: Any, headers: dict[str, str] | None = None)
     return Response(status_code=status, content_type=JSON, body=json.dumps(body, default=str), headers=headers)
 
 
+def gateway_error_response(exc: GatewayError) -> Response:
+    return error_response(exc.status, exc.code, exc.message, exc.details)
+
+
+def eseye_rejection(outcome: Rejected) -> EseyeRejected:
+    """Eseye's refusal as the API reports it: its code and text, and the message as stored (rejected)."""
+    description = f"error {outcome.eseye_code} {outcome.eseye_description or ''}".strip()
+    details = {
+        "eseye_code": outcome.eseye_code,
+        "eseye_description": outcome.eseye_description,
+        "id": outcome.view["id"],
+        "message": outcome.view,
+    }
+    return EseyeRejected(f"Eseye rejected the message: {description}", details)
+
+
+def send_response(outcome: SendOutcome) -> Response:
+    """POST /messages: 202 with the message (sent or queued for a retry), 200 with a dry run's analysis,
+    or 422 eseye_rejected with the rejected message in its details."""
+    if isinstance(outcome, Accepted):
+        return json_response(202, outcome.view)
+    if isinstance(outcome, DryRun):
+        return json_response(200, {"dry_run": True, **outcome.analysis})
+    return gateway_error_response(eseye_rejection(outcome))
+
+
 def resolver() -> APIGatewayRestResolver:
     app = APIGatewayRestResolver()
 
@@ -38,7 +66,7 @@ def resolver() -> APIGatewayRestResolver:
     def handle_gateway_error(exc: GatewayError) -> Response:
         if exc.status >= 500:
             logger.warning("request failed", extra={"error_code": exc.code, "reason": exc.message})
-        return error_response(exc.status, exc.code, exc.message, exc.details)
+        return gateway_error_response(exc)
 
     @app.exception_handler(Exception)
     def handle_unexpected(exc: Exception) -> Response:
@@ -143,10 +171,8 @@ def text_response(status: int, text: str) -> Response:
     return Response(status_code=status, content_type="text/plain", body=text)
 
 
-def webhook_request(app: APIGatewayRestResolver, kind: str):
+def webhook_request(app: APIGatewayRestResolver, kind: str) -> WebhookRequest:
     """The raw webhook request, whatever its method and content type."""
-    from smsgw.logic.webhooks import WebhookRequest
-
     event = app.current_event
     return WebhookRequest(
         method=event.http_method,

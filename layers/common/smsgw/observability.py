@@ -8,7 +8,7 @@ the template's DetailedTracing parameter sets DETAILED_TRACING=true.
 
 from __future__ import annotations
 
-import os
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -18,25 +18,49 @@ from aws_lambda_powertools.metrics import MetricUnit
 logger = Logger()
 metrics = Metrics(namespace="EseyeSmsGateway")
 
+Handler = Callable[[Any, Any], Any]
 
-class _UntracedHandler:
+
+class UntracedHandler:
     """Stands in for Powertools' Tracer when detailed tracing is off: decorators that change nothing."""
 
-    def capture_lambda_handler(self, handler: Callable | None = None, **_: Any) -> Callable:
+    def capture_lambda_handler(self, handler: Handler | None = None, **_: Any) -> Any:
         if handler is None:
             return lambda inner: inner
         return handler
 
 
-def _tracer() -> Any:
-    if os.environ.get("DETAILED_TRACING", "false").lower() == "true":
+def make_tracer(detailed: bool) -> Any:
+    """Powertools' Tracer when detailed tracing is on, else a stand-in. Deps.tracer builds it once per container."""
+    if detailed:
         from aws_lambda_powertools import Tracer
 
         return Tracer()
-    return _UntracedHandler()
+    return UntracedHandler()
 
 
-tracer = _tracer()
+class _DeferredTracer:
+    """What the functions decorate their handlers with at import: the choice of tracer waits for the first
+    invocation (the container's Deps), so importing a handler builds nothing. Holds no state of its own."""
+
+    def capture_lambda_handler(self, handler: Handler | None = None, **options: Any) -> Any:
+        if handler is None:
+            return functools.partial(self.capture_lambda_handler, **options)
+        wrapped: list[tuple[Any, Handler]] = []  # (tracer, handler it wrapped): per decorated handler
+
+        @functools.wraps(handler)
+        def run(event: Any, context: Any) -> Any:
+            from smsgw.deps import default_deps
+
+            tracer = default_deps().tracer()
+            if not wrapped or wrapped[0][0] is not tracer:
+                wrapped[:] = [(tracer, tracer.capture_lambda_handler(handler, **options))]
+            return wrapped[0][1](event, context)
+
+        return run
+
+
+tracer = _DeferredTracer()
 
 
 def count(name: str, value: int = 1) -> None:

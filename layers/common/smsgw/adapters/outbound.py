@@ -7,6 +7,8 @@
   checked address (TLS still verifies the certificate against the name). A second lookup, which DNS
   rebinding would answer differently, never happens; the peer address is checked again once connected.
 - Only port 443 unless the deployment allows others.
+
+A CallbackPoster is built once per container (on Deps) and keeps its resolver threads and TLS context.
 """
 
 from __future__ import annotations
@@ -18,15 +20,13 @@ import socket
 import ssl
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
+
+from smsgw.validation import public_address
 
 MAX_RESPONSE_BYTES = 64 * 1024
-# Cloud metadata and platform endpoints. Most are link-local or private already; listed so that intent is explicit.
-METADATA_ADDRESSES = frozenset(
-    ipaddress.ip_address(a) for a in ("169.254.169.254", "169.254.170.2", "fd00:ec2::254", "100.100.100.200", "168.63.129.16", "192.0.0.192")
-)
-_RESOLVER = concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="resolve")
 
 
 class DestinationRefused(Exception):
@@ -37,18 +37,40 @@ class DeliveryFailed(Exception):
     """The receiver could not be reached in time or answered badly. A later retry may succeed."""
 
 
-def address_allowed(address: str) -> bool:
-    """Only public unicast addresses: no loopback, private, link-local, multicast, reserved or metadata."""
-    ip = ipaddress.ip_address(address.split("%")[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
-        ip = ip.ipv4_mapped
-    return ip.is_global and not ip.is_multicast and ip not in METADATA_ADDRESSES
+class CallbackPoster:
+    """POSTs to customers' URLs. Its name-resolution threads and TLS context are made on first use."""
+
+    def __init__(self) -> None:
+        self._resolver: concurrent.futures.ThreadPoolExecutor | None = None
+        self._tls: ssl.SSLContext | None = None
+
+    def post(
+        self, url: str, body: bytes, headers: dict[str, str], deadline_seconds: float, allowed_ports: frozenset[int], local: bool = False
+    ) -> int:
+        """POST `body` to `url`; returns the HTTP status. `local` (the local stack only) admits http:// and loopback.
+
+        Raises DestinationRefused (never retry) or DeliveryFailed (retry later)."""
+        return _post(self, url, body, headers, deadline_seconds, allowed_ports, local)
+
+    def resolver(self) -> concurrent.futures.ThreadPoolExecutor:
+        if self._resolver is None:
+            self._resolver = concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="resolve")
+        return self._resolver
+
+    def tls_context(self) -> ssl.SSLContext:
+        if self._tls is None:
+            try:
+                import certifi
+
+                self._tls = ssl.create_default_context(cafile=certifi.where())
+            except ImportError:
+                self._tls = ssl.create_default_context()
+        return self._tls
 
 
-def post(url: str, body: bytes, headers: dict[str, str], deadline_seconds: float, allowed_ports: frozenset[int], local: bool = False) -> int:
-    """POST `body` to `url`; returns the HTTP status. `local` (the local stack only) admits http:// and loopback.
-
-    Raises DestinationRefused (never retry) or DeliveryFailed (retry later)."""
+def _post(
+    poster: CallbackPoster, url: str, body: bytes, headers: dict[str, str], deadline_seconds: float, allowed_ports: frozenset[int], local: bool
+) -> int:
     parts = urlsplit(url)
     secure = parts.scheme == "https"
     if not (secure or (local and parts.scheme == "http")) or not parts.hostname:
@@ -68,7 +90,7 @@ def post(url: str, body: bytes, headers: dict[str, str], deadline_seconds: float
             raise DeliveryFailed("deadline passed")
         return left
 
-    address = _resolve(host, port, remaining(), local)
+    address = _resolve(poster, host, port, remaining(), local)
     family = socket.AF_INET6 if ":" in address else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     watchdog = threading.Timer(remaining(), _shut, (sock,))
@@ -77,11 +99,11 @@ def post(url: str, body: bytes, headers: dict[str, str], deadline_seconds: float
     try:
         sock.settimeout(remaining())
         sock.connect((address, port))
-        if not local and not address_allowed(sock.getpeername()[0]):  # the address actually connected to
+        if not local and not public_address(sock.getpeername()[0]):  # the address actually connected to
             raise DestinationRefused("connected address is not public")
         stream: Any = sock
         if secure:
-            stream = _tls_context().wrap_socket(sock, server_hostname=host)
+            stream = poster.tls_context().wrap_socket(sock, server_hostname=host)
         return _exchange(stream, host, port, secure, parts, body, headers, remaining)
     except (OSError, ssl.SSLError, ValueError) as exc:
         raise DeliveryFailed(type(exc).__name__) from exc
@@ -90,7 +112,9 @@ def post(url: str, body: bytes, headers: dict[str, str], deadline_seconds: float
         sock.close()
 
 
-def _exchange(stream: Any, host: str, port: int, secure: bool, parts: Any, body: bytes, headers: dict[str, str], remaining: Any) -> int:
+def _exchange(
+    stream: Any, host: str, port: int, secure: bool, parts: SplitResult, body: bytes, headers: dict[str, str], remaining: Callable[[], float]
+) -> int:
     import http.client
 
     connection = http.client.HTTPConnection(host, port, timeout=remaining())
@@ -113,7 +137,7 @@ def _exchange(stream: Any, host: str, port: int, secure: bool, parts: Any, body:
         raise DeliveryFailed(type(exc).__name__) from exc
 
 
-def _resolve(host: str, port: int, timeout: float, local: bool) -> str:
+def _resolve(poster: CallbackPoster, host: str, port: int, timeout: float, local: bool) -> str:
     """One lookup, bounded by the deadline; every address must be allowed. Returns the one to connect to."""
     try:
         ipaddress.ip_address(host)
@@ -121,9 +145,9 @@ def _resolve(host: str, port: int, timeout: float, local: bool) -> str:
     except ValueError:
         literal = False
     if literal:
-        infos = [(None, None, None, None, (host, port))]
+        infos: list[Any] = [(None, None, None, None, (host, port))]
     else:
-        future = _RESOLVER.submit(socket.getaddrinfo, host, port, 0, socket.SOCK_STREAM)
+        future = poster.resolver().submit(socket.getaddrinfo, host, port, 0, socket.SOCK_STREAM)
         try:
             infos = future.result(timeout=timeout)
         except concurrent.futures.TimeoutError as exc:
@@ -133,7 +157,7 @@ def _resolve(host: str, port: int, timeout: float, local: bool) -> str:
     addresses = [str(info[4][0]) for info in infos]
     if not addresses:
         raise DeliveryFailed("name does not resolve")
-    if not local and not all(address_allowed(a) for a in addresses):
+    if not local and not all(public_address(a) for a in addresses):
         raise DestinationRefused("the name resolves to a non-public address")
     return addresses[0]
 
@@ -141,18 +165,3 @@ def _resolve(host: str, port: int, timeout: float, local: bool) -> str:
 def _shut(sock: socket.socket) -> None:
     with contextlib.suppress(OSError):
         sock.shutdown(socket.SHUT_RDWR)
-
-
-_CONTEXT: ssl.SSLContext | None = None
-
-
-def _tls_context() -> ssl.SSLContext:
-    global _CONTEXT
-    if _CONTEXT is None:
-        try:
-            import certifi
-
-            _CONTEXT = ssl.create_default_context(cafile=certifi.where())
-        except ImportError:
-            _CONTEXT = ssl.create_default_context()
-    return _CONTEXT

@@ -1,4 +1,4 @@
-"""SQS: the send-retry queue and its dead-letter queue."""
+"""SQS: the send-retry queue, and the callback queue's redelivery delay."""
 
 from __future__ import annotations
 
@@ -33,8 +33,19 @@ class RetryQueue:
             raise ServiceUnavailable("the retry queue could not be reached") from exc
 
 
-def delay_redelivery(queue_url: str, receipt_handle: str, seconds: int, client: Any = None) -> None:
-    """Hold a failed message back before SQS delivers it again (backoff without a second queue)."""
-    (client or aws.client("sqs")).change_message_visibility(
-        QueueUrl=queue_url, ReceiptHandle=receipt_handle, VisibilityTimeout=max(0, min(int(seconds), 43200))
-    )
+class RedeliveryQueue:
+    """A queue whose consumer backs off by holding a failed message back before SQS delivers it again
+    (backoff without a second queue): the status-callback queue."""
+
+    def __init__(self, queue_url: str, client: Any = None):
+        self.queue_url = queue_url
+        self._client = client
+
+    @property
+    def client(self) -> Any:
+        return self._client or aws.client("sqs")
+
+    def delay(self, receipt_handle: str, seconds: int) -> None:
+        """Deliver the received message again in `seconds` (SQS's cap: 12 hours)."""
+        hold = max(0, min(int(seconds), 43200))
+        self.client.change_message_visibility(QueueUrl=self.queue_url, ReceiptHandle=receipt_handle, VisibilityTimeout=hold)

@@ -16,7 +16,10 @@ goes to the dead-letter queue (CallbackDeadLetterQueue).
 
 A receiver that keeps failing does not hold up the others: after BREAKER_THRESHOLD failures in a row
 its events are put back with their backoff without a connection attempt, until BREAKER_COOL_OFF has
-passed (per container; each container learns on its own).
+passed (per container, on its Deps; each container learns on its own).
+
+This module decides (signature, schedule, breaker); the adapters do the I/O: adapters/outbound.py the
+POST, and the callback queue (deps.callback_queue) the redelivery delay.
 """
 
 from __future__ import annotations
@@ -25,8 +28,15 @@ import hashlib
 import hmac
 import json
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
+
+if TYPE_CHECKING:
+    from smsgw.config import Settings
+    from smsgw.deps import Deps
+
+Post = Callable[[str, bytes, dict[str, str], float, frozenset[int], bool], int]
 
 MAX_BACKOFF_SECONDS = 2 * 3600
 MAX_ATTEMPTS = 22  # CallbackQueue's maxReceiveCount; tests/unit/test_template.py holds the two together
@@ -61,10 +71,10 @@ def _receiver(url: str) -> str:
         return ""
 
 
-class _Breaker:
+class Breaker:
     """Per receiver (host and port): consecutive failures, and until when its events skip the connection attempt."""
 
-    def __init__(self, clock: Any = time.monotonic):
+    def __init__(self, clock: Callable[[], float] = time.monotonic):
         self.clock = clock
         self.failures: dict[str, int] = {}
         self.open_until: dict[str, float] = {}
@@ -83,21 +93,17 @@ class _Breaker:
             self.failures[host] = 0  # after the cool-off, one attempt decides again
 
 
-_BREAKER = _Breaker()
-
-
-def deliver(event: dict[str, Any], signing_key: str, settings: Any, post: Any = None) -> int:
+def deliver(event: dict[str, Any], signing_key: str, settings: Settings, post: Post, breaker: Breaker) -> int:
     """POST one event to its message's status_callback. Returns the HTTP status, or 0 when there is nothing
     to deliver or the destination is refused for good. Raises CallbackFailed (retry later)."""
     from smsgw.adapters import outbound
     from smsgw.observability import count, logger
 
-    post = post or outbound.post
     url = (event.get("data") or {}).get("status_callback")
     if not url:
         return 0  # nothing to deliver (the subscription filter should have kept it away)
     host = _receiver(url)
-    if _BREAKER.is_open(host):
+    if breaker.is_open(host):
         raise CallbackFailed("receiver failing; not tried")
     body = json.dumps(event, separators=(",", ":"), default=str).encode()
     timestamp = str(int(time.time()))
@@ -116,12 +122,12 @@ def deliver(event: dict[str, Any], signing_key: str, settings: Any, post: Any = 
         logger.warning("status_callback refused", extra={"host": host, "reason": str(exc), "message_id": (event.get("data") or {}).get("id")})
         return 0
     except outbound.DeliveryFailed as exc:
-        _BREAKER.record(host, ok=False)
+        breaker.record(host, ok=False)
         raise CallbackFailed(str(exc)) from exc
     if not 200 <= status < 300:
-        _BREAKER.record(host, ok=False)
+        breaker.record(host, ok=False)
         raise CallbackFailed(f"HTTP {status}")
-    _BREAKER.record(host, ok=True)
+    breaker.record(host, ok=True)
     return status
 
 
@@ -149,19 +155,19 @@ class ReceiverTurns:
         return self._locks.setdefault(receiver, asyncio.Lock())
 
 
-def deliver_record(body: str, receipt_handle: str, receive_count: int, deps: Any = None, post: Any = None) -> int:
-    """Deliver one queued event. On failure, delays its redelivery by the backoff and raises."""
-    from smsgw.adapters.queue import delay_redelivery
+def deliver_record(body: str, receipt_handle: str, receive_count: int, deps: Deps | None = None, post: Post | None = None) -> int:
+    """Deliver one queued event. On failure, delays its redelivery by the backoff and raises CallbackFailed."""
     from smsgw.deps import default_deps
     from smsgw.observability import count
 
     deps = deps or default_deps()
     event = json.loads(body)
+    breaker = deps.once("callback_breaker", Breaker)
     try:
-        status = deliver(event, deps.callback_secret.get_text(), deps.settings, post)
+        status = deliver(event, deps.callback_secret.get_text(), deps.settings, post or deps.callback_http().post, breaker)
     except CallbackFailed:
         count("CallbackFailed")
-        delay_redelivery(deps.settings.callback_queue_url, receipt_handle, backoff_seconds(receive_count), deps.retry_queue.client)
+        deps.callback_queue.delay(receipt_handle, backoff_seconds(receive_count))
         raise
     if status:
         count("CallbackDelivered")

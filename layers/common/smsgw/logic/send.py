@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -15,6 +16,7 @@ from smsgw.deps import Deps, default_deps
 from smsgw.errors import Conflict, Forbidden, ValidationFailed
 from smsgw.logic import delivery, lists, replies
 from smsgw.observability import follow, logger
+from smsgw.outcomes import Accepted, DryRun, Rejected, SendOutcome, from_record, to_record
 
 ALLOWED_FIELDS = frozenset(
     {"to", "text", "data", "data_coding", "encoding", "source", "expires_at", "client_ref", "status_callback", "expect_reply_within"}
@@ -24,10 +26,8 @@ MAX_REPLY_WINDOW_SECONDS = validation.REPLY_WINDOW_MAX_SECONDS
 IDEMPOTENCY_WINDOW_SECONDS = 86400
 
 
-@dataclass(frozen=True)
-class ApiResult:
-    status_code: int
-    body: dict[str, Any]
+# What POST /messages decided; http.send_response alone turns it into HTTP.
+ApiResult = SendOutcome
 
 
 @dataclass(frozen=True)
@@ -217,7 +217,7 @@ def send_message(body: Any, receipt_base: str, dry_run: bool = False, deps: Deps
     request = parse_send_request(body, deps.clock(), deps.settings.allow_insecure_callbacks)
     analysis, payload = analyse(request)
     if dry_run:
-        return ApiResult(200, {"dry_run": True, "to": request.to, **analysis.as_dict(), "eseye_fields": sorted(payload)})
+        return DryRun({"to": request.to, **analysis.as_dict(), "eseye_fields": sorted(payload)})
     refusal = lists.refusal_reason(request.to, deps)
     if refusal:
         raise Forbidden(refusal, {"to": request.to})
@@ -269,33 +269,19 @@ def _resume(existing: dict[str, Any], body_hash: str, body: Any, receipt_base: s
 def _result(message: dict[str, Any]) -> ApiResult:
     view = models.public_view(message)
     if message["status"] == models.REJECTED:
-        return ApiResult(
-            422,
-            {
-                "error": {
-                    "code": "eseye_rejected",
-                    "message": f"Eseye rejected the message: error {message.get('eseye_code')} {message.get('eseye_description') or ''}".strip(),
-                    "details": {
-                        "eseye_code": message.get("eseye_code"),
-                        "eseye_description": message.get("eseye_description"),
-                        "id": message["id"],
-                        "message": view,
-                    },
-                }
-            },
-        )
-    return ApiResult(202, view)
+        return Rejected(view, message.get("eseye_code"), message.get("eseye_description"))
+    return Accepted(view)
 
 
 # --- idempotency ---------------------------------------------------------------------------------
 
 
-_IDEMPOTENT_SENDERS: dict[int, Any] = {}
+def _idempotent_send(deps: Deps) -> tuple[Callable[..., dict[str, Any]], Any]:
+    """The Powertools idempotent runner and its config, built once per Deps (once per container)."""
+    return deps.once("idempotent_send", lambda: _build_idempotent_send(deps))
 
 
-def _idempotent_send(deps: Deps) -> Any:
-    if id(deps) in _IDEMPOTENT_SENDERS:
-        return _IDEMPOTENT_SENDERS[id(deps)]
+def _build_idempotent_send(deps: Deps) -> tuple[Callable[..., dict[str, Any]], Any]:
     from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
 
     persistence = deps.store.idempotency_persistence()
@@ -303,10 +289,9 @@ def _idempotent_send(deps: Deps) -> Any:
 
     @idempotent_function(data_keyword_argument="command", persistence_store=persistence, config=config)
     def run(command: dict[str, Any]) -> dict[str, Any]:
-        result = send_message(command["request"]["body"], command["receipt_base"], deps=deps, scoped_key=command["key"])
-        return {"status_code": result.status_code, "body": result.body}
+        # The outcome is what is kept, so a retry gets the same answer whatever HTTP makes of it.
+        return to_record(send_message(command["request"]["body"], command["receipt_base"], deps=deps, scoped_key=command["key"]))
 
-    _IDEMPOTENT_SENDERS[id(deps)] = (run, config)
     return run, config
 
 
@@ -329,7 +314,7 @@ def send_idempotently(body: Any, receipt_base: str, key: str, caller: str, lambd
         raise Conflict("Idempotency-Key was already used with a different request body", {"header": "Idempotency-Key"}) from exc
     except IdempotencyAlreadyInProgressError as exc:
         raise Conflict("a request with this Idempotency-Key is still in progress; retry shortly", {"header": "Idempotency-Key"}) from exc
-    return ApiResult(outcome["status_code"], outcome["body"])
+    return from_record(outcome)
 
 
 def submit(

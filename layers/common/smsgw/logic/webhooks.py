@@ -13,7 +13,6 @@ import hmac
 import json
 import re
 import uuid
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qsl
@@ -21,43 +20,13 @@ from urllib.parse import parse_qsl
 from smsgw import encoding, models, validation
 from smsgw.deps import Deps, default_deps
 from smsgw.errors import BadRequest, Forbidden, PayloadTooLarge
+from smsgw.inbound import MAX_WEBHOOK_BYTES, WebhookRequest
+from smsgw.inbound import decode_text as _text
 from smsgw.logic import lists, receipt, replies
 from smsgw.observability import count, follow, logger
 
-MAX_WEBHOOK_BYTES = 64 * 1024
 MAX_QUARANTINE_BODY = 4 * 1024  # characters of an unusable body kept: enough to see what went wrong
 ESEYE_ID_PATTERN = re.compile(r"^[0-9A-Za-z_-]{1,64}$")
-SENSITIVE_HEADERS = frozenset({"authorization", "cookie", "x-api-key"})
-
-
-@dataclass
-class WebhookRequest:
-    method: str
-    kind: str  # receipt | mo
-    query: dict[str, str]
-    headers: dict[str, str]
-    body: bytes
-    source_ip: str = ""
-    fields: dict[str, str] = field(default_factory=dict)
-
-    def raw(self) -> dict[str, Any]:
-        """The request as received, minus the token and credentials, for the quarantine."""
-        return {
-            "method": self.method,
-            "kind": self.kind,
-            "query": self.query,
-            "headers": {k: v for k, v in self.headers.items() if k.lower() not in SENSITIVE_HEADERS},
-            "body": _text(self.body[:MAX_WEBHOOK_BYTES]),
-            "source_ip": self.source_ip,
-        }
-
-
-def _text(raw: bytes) -> str:
-    """Eseye's character set is undocumented: UTF-8 when it is valid, else Latin-1 (which never fails)."""
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError:
-        return raw.decode("latin-1")
 
 
 def extract_fields(request: WebhookRequest) -> dict[str, str]:

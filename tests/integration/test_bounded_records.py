@@ -180,11 +180,12 @@ def test_an_item_stored_with_a_long_history_is_trimmed_by_its_next_write(stack):
 
 def test_receipts_and_cancels_still_apply_after_many_large_answers(stack):
     from smsgw.logic.delivery import note
+    from smsgw.models import Message
 
     # Given a sent message, and 70 distinct notes each carrying Eseye's largest raw answer (2000 characters, multi-byte)
     message = sent_message(stack)
     deps = stack.deps()
-    current = stack.message_item(message["id"])
+    current = Message.from_item(stack.message_item(message["id"]))  # as the repository hands it to logic
     for n in range(70):
         detail = {"kind": "unavailable", "reason": f"HTTP 5{n:02d}", "raw": "€" * 2000}
         current = note(deps, current, "retry_scheduled", f"Eseye unavailable (try {n}) " + "é" * 5000, eseye=detail)
@@ -197,11 +198,12 @@ def test_receipts_and_cancels_still_apply_after_many_large_answers(stack):
 
 def test_one_huge_eseye_description_is_cut_to_fit_the_item(stack):
     from smsgw.logic.delivery import note
+    from smsgw.models import Message
 
     # Given a sent message, and Eseye status answers whose description is a megabyte of text
     message = sent_message(stack)
     deps = stack.deps()
-    current = stack.message_item(message["id"])
+    current = Message.from_item(stack.message_item(message["id"]))  # as the repository hands it to logic
     for n in range(3):
         current = note(deps, current, "refresh", f"Eseye reports 'queued': {n}" + "x" * 1_000_000, sets={"eseye_description": "y" * 1_000_000})
     # Then every write applied, with the long text cut and marked

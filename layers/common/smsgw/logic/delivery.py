@@ -38,14 +38,14 @@ def receipt_url(base_url: str, token: str) -> str:
 
 def eseye_fields(message: Message, deps: Deps) -> dict[str, str]:
     """The mtsmsapi form fields for a stored message (credentials are added by the client)."""
-    fields = {"destination": message["to"], "message_id": message["id"], **message["eseye_payload"]}
+    fields = {"destination": str(message.to), "message_id": message.id, **(message.eseye_payload or {})}
     tokens = deps.secrets.get().webhook_tokens
-    if message.get("receipt_base") and tokens:
-        fields["receipt_url"] = receipt_url(message["receipt_base"], tokens[0])
-    if message.get("source"):
-        fields["source"] = message["source"]
-    if message.get("eseye_expiry"):
-        fields["expiry"] = message["eseye_expiry"]
+    if message.receipt_base and tokens:
+        fields["receipt_url"] = receipt_url(message.receipt_base, tokens[0])
+    if message.source:
+        fields["source"] = message.source
+    if message.eseye_expiry:
+        fields["expiry"] = message.eseye_expiry
     return fields
 
 
@@ -71,7 +71,7 @@ def record(
     at = deps.now_iso()
     try:
         return deps.store.messages.transition(
-            message["id"],
+            message.id,
             target,
             models.history_entry(at, event, target, cause, **detail),
             source=source or models.FROM_GATEWAY,
@@ -79,10 +79,10 @@ def record(
             sets=sets,
         )
     except ConditionFailed as exc:
-        current = exc.item or message
-        if not current.get("status"):
+        current: Message = exc.item or message
+        if not current.status:
             raise
-    return note(deps, current, event, f"{cause} (status stays {current['status']})", release=release, sets=sets, **detail)
+    return note(deps, current, event, f"{cause} (status stays {current.status})", release=release, sets=sets, **detail)
 
 
 def note(
@@ -98,10 +98,15 @@ def note(
     """Add an event to the message's history without moving its status, and return the stored message.
     `release` gives up the attempt lease in the same write. The same answer again adds nothing."""
     detail = {k: v for k, v in detail.items() if v is not None}
-    entry = bounded_entry(models.history_entry(deps.now_iso(), event, message["status"], cause, **detail))
-    if not sets and not release and models.repeats(entry, (message.get("history") or [None])[-1]):
+    entry = bounded_entry(models.history_entry(deps.now_iso(), event, str(message.status), cause, **detail))
+    if not sets and not release and models.repeats(entry, (message.history or [None])[-1]):
         return message  # the same answer again (a refresh loop, a repeated note): nothing to add
-    return deps.store.messages.append_note(message["id"], entry, release=release, sets=sets)
+    return deps.store.messages.append_note(message.id, entry, release=release, sets=sets)
+
+
+def _attempts(message: Message, unset: int = 1) -> int:
+    """Attempts counted on the message; a message stored before it was counted counts as `unset`."""
+    return int(message.attempts) if message.attempts is not None else unset
 
 
 def backoff_seconds(attempt: int, base: int) -> int:
@@ -136,15 +141,15 @@ def claim(deps: Deps, message_id: str, owner: str, *, for_attempt: bool) -> Clai
         return Claim(before, after)
     except ConditionFailed as exc:
         current = exc.item
-    if not current or not current.get("status"):
+    if not current or not current.status:
         return Claim(refused="unknown")
-    if current["status"] != models.PENDING:
-        return Claim(refused=f"skipped:{current['status']}")
-    if current.get("lease_until", "") >= deps.now_iso():
-        logger.info("another job holds the message's lease", extra={"lease_until": current["lease_until"]})
+    if current.status != models.PENDING:
+        return Claim(refused=f"skipped:{current.status}")
+    if (current.lease_until or "") >= deps.now_iso():
+        logger.info("another job holds the message's lease", extra={"lease_until": current.lease_until})
         count("AttemptLeaseBusy")
         return Claim(refused="not_claimed")
-    attempts = int(current.get("attempts", 0))
+    attempts = _attempts(current, 0)
     count("SendFailed")
     record(
         deps,
@@ -159,10 +164,10 @@ def claim(deps: Deps, message_id: str, owner: str, *, for_attempt: bool) -> Clai
 def give_up_or_retry(deps: Deps, message: Message, exc: EseyeUnavailable) -> Message:
     """Eseye gave no usable answer: schedule the next attempt, or fail the message once attempts run out.
     Raises ServiceUnavailable if the retry could not be scheduled (the reconciler will find the message)."""
-    attempt, limit = int(message.get("attempts", 1)), deps.settings.send_max_attempts
+    attempt, limit = _attempts(message), deps.settings.send_max_attempts
     logger.warning("Eseye unavailable", extra={"attempt": attempt, "reason": exc.reason, "ambiguous": exc.ambiguous})
     # A refused connection never reached Eseye; anything else may have (and stays marked so).
-    unsure = bool(message.get("may_be_at_eseye")) and exc.ambiguous
+    unsure = bool(message.may_be_at_eseye) and exc.ambiguous
     if attempt >= limit:
         count("SendFailed")
         return record(
@@ -185,13 +190,13 @@ def give_up_or_retry(deps: Deps, message: Message, exc: EseyeUnavailable) -> Mes
         sets={"may_be_at_eseye": unsure},
         eseye=exc.as_detail(),
     )
-    deps.retry_queue.schedule({"id": message["id"], "attempt": attempt + 1, "ambiguous": unsure}, delay)
+    deps.retry_queue.schedule({"id": message.id, "attempt": attempt + 1, "ambiguous": unsure}, delay)
     count("SendRetried")
     return updated
 
 
 def apply_send_reply(deps: Deps, message: Message, reply: EseyeReply) -> Message:
-    attempt = int(message.get("attempts", 1))
+    attempt = _attempts(message)
     logger.info("Eseye answered", extra={"attempt": attempt, "eseye_kind": reply.kind, "eseye_code": reply.code})
     if reply.kind == "ok":
         count("Sent")
@@ -237,7 +242,7 @@ def probe(deps: Deps, message: Message) -> tuple[str, Message]:
     retry is scheduled.
     """
     try:
-        reply = deps.eseye.status(message["id"])
+        reply = deps.eseye.status(message.id)
     except EseyeUnavailable as exc:
         return "inconclusive", give_up_or_retry(deps, message, EseyeUnavailable(f"status probe: {exc.reason}", True, exc.http_status, exc.raw))
     if reply.kind == "error" and reply.code in UNKNOWN_MESSAGE_CODES:
@@ -286,7 +291,7 @@ def park_unknown_outcome(deps: Deps, message: Message, exc: ServiceUnavailable) 
     retry could be scheduled: the reconciler finds the message, and a retried request resumes it."""
     logger.warning("attempt outcome not recorded; a probe-first retry will settle it", extra={"reason": exc.message})
     count("AttemptOutcomeUnknown")
-    attempts = int(message.get("attempts", 1))
+    attempts = _attempts(message)
     cause = f"the outcome of attempt {attempts} was not recorded ({exc.message}); Eseye will be asked before any resend"
     try:
         message = note(deps, message, "outcome_unknown", cause, release=True, sets={"may_be_at_eseye": True})
@@ -294,7 +299,7 @@ def park_unknown_outcome(deps: Deps, message: Message, exc: ServiceUnavailable) 
     except ServiceUnavailable:
         delay = deps.settings.send_lease_seconds + 1  # our lease still stands: retry once it has run out
     try:
-        deps.retry_queue.schedule({"id": message["id"], "attempt": attempts + 1, "ambiguous": True}, delay)
+        deps.retry_queue.schedule({"id": message.id, "attempt": attempts + 1, "ambiguous": True}, delay)
     except ServiceUnavailable:
         raise exc from None
     return dataclasses.replace(message, status=models.PENDING)

@@ -27,7 +27,7 @@ def load(message_id: str, deps: Deps) -> Message:
         raise NotFound(f"no message with id {message_id!r}: ids are 32 lowercase hex characters")
     follow(message_id)
     item = deps.store.messages.get(message_id)
-    if not item or not item.get("status"):
+    if not item or not item.status:
         raise NotFound(f"no message with id {message_id}")
     return item
 
@@ -39,7 +39,7 @@ def get_message(message_id: str, refresh: bool = False, deps: Deps | None = None
     message = load(message_id, deps)
     if not refresh:
         return models.public_view(message)
-    if message.get("direction") != "mt":
+    if message.direction != "mt":
         raise Conflict("refresh applies to MT messages only; Eseye's status request does not know MO messages")
     try:
         reply = deps.eseye.status(message_id)
@@ -62,9 +62,9 @@ def cancel_message(message_id: str, deps: Deps | None = None) -> dict[str, Any]:
     """
     deps = deps or default_deps()
     message = load(message_id, deps)
-    if message.get("direction") != "mt":
+    if message.direction != "mt":
         raise Conflict("only MT messages can be cancelled")
-    if message["status"] == models.PENDING and not message.get("may_be_at_eseye"):
+    if message.status == models.PENDING and not message.may_be_at_eseye:
         try:  # never at Eseye and no attempt under way: one conditional write
             return models.public_view(
                 deps.store.messages.cancel_untouched(
@@ -75,26 +75,24 @@ def cancel_message(message_id: str, deps: Deps | None = None) -> dict[str, Any]:
             )
         except ConditionFailed as exc:
             message = exc.item or load(message_id, deps)  # an attempt, a receipt or a cancel got there first
-    if message["status"] == models.PENDING:
+    if message.status == models.PENDING:
         claimed = delivery.claim(deps, message_id, delivery.new_lease_owner(), for_attempt=False)
         if claimed.after is not None:
             return models.public_view(_cancel_pending(claimed.after, deps))
         message = load(message_id, deps)
-        if message["status"] == models.PENDING:
+        if message.status == models.PENDING:
             raise Conflict(
                 "a send attempt for this message is under way; try the cancel again in a few seconds",
-                {"status": message["status"], "lease_until": message.get("lease_until")},
+                {"status": message.status, "lease_until": message.lease_until},
             )
-    if message["status"] in models.FINAL_STATUSES:
-        raise Conflict(f"message is already {message['status']} and cannot be cancelled", {"status": message["status"]})
+    if message.status in models.FINAL_STATUSES:
+        raise Conflict(f"message is already {message.status} and cannot be cancelled", {"status": message.status})
 
     try:
         reply = deps.eseye.cancel(message_id)
     except EseyeUnavailable as exc:
         note(deps, message, "cancel", f"Eseye cancel request failed: {exc.reason}", eseye=exc.as_detail())
-        raise ServiceUnavailable(
-            "Eseye could not be reached to cancel the message; it is unchanged, try again", {"status": message["status"]}
-        ) from exc
+        raise ServiceUnavailable("Eseye could not be reached to cancel the message; it is unchanged, try again", {"status": message.status}) from exc
     if reply.kind == "status" and reply.status in CANCEL_CONFIRMED:
         return models.public_view(_cancelled_by_eseye(message, reply, deps))
     message = apply_eseye_status(deps, message, reply, "cancel")
@@ -102,32 +100,32 @@ def cancel_message(message_id: str, deps: Deps | None = None) -> dict[str, Any]:
         raise _not_cancelled(reply, message)
     raise UpstreamError(
         "Eseye did not cancel the message",
-        {"eseye_code": reply.code, "eseye_status": reply.status, "eseye_description": reply.description, "status": message["status"]},
+        {"eseye_code": reply.code, "eseye_status": reply.status, "eseye_description": reply.description, "status": message.status},
     )
 
 
 def _cancelled_by_eseye(message: Message, reply: EseyeReply, deps: Deps, release: bool = False) -> Message:
     cause = f"cancelled through Eseye (Eseye status {reply.status!r})"
     message = record(deps, message, models.CANCELLED, "cancel", cause, source=models.FROM_ESEYE, release=release, eseye=reply.as_detail())
-    if message["status"] != models.CANCELLED:
-        raise Conflict(f"message became {message['status']} before the cancel took effect", {"status": message["status"]})
+    if message.status != models.CANCELLED:
+        raise Conflict(f"message became {message.status} before the cancel took effect", {"status": message.status})
     return message
 
 
 def _not_cancelled(reply: EseyeReply, message: Message) -> Conflict:
     return Conflict(
         f"Eseye did not cancel the message: Eseye reports it {reply.status}",
-        {"eseye_status": reply.status, "eseye_description": reply.description, "status": message["status"]},
+        {"eseye_status": reply.status, "eseye_description": reply.description, "status": message.status},
     )
 
 
 def _cancel_pending(message: Message, deps: Deps) -> Message:
     """Cancel a pending message whose lease we hold. If an earlier attempt may have reached Eseye, Eseye
     is asked to cancel too; when its answer settles nothing the cancel is the gateway's inference."""
-    if not message.get("may_be_at_eseye"):
+    if not message.may_be_at_eseye:
         return record(deps, message, models.CANCELLED, "cancel", "cancelled before Eseye accepted it", release=True)
     try:
-        reply = deps.eseye.cancel(message["id"])
+        reply = deps.eseye.cancel(message.id)
     except EseyeUnavailable as exc:
         cause = f"cancelled by the gateway; an earlier attempt may have reached Eseye, whose cancel request failed ({exc.reason})"
         return record(deps, message, models.CANCELLED, "cancel", cause, release=True, eseye=exc.as_detail())

@@ -48,16 +48,16 @@ def process_receipt(receipt: dict[str, str], deps: Deps | None = None) -> str:
         count("Delivered" if target == models.DELIVERED else "DeliveryFailed")
         return "applied"
     except ConditionFailed as exc:
-        current = exc.item
-    if not current or not current.get("status"):
+        current: Message | None = exc.item
+    if not current or not current.status:
         ttl = int(deps.clock().timestamp()) + deps.settings.orphan_receipt_retention_days * 86400
         stored = deps.store.messages.keep_orphan_receipt(message_id, {**receipt, "received_at": deps.now_iso()}, key, ttl)
         logger.info("receipt for a message not stored yet", extra={"message_id": message_id})
         return "orphaned" if stored else "duplicate"
-    if key in (current.get("receipt_keys") or []):
+    if key in (current.receipt_keys or []):
         return "duplicate"
     try:
-        _note(deps, message_id, receipt, key, f"{cause} ignored: message already {current['status']}", current["status"])
+        _note(deps, message_id, receipt, key, f"{cause} ignored: message already {current.status}", current.status)
     except ConditionFailed:
         return "duplicate"
     return "ignored"
@@ -67,20 +67,20 @@ def _note(deps: Deps, message_id: str, receipt: dict[str, Any], key: str, cause:
     """Keep a receipt in the history without moving the status."""
     if status is None:
         current = deps.store.messages.get(message_id)
-        if not current or not current.get("status"):
+        if not current or not current.status:
             raise ConditionFailed(current)
-        status = current["status"]
+        status = current.status
     return deps.store.messages.append_note(message_id, _entry(deps, status, cause, receipt), receipt_key=key)
 
 
 def apply_orphans(message: Message, deps: Deps) -> Message:
     """Apply receipts that arrived before the message was stored."""
-    for receipt in message.get("orphan_receipts") or []:
+    for receipt in message.orphan_receipts or []:
         target = RECEIPT_MEANING.get(str(receipt.get("status", "")).lower())
         cause = f"receipt {receipt.get('status')!r} received before the message was stored"
-        if target and models.can_move(message["status"], target, models.FROM_ESEYE, message.get("status_source")):
+        if target and models.can_move(message.status, target, models.FROM_ESEYE, message.status_source):
             message = deps.store.messages.transition(
-                message["id"],
+                message.id,
                 target,
                 _entry(deps, target, cause, receipt),
                 source=models.FROM_ESEYE,
@@ -89,6 +89,6 @@ def apply_orphans(message: Message, deps: Deps) -> Message:
             )
         else:
             message = deps.store.messages.append_note(
-                message["id"], _entry(deps, message["status"], cause + " (not applied)", receipt), drop_orphan_receipts=True
+                message.id, _entry(deps, str(message.status), cause + " (not applied)", receipt), drop_orphan_receipts=True
             )
     return message

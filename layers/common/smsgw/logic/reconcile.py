@@ -26,11 +26,11 @@ def reconcile_pending(deps: Deps | None = None, stale_after: timedelta = STALE_A
     scheduled = 0
     for message_id in deps.store.messages.stale_pending(cutoff, limit):
         message = deps.store.messages.get(message_id)
-        if not message or message.get("status") != models.PENDING or message.get("updated_at", "") >= cutoff:
+        if not message or message.status != models.PENDING or (message.updated_at or "") >= cutoff:
             continue  # moved on, or a retry is at work on it
-        attempt = int(message.get("attempts", 0)) + 1
+        attempt = int(message.attempts or 0) + 1
         note(deps, message, "reconcile", f"pending with no retry in progress; attempt {attempt} scheduled (Eseye asked first)")
-        deps.retry_queue.schedule({"id": message["id"], "attempt": attempt, "ambiguous": True}, 0)
+        deps.retry_queue.schedule({"id": message.id, "attempt": attempt, "ambiguous": True}, 0)
         scheduled += 1
     if scheduled:
         count("StalePendingRescheduled", scheduled)

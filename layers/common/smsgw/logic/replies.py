@@ -31,15 +31,15 @@ def claim_command(sender: str, mo_id: str, deps: Deps) -> str | None:
     """Link the MO `mo_id` to the oldest command to `sender` still waiting for a reply. Returns its id."""
     now = deps.now_iso()
     items = deps.store.messages.waiting_replies(sender, CANDIDATES)
-    for command in sorted((i for i in items if i.get("reply_deadline", "") >= now), key=lambda i: i["created_at"]):
+    for command in sorted((i for i in items if (i.reply_deadline or "") >= now), key=lambda i: i.created_at or ""):
         try:
-            deps.store.messages.link_reply(command["id"], models.history_entry(now, "reply", command["status"], f"reply received: MO {mo_id}"), mo_id)
+            deps.store.messages.link_reply(command.id, models.history_entry(now, "reply", str(command.status), f"reply received: MO {mo_id}"), mo_id)
         except ConditionFailed as exc:
-            if exc.item and exc.item.get("reply_id") == mo_id:
-                return command["id"]  # the same MO, delivered again
+            if exc.item and exc.item.reply_id == mo_id:
+                return command.id  # the same MO, delivered again
             continue  # another MO claimed it first
         count("RepliesLinked")
-        return command["id"]
+        return command.id
     return None
 
 
@@ -52,7 +52,7 @@ def sweep_timeouts(deps: Deps | None = None, limit: int = 500) -> int:
     for command in items:
         try:
             deps.store.messages.time_out_reply(
-                command["id"], models.history_entry(now, "reply_timeout", command["status"], "no reply within the window")
+                command.id, models.history_entry(now, "reply_timeout", str(command.status), "no reply within the window")
             )
             timed_out += 1
         except ConditionFailed:

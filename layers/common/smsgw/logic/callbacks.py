@@ -32,6 +32,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from smsgw import backoff
+
 if TYPE_CHECKING:
     from smsgw.config import Settings
     from smsgw.deps import Deps
@@ -54,7 +56,7 @@ def signature(key: str, timestamp: str, body: bytes) -> str:
 
 def backoff_seconds(receive_count: int) -> int:
     """How long the event waits after its `receive_count`-th attempt failed."""
-    return min(MAX_BACKOFF_SECONDS, 10 * 2 ** min(max(receive_count - 1, 0), 20))
+    return int(backoff.exponential(receive_count, 10, MAX_BACKOFF_SECONDS))
 
 
 def retry_span_seconds(max_attempts: int = MAX_ATTEMPTS) -> int:

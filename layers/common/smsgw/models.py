@@ -127,7 +127,7 @@ def repeats(entry: dict[str, Any], latest: dict[str, Any] | None) -> bool:
     if not latest:
         return False
 
-    def news(e: dict[str, Any]) -> tuple:
+    def news(e: dict[str, Any]) -> tuple[Any, ...]:
         detail = {k: ({n: v for n, v in d.items() if n != "raw"} if isinstance(d, dict) else d) for k, d in (e.get("detail") or {}).items()}
         return e.get("event"), e.get("status"), e.get("cause"), detail
 
@@ -168,7 +168,7 @@ PUBLIC_FIELDS = (
 )
 
 
-def public_view(item: dict[str, Any]) -> dict[str, Any]:
+def public_view(item: Mapping[str, Any]) -> dict[str, Any]:
     """The message as the API and the events show it: stored fields, minus keys and internals."""
     return {name: item[name] for name in PUBLIC_FIELDS if name in item and item[name] is not None}
 

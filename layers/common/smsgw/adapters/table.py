@@ -22,9 +22,12 @@ BATCH_WRITE_MAX = 25
 
 
 class ConditionFailed(Exception):
-    """A conditional write did not apply. `item` is the stored item at that moment, if any."""
+    """A conditional write did not apply. `item` is the stored record at that moment, if any: as the
+    repository that made the write hands its records out (a models.Message from MessageRepository)."""
 
-    def __init__(self, item: Item | None):
+    item: Any
+
+    def __init__(self, item: Any):
         super().__init__("condition failed")
         self.item = item
 

@@ -99,7 +99,7 @@ def note(
     `release` gives up the attempt lease in the same write. The same answer again adds nothing."""
     detail = {k: v for k, v in detail.items() if v is not None}
     entry = bounded_entry(models.history_entry(deps.now_iso(), event, str(message.status), cause, **detail))
-    if not sets and not release and models.repeats(entry, (message.history or [None])[-1]):
+    if not sets and not release and models.repeats(entry, message.history[-1] if message.history else None):
         return message  # the same answer again (a refresh loop, a repeated note): nothing to add
     return deps.store.messages.append_note(message.id, entry, release=release, sets=sets)
 

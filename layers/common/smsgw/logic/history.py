@@ -44,7 +44,7 @@ def list_messages(query: dict[str, str], deps: Deps | None = None) -> dict[str, 
     # The cursor binds the SIM's listing scope as it always has, so cursors already issued stay valid.
     binding = {"msisdn": deps.store.messages.msisdn_scope(digits), "direction": direction, "status": status, "since": since, "until": until}
     start = _start_key(deps, binding, query["cursor"], digits, since, until) if query.get("cursor") else None
-    items: list[dict[str, Any]] = []
+    items: list[models.Message] = []
     budget = READ_BUDGET
     # A filter may thin a page: keep reading until the page is full, the SIM's messages are exhausted, or the budget is spent.
     while True:

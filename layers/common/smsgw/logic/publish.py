@@ -50,7 +50,7 @@ def event_for(new: dict[str, Any], old: dict[str, Any] | None) -> dict[str, Any]
     # Eseye confirming a status the gateway had only inferred is news too (issue 9): it gets its own id.
     confirmed = (
         bool(old)
-        and old.get("status") == status
+        and (old or {}).get("status") == status
         and (old or {}).get("status_source") == models.FROM_GATEWAY
         and new.get("status_source") == models.FROM_ESEYE
     )

@@ -286,9 +286,10 @@ def _store_part(message: dict[str, Any], concat: tuple[int, int, int], part_id: 
         try:
             buffer = deps.store.inbound.add_part(buffer_key, sequence, part, ttl, part_id=part_id, opened_after=opened_after, new_buffer=fresh)
         except ConditionFailed as exc:
-            buffer = exc.item or deps.store.inbound.get_buffer(buffer_key)
-            if buffer is None:
+            found: dict[str, Any] | None = exc.item or deps.store.inbound.get_buffer(buffer_key)
+            if found is None:
                 continue  # gone meanwhile (TTL): start again
+            buffer = found
             if part_id in buffer.get("closed_ids", ()):
                 count("MoPartDuplicate")
                 return "duplicate"

@@ -209,8 +209,8 @@ def new_message(
 
 
 def send_message(body: Any, receipt_base: str, dry_run: bool = False, deps: Deps | None = None, scoped_key: str | None = None) -> ApiResult:
-    """Validate and send one SMS. Returns 200 (dry run), 202 (sent or queued for retry) or 422 (Eseye
-    rejected it). With `scoped_key` (caller and Idempotency-Key), a retried request resumes the message
+    """Validate and send one SMS. Returns DryRun, Accepted (sent or queued for retry) or Rejected (by
+    Eseye). With `scoped_key` (caller and Idempotency-Key), a retried request resumes the message
     the key named rather than creating another. Raises ValidationFailed, Forbidden, Conflict (the key
     named another request) or ServiceUnavailable when neither the outcome nor a retry could be recorded."""
     deps = deps or default_deps()

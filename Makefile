@@ -46,9 +46,10 @@ $(VENV)/.installed: requirements-dev.txt layers/common/requirements.txt pyprojec
 
 venv: $(VENV)/.installed $(SAM_VENV)/.installed $(CHECKOV_VENV)/.installed ## Create the virtual environments
 
-lint: venv ## ruff, cfn-lint, sam validate, and checkov on the template as SAM translates it
+lint: venv ## ruff, mypy (strict, on the layer), cfn-lint, sam validate, and checkov on the template as SAM translates it
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 	$(VENV)/bin/cfn-lint template.yaml
 	$(SAM_ENV) $(SAM) validate --template template.yaml
 	@mkdir -p .local

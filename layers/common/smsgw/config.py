@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 
@@ -39,7 +40,7 @@ class Settings:
     detailed_tracing: bool = False  # the X-Ray SDK's subsegments (observability.py says what it costs)
 
     @classmethod
-    def from_env(cls, env: dict[str, str] | os._Environ = os.environ) -> Settings:
+    def from_env(cls, env: Mapping[str, str] = os.environ) -> Settings:
         return cls(
             table_name=env.get("TABLE_NAME", ""),
             secret_id=env.get("SECRET_ID", ""),

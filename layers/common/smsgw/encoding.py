@@ -10,7 +10,9 @@ information octets; both are accepted.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 # The GSM 03.38 default alphabet, indexed by septet value. Index 0x1B is the escape to the extension table.
 GSM7_BASIC = "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞ\x1bÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
@@ -32,7 +34,7 @@ DATA_CODINGS = {"0": 140, "4": 140, "8": 140, "F6": 140}  # octet limits per DCS
 class EncodingError(ValueError):
     """Text or data that cannot be sent as one SMS. `details` says why, for the API's 422 body."""
 
-    def __init__(self, message: str, details: dict):
+    def __init__(self, message: str, details: dict[str, Any]):
         super().__init__(message)
         self.details = details
 
@@ -50,7 +52,7 @@ class TextAnalysis:
     def fits(self) -> bool:
         return self.length <= self.limit
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return {
             "encoding": self.encoding,
             "length": self.length,
@@ -60,7 +62,7 @@ class TextAnalysis:
         }
 
 
-def _unique(chars) -> list[str]:
+def _unique(chars: Iterable[str]) -> list[str]:
     return list(dict.fromkeys(chars))
 
 
@@ -273,14 +275,13 @@ def _parse_tpdu(data: bytes, smsc_present: bool) -> DecodedPdu:
             raise PduError("septet count does not match the user data")
         header_septets = ((len(header) + 1) * 8 + 6) // 7 if has_header else 0
         septets = unpack_septets(user_data, user_data_length - header_septets, header_septets * 7)
-        text = decode_gsm7_septets(septets)
-        body = text.encode("utf-8")
-        return DecodedPdu(kind, address, dcs, encoding, text, body.hex().upper(), concat, smsc_present)
+        decoded = decode_gsm7_septets(septets)
+        return DecodedPdu(kind, address, dcs, encoding, decoded, decoded.encode("utf-8").hex().upper(), concat, smsc_present)
 
     if user_data_length != len(user_data):
         raise PduError("octet count does not match the user data")
     body = user_data[1 + len(header) :] if has_header else user_data
-    text = None
+    text: str | None = None
     if encoding == "ucs2":
         if len(body) % 2:
             raise PduError("UCS-2 user data has an odd number of octets")

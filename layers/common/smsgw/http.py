@@ -22,18 +22,18 @@ from smsgw.outcomes import Accepted, DryRun, Rejected, SendOutcome
 JSON = "application/json"
 
 
-def error_response(status: int, code: str, message: str, details: Any = None) -> Response:
+def error_response(status: int, code: str, message: str, details: Any = None) -> Response[str]:
     body: dict[str, Any] = {"error": {"code": code, "message": message}}
     if details is not None:
         body["error"]["details"] = details
     return Response(status_code=status, content_type=JSON, body=json.dumps(body, default=str))
 
 
-def json_response(status: int, body: Any, headers: dict[str, str] | None = None) -> Response:
+def json_response(status: int, body: Any, headers: dict[str, str] | None = None) -> Response[str]:
     return Response(status_code=status, content_type=JSON, body=json.dumps(body, default=str), headers=headers)
 
 
-def gateway_error_response(exc: GatewayError) -> Response:
+def gateway_error_response(exc: GatewayError) -> Response[str]:
     return error_response(exc.status, exc.code, exc.message, exc.details)
 
 
@@ -49,7 +49,7 @@ def eseye_rejection(outcome: Rejected) -> EseyeRejected:
     return EseyeRejected(f"Eseye rejected the message: {description}", details)
 
 
-def send_response(outcome: SendOutcome) -> Response:
+def send_response(outcome: SendOutcome) -> Response[str]:
     """POST /messages: 202 with the message (sent or queued for a retry), 200 with a dry run's analysis,
     or 422 eseye_rejected with the rejected message in its details."""
     if isinstance(outcome, Accepted):
@@ -62,14 +62,14 @@ def send_response(outcome: SendOutcome) -> Response:
 def resolver() -> APIGatewayRestResolver:
     app = APIGatewayRestResolver()
 
-    @app.exception_handler(GatewayError)
-    def handle_gateway_error(exc: GatewayError) -> Response:
+    @app.exception_handler(GatewayError)  # type: ignore[untyped-decorator]  # Powertools' decorators are untyped
+    def handle_gateway_error(exc: GatewayError) -> Response[str]:
         if exc.status >= 500:
             logger.warning("request failed", extra={"error_code": exc.code, "reason": exc.message})
         return gateway_error_response(exc)
 
-    @app.exception_handler(Exception)
-    def handle_unexpected(exc: Exception) -> Response:
+    @app.exception_handler(Exception)  # type: ignore[untyped-decorator]
+    def handle_unexpected(exc: Exception) -> Response[str]:
         # A bug of ours, not the client's: log it with the trace, answer without it.
         logger.exception("unhandled error")
         count("UnhandledError")
@@ -77,7 +77,7 @@ def resolver() -> APIGatewayRestResolver:
         return error_response(500, "internal_error", "the gateway failed to handle the request", {"request_id": request_id})
 
     @app.not_found
-    def handle_not_found(exc: Exception) -> Response:
+    def handle_not_found(exc: Exception) -> Response[str]:
         return error_response(404, "route_not_found", f"no route {app.current_event.http_method} {app.current_event.path}")
 
     return app
@@ -167,7 +167,7 @@ def idempotency_scope(user_arn: str | None, api_key_id: str | None, caller: str 
     return "anonymous"
 
 
-def text_response(status: int, text: str) -> Response:
+def text_response(status: int, text: str) -> Response[str]:
     return Response(status_code=status, content_type="text/plain", body=text)
 
 
@@ -184,13 +184,15 @@ def webhook_request(app: APIGatewayRestResolver, kind: str) -> WebhookRequest:
     )
 
 
-def handler(app: APIGatewayRestResolver) -> Callable[[dict, Any], dict]:
+def handler(app: APIGatewayRestResolver) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
     """The Lambda entry point for an API function: logging context, tracing, metrics, then the routes."""
 
     @logger.inject_lambda_context(correlation_id_path="requestContext.requestId", clear_state=True)
-    @tracer.capture_lambda_handler(capture_response=False)
+    @tracer.capture_lambda_handler(capture_response=False)  # type: ignore[untyped-decorator]  # Powertools' Tracer is untyped
     @metrics.log_metrics
-    def lambda_handler(event: dict, context: Any) -> dict:
-        return app.resolve(event, context)
+    def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        resolved: dict[str, Any] = app.resolve(event, context)
+        return resolved
 
-    return lambda_handler
+    entry: Callable[[dict[str, Any], Any], dict[str, Any]] = lambda_handler
+    return entry

@@ -15,7 +15,6 @@ what an operator needs to know is that the device has the command.
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
@@ -93,7 +92,9 @@ def iso(moment: datetime) -> str:
 
 def parse_time(value: Any) -> datetime:
     """An ISO 8601 time with a timezone (Z allowed), as clients send it. Raises ValueError otherwise."""
-    if not isinstance(value, str) or len(value) > 40 or any(unicodedata.category(c) == "Cc" for c in value):
+    from smsgw.validation import has_control_characters
+
+    if not isinstance(value, str) or len(value) > 40 or has_control_characters(value):
         raise ValueError("not an ISO 8601 time")
     moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
     if moment.tzinfo is None:

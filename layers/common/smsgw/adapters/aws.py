@@ -12,4 +12,6 @@ def client(service: str) -> Any:
     from botocore.config import Config
 
     # Standard retry mode backs off (with jitter) on throttling and transient errors, at most 4 tries in all.
-    return boto3.client(service, config=Config(retries={"mode": "standard", "max_attempts": 4}, connect_timeout=3, read_timeout=10))
+    # The stubs type one overload per service name; this builds whichever service it is asked for.
+    config = Config(retries={"mode": "standard", "max_attempts": 4}, connect_timeout=3, read_timeout=10)
+    return boto3.client(service, config=config)  # type: ignore[call-overload]

@@ -27,7 +27,7 @@ class EseyeUnavailable(Exception):
         self.http_status = http_status
         self.raw = raw
 
-    def as_detail(self) -> dict:
+    def as_detail(self) -> dict[str, Any]:
         detail: dict[str, Any] = {"kind": "unavailable", "reason": self.reason, "ambiguous": self.ambiguous}
         if self.http_status is not None:
             detail["http_status"] = self.http_status

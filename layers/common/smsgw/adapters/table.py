@@ -85,7 +85,7 @@ class Table:
             return result
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                raise ConditionFailed(self.deserialize(exc.response.get("Item"))) from exc
+                raise ConditionFailed(self.deserialize(exc.response.get("Item"))) from exc  # type: ignore[arg-type]  # the stubs type Item loosely
             raise StoreUnavailable(f"DynamoDB {operation} failed: {exc.response.get('Error', {}).get('Code')}") from exc
         except BotoCoreError as exc:
             raise StoreUnavailable(f"DynamoDB {operation} failed: {type(exc).__name__}") from exc

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from smsgw import models
+from smsgw import backoff, models
 from smsgw.adapters.eseye import EseyeUnavailable
 from smsgw.adapters.store import ConditionFailed, bounded_entry
 from smsgw.deps import Deps
@@ -110,7 +110,9 @@ def _attempts(message: Message, unset: int = 1) -> int:
 
 
 def backoff_seconds(attempt: int, base: int) -> int:
-    delay = min(900, base * 2 ** max(attempt - 1, 0))
+    """The wait before a send's next attempt: the one exponential backoff, capped at SQS's longest delay
+    (900 s), plus up to 10 % jitter so that messages an outage failed together do not retry together."""
+    delay = backoff.exponential(attempt, base, 900)
     return int(delay + random.uniform(0, delay * 0.1))
 
 

@@ -40,4 +40,4 @@ def dispatch(job: dict[str, Any], deps: Deps | None = None) -> str:
         return "expired"
     # Ask Eseye first if an earlier attempt may have reached it (as known before this claim marked it so).
     ask_first = job["ambiguous"] or bool(claimed.before.get("may_be_at_eseye"))
-    return delivery.attempt(deps, message, ask_first=ask_first)["status"]
+    return delivery.attempt(deps, message, ask_first=ask_first).status or "unknown"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -108,7 +108,7 @@ def parse_send_request(body: Any, now: datetime, allow_insecure_callbacks: bool 
     if problems:
         raise validation.invalid(problems)
     return SendRequest(
-        to=models.msisdn_digits(to),
+        to=models.msisdn_digits(str(to)),
         text=text,
         data=data,
         data_coding=data_coding or ("0" if data is not None else None),
@@ -229,10 +229,10 @@ def send_message(body: Any, receipt_base: str, dry_run: bool = False, deps: Deps
     try:
         message = deps.store.messages.create(item)
     except ConditionFailed as exc:
-        existing = exc.item or {}
+        existing: Mapping[str, Any] = exc.item or {}
         if existing.get("created_at") == item["created_at"] and existing.get("lease_owner") == owner:
             # Our own write, whose answer was lost and which the SDK retried (throttling, a dropped connection).
-            message = existing
+            message = existing if isinstance(existing, models.Message) else models.Message.from_item(existing)
         elif scoped_key and existing.get("status"):
             return _resume(existing, body_hash, body, receipt_base, deps)
         else:
@@ -248,7 +248,7 @@ def send_message(body: Any, receipt_base: str, dry_run: bool = False, deps: Deps
     return _result(message)
 
 
-def _resume(existing: dict[str, Any], body_hash: str, body: Any, receipt_base: str, deps: Deps) -> ApiResult:
+def _resume(existing: Mapping[str, Any], body_hash: str, body: Any, receipt_base: str, deps: Deps) -> ApiResult:
     """A retried request whose key already names a message: carry that message on, never send a second one."""
     created = models.parse_time(existing["created_at"])
     if created < deps.clock() - timedelta(seconds=IDEMPOTENCY_WINDOW_SECONDS):
@@ -266,7 +266,7 @@ def _resume(existing: dict[str, Any], body_hash: str, body: Any, receipt_base: s
     return _result(delivery.attempt(deps, claimed.after, ask_first=bool(claimed.before.get("may_be_at_eseye"))))
 
 
-def _result(message: dict[str, Any]) -> ApiResult:
+def _result(message: Mapping[str, Any]) -> ApiResult:
     view = models.public_view(message)
     if message["status"] == models.REJECTED:
         return Rejected(view, message.get("eseye_code"), message.get("eseye_description"))
@@ -287,7 +287,7 @@ def _build_idempotent_send(deps: Deps) -> tuple[Callable[..., dict[str, Any]], A
     persistence = deps.store.idempotency_persistence()
     config = IdempotencyConfig(event_key_jmespath="key", payload_validation_jmespath="request", expires_after_seconds=IDEMPOTENCY_WINDOW_SECONDS)
 
-    @idempotent_function(data_keyword_argument="command", persistence_store=persistence, config=config)
+    @idempotent_function(data_keyword_argument="command", persistence_store=persistence, config=config)  # type: ignore[untyped-decorator]  # untyped
     def run(command: dict[str, Any]) -> dict[str, Any]:
         # The outcome is what is kept, so a retry gets the same answer whatever HTTP makes of it.
         return to_record(send_message(command["request"]["body"], command["receipt_base"], deps=deps, scoped_key=command["key"]))

@@ -1,6 +1,5 @@
 """The simulator's parts on their own: the protocol rules (pure), fault injection, and its timers."""
 
-
 import pytest
 
 from local_stack import eseye_rules as rules

@@ -29,7 +29,12 @@ def _b64(raw: bytes) -> str:
 
 
 def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    """The bytes of text `_b64` wrote, and only of such text: base64 decoding ignores a final character's
+    spare bits, so another spelling of the same bytes is refused rather than taken as the cursor we issued."""
+    raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    if _b64(raw) != text:
+        raise ValueError("not the canonical spelling")
+    return raw
 
 
 def _canonical(value: Any) -> bytes:

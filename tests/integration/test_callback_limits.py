@@ -119,22 +119,23 @@ def resolver(monkeypatch):
 
 
 def test_a_receiver_that_trickles_its_headers_is_cut_off_at_the_deadline(servers, deliverer):
-    # Given a receiver that sends its headers a byte every 0.2 s for 4 s
-    slow = servers("trickle", seconds=4)
+    # Given a receiver that sends its headers a byte every 0.2 s for 60 s
+    slow = servers("trickle", seconds=60)
     # When an event is delivered with a 1 s deadline
     outcome, elapsed = deliverer(slow.url(), deadline=1.0)
-    # Then the delivery gives up at the deadline, to be retried later
+    # Then the delivery gives up at the deadline, to be retried later (the bound leaves room for a busy machine)
     assert outcome == "failed"
-    assert elapsed < 2.0
+    assert elapsed < 10.0
 
 
 def test_an_endless_answer_is_read_only_up_to_64_kb(servers, deliverer):
     # Given a receiver that answers 200 and then streams a body for ever
-    flood = servers("flood", seconds=4)
-    # When an event is delivered / Then it counts as delivered as soon as the bounded read is done
-    outcome, elapsed = deliverer(flood.url(), deadline=3.0)
+    flood = servers("flood", seconds=60)
+    # When an event is delivered / Then it counts as delivered as soon as the bounded read is done, long
+    # before the deadline would have ended it
+    outcome, elapsed = deliverer(flood.url(), deadline=30.0)
     assert outcome == 200
-    assert elapsed < 1.5
+    assert elapsed < 10.0
 
 
 INSIDE = ["127.0.0.1", "10.1.2.3", "172.16.0.9", "192.168.1.1", "169.254.169.254", "100.64.0.1", "0.0.0.0", "224.0.0.1"]  # noqa: S104
@@ -167,7 +168,7 @@ def test_ports_other_than_443_are_refused_unless_allowed(deliverer, resolver):
     assert asked == []
     # When the deployment allows 8443 / Then the delivery is attempted (and here times out: nothing answers)
     outcome, elapsed = deliverer("https://hooks.customer.test:8443/x", local=False, ports=frozenset({443, 8443}), deadline=0.5)
-    assert outcome == "failed" and asked == ["hooks.customer.test"] and elapsed < 1.5
+    assert outcome == "failed" and asked == ["hooks.customer.test"] and elapsed < 10.0  # the deadline, not the OS's 2-minute connect timeout
 
 
 def test_dns_rebinding_does_not_reach_inside(servers, deliverer, resolver):
@@ -184,15 +185,15 @@ def test_dns_rebinding_does_not_reach_inside(servers, deliverer, resolver):
 
 def test_a_receiver_that_keeps_failing_does_not_hold_up_healthy_ones(servers, deliverer):
     # Given a receiver that never answers, with six events waiting, and a healthy receiver after them
-    dead, healthy = servers("hang", seconds=5), servers("ok")
+    dead, healthy = servers("hang", seconds=60), servers("ok")
     started = time.monotonic()
-    outcomes = [deliverer(dead.url(), deadline=0.5)[0] for _ in range(6)]
+    outcomes = [deliverer(dead.url(), deadline=2.0)[0] for _ in range(6)]
     # When the healthy receiver's event comes next / Then it is delivered at once
-    assert deliverer(healthy.url(), deadline=0.5)[0] == 200
-    # and the dead receiver cost three deadlines, not six: after three failures its events wait their turn untried
+    assert deliverer(healthy.url(), deadline=2.0)[0] == 200
+    # and the dead receiver cost three deadlines (6 s), not six (12 s): after three failures its events wait their turn untried
     assert outcomes == ["failed"] * 6
     assert dead.hits == 3
-    assert time.monotonic() - started < 3.0
+    assert time.monotonic() - started < 10.0
 
 
 def test_a_slow_receiver_does_not_hold_up_the_others_in_its_batch(stack, monkeypatch):

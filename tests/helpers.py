@@ -1,11 +1,21 @@
 """Awaiting conditions instead of sleeping: a test waits for what it needs to see, for as long as a loaded machine
-takes, and not a moment longer. The timeouts are generous on purpose: they only bound a test that is failing."""
+takes, and not a moment longer. The timeouts are generous on purpose: they only bound a test that is failing.
+
+Also every helper more than one test module uses: a test module never imports from another one."""
 
 from __future__ import annotations
 
+import collections
+import json
+import subprocess
 import time
 from collections.abc import Callable
+from functools import cache
 from typing import TypeVar
+from urllib.parse import urlencode
+
+from smsgw import encoding
+from tests.conftest import ROOT, load_event
 
 T = TypeVar("T")
 
@@ -20,3 +30,289 @@ def wait_until(condition: Callable[[], T], timeout: float = 30.0, interval: floa
         if time.monotonic() > deadline:
             raise AssertionError(f"not true within {timeout} s: {message or getattr(condition, '__name__', condition)} (last: {result!r})")
         time.sleep(interval)
+
+
+# --- Calling the API ------------------------------------------------------------------------------
+
+
+def body_of(response):
+    return json.loads(response["body"])
+
+
+def send(stack, event_name="send_gsm7", body=None, headers=None, query=None):
+    event = load_event(event_name)
+    if body is not None:
+        event["body"] = json.dumps(body) if not isinstance(body, str) else body
+    if headers:
+        event["headers"] = {**(event["headers"] or {}), **headers}
+    if query is not None:
+        event["queryStringParameters"] = query
+    return stack.invoke("SendFunction", event)
+
+
+# --- Webhooks, the table's stream and the events topic --------------------------------------------
+
+
+TOKEN = "tok-primary-0123456789"
+
+
+def receipt(stack, message_id, status="delivered", reference="ref1", via="receipt_get_delivered", token=None):
+    event = load_event(via)
+    fields = {"messageid": message_id, "referenceid": reference, "statuscode": status, "status": status}
+    if via == "receipt_get_delivered":
+        event["queryStringParameters"] = fields
+        event["multiValueQueryStringParameters"] = {k: [v] for k, v in fields.items()}
+    else:
+        event["body"] = urlencode(fields)
+    if token:
+        event["pathParameters"] = {"token": token}
+        event["path"] = f"/webhooks/{token}/receipt"
+    return stack.invoke("ReceiptWebhookFunction", event)
+
+
+def mo(stack, fields, json_body=False, token=TOKEN):
+    event = load_event("mo_json_binary_ucs2" if json_body else "mo_form_text")
+    event["body"] = json.dumps(fields) if json_body else urlencode(fields)
+    event.update(path=f"/webhooks/{token}/mo", pathParameters={"token": token})
+    return stack.invoke("MoWebhookFunction", event)
+
+
+def sent_message(stack, to="447700900001"):
+    """A message Eseye accepted and will never send a receipt for (destination ending 0001)."""
+    return body_of(send(stack, body={"to": to, "text": "REBOOT"}))
+
+
+def stream_batch(stack):
+    """Everything on the table's stream so far, as Lambda would deliver it to the publisher."""
+    streams = stack.clients["dynamodbstreams"]
+    arn = stack.physical("Table", "StreamArn")
+    records = []
+    for shard in streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"]:
+        iterator = streams.get_shard_iterator(StreamArn=arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+        records += streams.get_records(ShardIterator=iterator, Limit=1000)["Records"]
+    wanted = [r for r in records if r["dynamodb"]["Keys"]["SK"]["S"] == "META" and r["dynamodb"]["Keys"]["PK"]["S"].startswith("MSG#")]
+    for record in wanted:
+        record["dynamodb"].pop("ApproximateCreationDateTime", None)
+    return {"Records": wanted}
+
+
+def subscribe(stack):
+    sqs, sns = stack.clients["sqs"], stack.clients["sns"]
+    url = sqs.create_queue(QueueName="subscriber")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sns.subscribe(TopicArn=stack.physical("EventsTopic"), Protocol="sqs", Endpoint=arn, Attributes={"RawMessageDelivery": "true"})
+    return url
+
+
+def received_events(stack, url):
+    events = []
+    while True:
+        batch = stack.clients["sqs"].receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0)
+        if not batch.get("Messages"):
+            return events
+        for message in batch["Messages"]:
+            events.append(json.loads(message["Body"]))
+            stack.clients["sqs"].delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+
+
+def validate_event(event):
+    import jsonschema
+
+    schema = json.loads((ROOT / "schemas" / f"{event['type']}.schema.json").read_text())
+    jsonschema.validate(event, schema)
+
+
+# --- The dispatcher, status and cancel ------------------------------------------------------------
+
+
+def sqs_event(jobs):
+    template = load_event("dispatcher_retry")["Records"][0]
+    return {"Records": [{**template, "messageId": f"m{i}", "body": json.dumps(job)} for i, job in enumerate(jobs)]}
+
+
+def run_dispatcher(stack):
+    jobs = stack.queue_jobs()
+    response = stack.invoke("DispatcherFunction", sqs_event(jobs)) if jobs else {"batchItemFailures": []}
+    return jobs, response
+
+
+def get(stack, message_id, refresh=False):
+    event = load_event("get_message_refresh" if refresh else "get_message")
+    event["path"] = f"/messages/{message_id}"
+    event["pathParameters"] = {"message_id": message_id}
+    return stack.invoke("GetMessageFunction", event)
+
+
+def cancel(stack, message_id):
+    event = load_event("cancel_message")
+    event["path"] = f"/messages/{message_id}"
+    event["pathParameters"] = {"message_id": message_id}
+    return stack.invoke("CancelMessageFunction", event)
+
+
+def restart(simulator):
+    simulator.start()  # same port: the gateway's configured URL still points at it
+
+
+def settle(stack, rounds=6):
+    """Run the dispatcher until no retry is queued (or rounds run out)."""
+    for _ in range(rounds):
+        jobs, _ = run_dispatcher(stack)
+        if not jobs:
+            return
+
+
+# --- Publishing, replay and status callbacks ------------------------------------------------------
+
+
+def publish_all(stack):
+    assert stack.invoke("PublisherFunction", stream_batch(stack)) == {"batchItemFailures": []}
+
+
+def replay(stack, body):
+    event = load_event("send_gsm7")
+    event.update(path="/events/replay", resource="/events/replay", body=json.dumps(body))
+    return stack.invoke("ReplayFunction", event)
+
+
+def callback_records(stack):
+    url = stack.physical("CallbackQueue")
+    messages = stack.clients["sqs"].receive_message(QueueUrl=url, MaxNumberOfMessages=10, AttributeNames=["All"]).get("Messages", [])
+    template = load_event("dispatcher_retry")["Records"][0]
+    return {
+        "Records": [
+            {
+                **template,
+                "messageId": m["MessageId"],
+                "receiptHandle": m["ReceiptHandle"],
+                "body": m["Body"],
+                "attributes": {**template["attributes"], **m["Attributes"]},
+                "eventSourceARN": stack.physical("CallbackQueue", "Arn"),
+            }
+            for m in messages
+        ]
+    }
+
+
+# --- History --------------------------------------------------------------------------------------
+
+
+SIM = "447700900123"
+
+
+def history(stack, **query):
+    event = load_event("history_by_msisdn")
+    event["queryStringParameters"] = {"msisdn": SIM, **query}
+    return stack.invoke("HistoryFunction", event)
+
+
+def window(minutes: int = 5) -> dict[str, str]:
+    return {
+        "since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 60 * minutes)),
+        "until": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 60)),
+    }
+
+
+# --- Webhook events -------------------------------------------------------------------------------
+
+
+def webhook_event(kind: str, body: bytes, content_type: str, query: dict | None = None) -> dict:
+    event = load_event("mo_form_text" if kind == "mo" else "receipt_post_form_failed")
+    event["headers"] = {"Content-Type": content_type} if content_type else {}
+    event["multiValueHeaders"] = {k: [v] for k, v in event["headers"].items()}
+    try:
+        event["body"], event["isBase64Encoded"] = body.decode("utf-8"), False
+    except UnicodeDecodeError:
+        import base64
+
+        event["body"], event["isBase64Encoded"] = base64.b64encode(body).decode(), True
+    event["queryStringParameters"] = query
+    return event
+
+
+# --- Counting AWS calls ---------------------------------------------------------------------------
+
+
+class CallCounter:
+    def __init__(self):
+        self.calls: collections.Counter = collections.Counter()
+        self.operations: list[str] = []
+
+    def __call__(self, model, **kwargs):
+        service = model.service_model.service_name
+        self.calls[service] += 1
+        self.operations.append(f"{service}.{model.name}")
+
+    def reset(self):
+        self.calls.clear()
+        self.operations.clear()
+
+
+# --- PDUs -----------------------------------------------------------------------------------------
+
+
+def pack_septets(septets: list[int], fill_bits: int = 0) -> bytes:
+    out = bytearray()
+    value, bits = 0, fill_bits
+    for septet in septets:
+        value |= septet << bits
+        bits += 7
+        while bits >= 8:
+            out.append(value & 0xFF)
+            value >>= 8
+            bits -= 8
+    if bits:
+        out.append(value & 0xFF)
+    return bytes(out)
+
+
+def gsm7_septets(text: str) -> list[int]:
+    reverse_ext = {v: k for k, v in encoding.GSM7_EXTENSION.items()}
+    septets = []
+    for c in text:
+        if c in reverse_ext:
+            septets += [0x1B, reverse_ext[c]]
+        else:
+            septets.append(encoding.GSM7_BASIC.index(c))
+    return septets
+
+
+def submit_pdu(text: str = "", *, dcs: int = 0, udh: bytes = b"", octets: bytes | None = None, smsc: bool = True) -> str:
+    """An SMS-SUBMIT to 447000000001, built independently of the decoder."""
+    first = 0x01 | (0x40 if udh else 0)
+    address = bytes([12, 0x91]) + bytes.fromhex("440700000010")
+    header = bytes([len(udh)]) + udh if udh else b""
+    if dcs == 0:
+        septets = gsm7_septets(text)
+        header_septets = (len(header) * 8 + 6) // 7 if udh else 0
+        body = header + pack_septets(septets, header_septets * 7 - len(header) * 8)
+        length = header_septets + len(septets)
+    else:
+        payload = octets if octets is not None else text.encode("utf-16-be")
+        body = header + payload
+        length = len(body)
+    tpdu = bytes([first, 0x00]) + address + bytes([0x00, dcs, length]) + body
+    return ("00" if smsc else "") + tpdu.hex().upper()
+
+
+# --- The SAM translation of template.yaml ---------------------------------------------------------
+
+
+SAM_PYTHON = ROOT / ".venv-sam" / "bin" / "python"
+
+
+ESEYE_CALLERS = {"SendFunction", "GetMessageFunction", "CancelMessageFunction", "DispatcherFunction"}
+
+
+@cache
+def translated(*overrides: str) -> dict:
+    assert SAM_PYTHON.exists(), "run `make venv` first: the SAM CLI venv provides the translator"
+    result = subprocess.run(
+        [str(SAM_PYTHON), str(ROOT / "tools" / "sam_translate.py"), *overrides],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"AWS_DEFAULT_REGION": "eu-west-1", "PATH": "/usr/bin:/bin"},
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    return json.loads(result.stdout)

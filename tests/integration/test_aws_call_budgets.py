@@ -7,14 +7,13 @@ request but the first in each cache period.
 
 from __future__ import annotations
 
-import collections
 import json
 
 import boto3
 import pytest
 
 from tests.conftest import load_event
-from tests.integration.test_inbound import mo, receipt, stream_batch
+from tests.helpers import CallCounter, mo, receipt, stream_batch
 
 # operation -> (the design's minimum, budget); each counts every AWS API call (Secrets Manager included).
 BUDGETS = {
@@ -30,21 +29,6 @@ BUDGETS = {
     "mo": ({"dynamodb": 3}, 3),  # lists read, waiting-command query, create
     "publish (10 events)": ({"dynamodb": 1, "sns": 1}, 2),  # one archive batch, one SNS batch
 }
-
-
-class CallCounter:
-    def __init__(self):
-        self.calls: collections.Counter = collections.Counter()
-        self.operations: list[str] = []
-
-    def __call__(self, model, **kwargs):
-        service = model.service_model.service_name
-        self.calls[service] += 1
-        self.operations.append(f"{service}.{model.name}")
-
-    def reset(self):
-        self.calls.clear()
-        self.operations.clear()
 
 
 @pytest.fixture

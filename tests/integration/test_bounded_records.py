@@ -10,9 +10,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from tests.conftest import load_event
-from tests.integration.test_inbound import received_events, sent_message, stream_batch, subscribe
-from tests.integration.test_retry_and_lifecycle import get
-from tests.integration.test_send_api import body_of
+from tests.helpers import body_of, get, received_events, sent_message, stream_batch, subscribe
 
 SNS_LIMIT = 256 * 1024  # bytes: one message, and the whole of one PublishBatch request
 
@@ -227,7 +225,7 @@ def test_an_event_over_snss_limit_is_cut_to_fit_and_marked(stack, sns_as_aws):
     assert (event["id"], data["status"], data["truncated"]) == (f"{new['id']}:delivered", "delivered", True)
     assert data["history"][0] == new["history"][0] and data["history"][-1] == new["history"][-1]
     assert len(data["history"]) + data["history_dropped"] == 800
-    from tests.integration.test_inbound import validate_event
+    from tests.helpers import validate_event
 
     validate_event(event)
 

@@ -7,7 +7,7 @@ import time
 import uuid
 
 from tests.conftest import load_event
-from tests.integration.test_hostile_input import webhook_event
+from tests.helpers import webhook_event
 
 DAY = 86400
 
@@ -79,7 +79,7 @@ def test_quarantined_requests_are_capped_and_expire_in_days(stack):
 
 
 def test_an_unfinished_concatenation_buffer_expires_in_days_not_with_the_messages(stack):
-    from tests.integration.test_inbound import mo
+    from tests.helpers import mo
     from tests.pdus import long_message
 
     # Given a token holder who sends the first part of a long MO and never the rest

@@ -9,24 +9,8 @@ import time
 import boto3
 import pytest
 
-from tests.conftest import load_event, reset_caches
-from tests.integration.test_replies_replay_callbacks import callback_records, publish_all, replay
-from tests.integration.test_send_api import body_of, send
-
-SIM = "447700900123"
-
-
-def history(stack, **query):
-    event = load_event("history_by_msisdn")
-    event["queryStringParameters"] = {"msisdn": SIM, **query}
-    return stack.invoke("HistoryFunction", event)
-
-
-def window(minutes: int = 5) -> dict[str, str]:
-    return {
-        "since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 60 * minutes)),
-        "until": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 60)),
-    }
+from tests.conftest import reset_caches
+from tests.helpers import SIM, body_of, callback_records, history, publish_all, replay, send, window
 
 
 def assert_invalid_cursor(response):
@@ -249,7 +233,7 @@ def test_a_replay_republishes_each_event_once_and_starts_no_status_callback(stac
     later = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(time.time() - 1)) + ".999Z"
     stack.deps().store.events.append([archive_item({**event, "time": later, "msisdn": SIM}, 0)])
     # When the window is replayed
-    from tests.integration.test_inbound import received_events, subscribe
+    from tests.helpers import received_events, subscribe
 
     url = subscribe(stack)
     result = body_of(replay(stack, window()))

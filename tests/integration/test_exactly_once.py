@@ -10,10 +10,7 @@ import threading
 
 import pytest
 
-from tests.integration.test_faults import atomic_items, settle  # noqa: F401 - a fixture
-from tests.integration.test_inbound import receipt, received_events, stream_batch, subscribe
-from tests.integration.test_retry_and_lifecycle import cancel, get, restart
-from tests.integration.test_send_api import body_of, send
+from tests.helpers import body_of, cancel, get, receipt, received_events, restart, send, settle, stream_batch, subscribe
 
 QUIET = "447700900001"  # the simulator keeps it queued: no receipt ever settles it
 FORMS = ("text", "xml", "xml_bare")
@@ -110,7 +107,7 @@ def test_a_probe_that_answers_any_message_status_means_eseye_has_it(stack, short
 # --- 2. one message, one send at a time ------------------------------------------------------------
 
 
-def test_the_same_retry_job_run_twice_at_once_sends_once(stack, atomic_items):  # noqa: F811
+def test_the_same_retry_job_run_twice_at_once_sends_once(stack, atomic_items):
     from smsgw.logic import dispatch
 
     # Given a message whose first attempt never reached Eseye, and a slow Eseye
@@ -138,7 +135,7 @@ def test_attempts_are_counted_on_the_message_not_per_job_chain(stack):
     stack.eseye.inject("http500", count=50)
     message = body_of(send(stack, body={"to": QUIET, "text": "reboot"}))
     [job] = stack.queue_jobs()
-    from tests.integration.test_retry_and_lifecycle import sqs_event
+    from tests.helpers import sqs_event
 
     assert stack.invoke("DispatcherFunction", sqs_event([job, job, job])) == {"batchItemFailures": []}
     settle(stack)

@@ -9,17 +9,7 @@ import botocore.client
 import pytest
 from botocore.awsrequest import AWSResponse
 
-from tests.integration.test_inbound import receipt, received_events, stream_batch, subscribe
-from tests.integration.test_retry_and_lifecycle import cancel, get, run_dispatcher
-from tests.integration.test_send_api import body_of, send
-
-
-def settle(stack, rounds=6):
-    """Run the dispatcher until no retry is queued (or rounds run out)."""
-    for _ in range(rounds):
-        jobs, _ = run_dispatcher(stack)
-        if not jobs:
-            return
+from tests.helpers import body_of, cancel, get, receipt, received_events, send, settle, stream_batch, subscribe
 
 
 def assert_events_match_history(stack, url, message_id):
@@ -128,22 +118,6 @@ class _Raw:
 
     def stream(self, *args, **kwargs):
         yield self.data
-
-
-@pytest.fixture
-def atomic_items(monkeypatch):
-    """DynamoDB applies each conditional write atomically; moto's in-process backend needs a lock for that."""
-    from moto.dynamodb.models import DynamoDBBackend
-
-    lock = threading.Lock()
-    for method in ("update_item", "put_item", "delete_item", "transact_write_items"):
-        original = getattr(DynamoDBBackend, method)
-
-        def locked(self, *args, _original=original, **kwargs):
-            with lock:
-                return _original(self, *args, **kwargs)
-
-        monkeypatch.setattr(DynamoDBBackend, method, locked)
 
 
 def test_brief_dynamodb_throttling_is_absorbed_by_retries(stack, monkeypatch):

@@ -8,9 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import load_event
-from tests.integration.test_cursors import history, replay, window
-from tests.integration.test_replies_replay_callbacks import publish_all
-from tests.integration.test_send_api import body_of, send
+from tests.helpers import body_of, history, publish_all, replay, send, webhook_event, window
 
 REFUSALS = {400, 403, 404, 409, 413, 415, 422}
 FUZZ = settings(
@@ -26,20 +24,6 @@ FIELD_VALUES = st.one_of(
     st.binary(max_size=80).map(lambda b: b.decode("latin-1")),
     st.sampled_from(["", "\x00", "\ud800".encode("utf-8", "surrogatepass").decode("latin-1"), "a" * 5000]),
 )
-
-
-def webhook_event(kind: str, body: bytes, content_type: str, query: dict | None = None) -> dict:
-    event = load_event("mo_form_text" if kind == "mo" else "receipt_post_form_failed")
-    event["headers"] = {"Content-Type": content_type} if content_type else {}
-    event["multiValueHeaders"] = {k: [v] for k, v in event["headers"].items()}
-    try:
-        event["body"], event["isBase64Encoded"] = body.decode("utf-8"), False
-    except UnicodeDecodeError:
-        import base64
-
-        event["body"], event["isBase64Encoded"] = base64.b64encode(body).decode(), True
-    event["queryStringParameters"] = query
-    return event
 
 
 def quarantined(stack) -> int:

@@ -1,73 +1,9 @@
 """Receipts and MO webhooks, history, lists and the event publisher, handlers in-process against moto."""
 
-import json
 import time
-from urllib.parse import urlencode
 
-from tests.conftest import ROOT, load_event
-from tests.integration.test_send_api import body_of, send
-from tests.unit.test_encoding import submit_pdu
-
-TOKEN = "tok-primary-0123456789"
-
-
-def receipt(stack, message_id, status="delivered", reference="ref1", via="receipt_get_delivered", token=None):
-    event = load_event(via)
-    fields = {"messageid": message_id, "referenceid": reference, "statuscode": status, "status": status}
-    if via == "receipt_get_delivered":
-        event["queryStringParameters"] = fields
-        event["multiValueQueryStringParameters"] = {k: [v] for k, v in fields.items()}
-    else:
-        event["body"] = urlencode(fields)
-    if token:
-        event["pathParameters"] = {"token": token}
-        event["path"] = f"/webhooks/{token}/receipt"
-    return stack.invoke("ReceiptWebhookFunction", event)
-
-
-def mo(stack, fields, json_body=False, token=TOKEN):
-    event = load_event("mo_json_binary_ucs2" if json_body else "mo_form_text")
-    event["body"] = json.dumps(fields) if json_body else urlencode(fields)
-    event.update(path=f"/webhooks/{token}/mo", pathParameters={"token": token})
-    return stack.invoke("MoWebhookFunction", event)
-
-
-def sent_message(stack, to="447700900001"):
-    """A message Eseye accepted and will never send a receipt for (destination ending 0001)."""
-    return body_of(send(stack, body={"to": to, "text": "REBOOT"}))
-
-
-def stream_batch(stack):
-    """Everything on the table's stream so far, as Lambda would deliver it to the publisher."""
-    streams = stack.clients["dynamodbstreams"]
-    arn = stack.physical("Table", "StreamArn")
-    records = []
-    for shard in streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"]:
-        iterator = streams.get_shard_iterator(StreamArn=arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
-        records += streams.get_records(ShardIterator=iterator, Limit=1000)["Records"]
-    wanted = [r for r in records if r["dynamodb"]["Keys"]["SK"]["S"] == "META" and r["dynamodb"]["Keys"]["PK"]["S"].startswith("MSG#")]
-    for record in wanted:
-        record["dynamodb"].pop("ApproximateCreationDateTime", None)
-    return {"Records": wanted}
-
-
-def subscribe(stack):
-    sqs, sns = stack.clients["sqs"], stack.clients["sns"]
-    url = sqs.create_queue(QueueName="subscriber")["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    sns.subscribe(TopicArn=stack.physical("EventsTopic"), Protocol="sqs", Endpoint=arn, Attributes={"RawMessageDelivery": "true"})
-    return url
-
-
-def received_events(stack, url):
-    events = []
-    while True:
-        batch = stack.clients["sqs"].receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0)
-        if not batch.get("Messages"):
-            return events
-        for message in batch["Messages"]:
-            events.append(json.loads(message["Body"]))
-            stack.clients["sqs"].delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+from tests.conftest import load_event
+from tests.helpers import body_of, mo, receipt, received_events, send, sent_message, stream_batch, submit_pdu, subscribe, validate_event
 
 
 def test_get_receipt_delivers_the_message_and_keeps_raw_fields(stack):
@@ -244,13 +180,6 @@ def test_every_status_change_is_published_once_with_filterable_attributes(stack)
     assert events[2]["id"] == f"{message['id']}:delivered"
     for event in events:
         validate_event(event)
-
-
-def validate_event(event):
-    import jsonschema
-
-    schema = json.loads((ROOT / "schemas" / f"{event['type']}.schema.json").read_text())
-    jsonschema.validate(event, schema)
 
 
 def test_sns_down_then_up_loses_no_event(stack, monkeypatch):

@@ -10,9 +10,7 @@ import pytest
 
 from smsgw import models
 from tests.conftest import load_event
-from tests.integration.test_faults import atomic_items  # noqa: F401 - a fixture
-from tests.integration.test_inbound import mo, received_events, stream_batch, subscribe, validate_event
-from tests.integration.test_send_api import body_of
+from tests.helpers import body_of, mo, received_events, stream_batch, subscribe, validate_event
 from tests.pdus import concat_header, long_message, submit
 
 DEVICE = "447700900123"
@@ -227,7 +225,7 @@ def test_a_buffer_left_by_the_previous_version_still_completes_and_then_closes(s
 
 
 def test_an_incomplete_mo_published_after_its_window_answers_no_command_waiting_now(stack, monkeypatch):
-    from tests.integration.test_send_api import send
+    from tests.helpers import send
 
     # Given part 1 of a device's long message, its part 2 lost
     deliver(stack, long_message("Shutting down for service", 0x0A, per_part=13)[:1], ["s1"])
@@ -255,7 +253,7 @@ def test_the_window_is_the_template_parameter(stack, monkeypatch):
 def test_aws_calls_per_part(stack, monkeypatch):
     import boto3
 
-    from tests.integration.test_aws_call_budgets import CallCounter  # the budgets' counting hook
+    from tests.helpers import CallCounter  # the budgets' counting hook
 
     counter, original = CallCounter(), boto3.client
 

@@ -10,13 +10,19 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from tests.conftest import load_event
-from tests.helpers import wait_until
-from tests.integration.test_inbound import mo, received_events, stream_batch, subscribe, validate_event
-from tests.integration.test_send_api import body_of, send
-
-
-def publish_all(stack):
-    assert stack.invoke("PublisherFunction", stream_batch(stack)) == {"batchItemFailures": []}
+from tests.helpers import (
+    body_of,
+    callback_records,
+    mo,
+    publish_all,
+    received_events,
+    replay,
+    send,
+    stream_batch,
+    subscribe,
+    validate_event,
+    wait_until,
+)
 
 
 def test_a_device_reply_is_linked_to_the_command_that_asked(stack):
@@ -51,12 +57,6 @@ def test_no_reply_in_the_window_fires_reply_timeout(stack):
     # a late reply is not linked to a timed-out command
     mo(stack, {"source": "447700900001", "message_id": "late", "text": "PONG"})
     assert stack.message_item(command["id"])["reply_state"] == "timed_out"
-
-
-def replay(stack, body):
-    event = load_event("send_gsm7")
-    event.update(path="/events/replay", resource="/events/replay", body=json.dumps(body))
-    return stack.invoke("ReplayFunction", event)
 
 
 def test_replay_republishes_stored_events_with_their_ids(stack):
@@ -131,25 +131,6 @@ def receiver(stack, monkeypatch):
     yield make
     for r in made:
         r.server.shutdown()
-
-
-def callback_records(stack):
-    url = stack.physical("CallbackQueue")
-    messages = stack.clients["sqs"].receive_message(QueueUrl=url, MaxNumberOfMessages=10, AttributeNames=["All"]).get("Messages", [])
-    template = load_event("dispatcher_retry")["Records"][0]
-    return {
-        "Records": [
-            {
-                **template,
-                "messageId": m["MessageId"],
-                "receiptHandle": m["ReceiptHandle"],
-                "body": m["Body"],
-                "attributes": {**template["attributes"], **m["Attributes"]},
-                "eventSourceARN": stack.physical("CallbackQueue", "Arn"),
-            }
-            for m in messages
-        ]
-    }
 
 
 def test_status_callbacks_are_signed_and_only_for_messages_that_asked(stack, receiver):

@@ -1,39 +1,8 @@
 """The retry dispatcher, GET /messages/{id} (with refresh) and DELETE /messages/{id}."""
 
-import json
 import time
 
-from tests.conftest import load_event
-from tests.integration.test_send_api import body_of, send
-
-
-def sqs_event(jobs):
-    template = load_event("dispatcher_retry")["Records"][0]
-    return {"Records": [{**template, "messageId": f"m{i}", "body": json.dumps(job)} for i, job in enumerate(jobs)]}
-
-
-def run_dispatcher(stack):
-    jobs = stack.queue_jobs()
-    response = stack.invoke("DispatcherFunction", sqs_event(jobs)) if jobs else {"batchItemFailures": []}
-    return jobs, response
-
-
-def get(stack, message_id, refresh=False):
-    event = load_event("get_message_refresh" if refresh else "get_message")
-    event["path"] = f"/messages/{message_id}"
-    event["pathParameters"] = {"message_id": message_id}
-    return stack.invoke("GetMessageFunction", event)
-
-
-def cancel(stack, message_id):
-    event = load_event("cancel_message")
-    event["path"] = f"/messages/{message_id}"
-    event["pathParameters"] = {"message_id": message_id}
-    return stack.invoke("CancelMessageFunction", event)
-
-
-def restart(simulator):
-    simulator.start()  # same port: the gateway's configured URL still points at it
+from tests.helpers import body_of, cancel, get, restart, run_dispatcher, send
 
 
 def test_eseye_down_then_up_ends_sent_with_both_attempts(stack):

@@ -1,7 +1,6 @@
 """Retries wait out their backoff in SQS; the tests move the queue clock past it rather than wait it out."""
 
-from tests.integration.test_retry_and_lifecycle import get, restart, run_dispatcher
-from tests.integration.test_send_api import body_of, send
+from tests.helpers import body_of, get, restart, run_dispatcher, send
 
 
 def test_a_retry_delayed_by_the_deployed_backoff_runs_when_due(stack, monkeypatch):

@@ -7,9 +7,7 @@ import re
 import pytest
 
 from tests.conftest import load_event
-from tests.integration.test_inbound import mo, receipt, stream_batch
-from tests.integration.test_retry_and_lifecycle import cancel, get
-from tests.integration.test_send_api import body_of, send
+from tests.helpers import body_of, cancel, get, mo, receipt, send, stream_batch
 
 
 @pytest.fixture

@@ -4,21 +4,7 @@ import copy
 import json
 
 from tests.conftest import load_event
-
-
-def body_of(response):
-    return json.loads(response["body"])
-
-
-def send(stack, event_name="send_gsm7", body=None, headers=None, query=None):
-    event = load_event(event_name)
-    if body is not None:
-        event["body"] = json.dumps(body) if not isinstance(body, str) else body
-    if headers:
-        event["headers"] = {**(event["headers"] or {}), **headers}
-    if query is not None:
-        event["queryStringParameters"] = query
-    return stack.invoke("SendFunction", event)
+from tests.helpers import body_of, send
 
 
 def test_gsm7_text_is_sent_and_stored(stack):

@@ -7,7 +7,7 @@ worst case per record is every outside call waiting out its connect and read tim
 import pytest
 
 from local_stack.template import load_template
-from tests.unit.test_template import ESEYE_CALLERS, translated
+from tests.helpers import ESEYE_CALLERS, translated
 
 ESEYE_CONNECT_TIMEOUT = 3.05  # config.Settings.eseye_connect_timeout
 AWS_MARGIN = 5.0  # DynamoDB and SQS calls of one record, generously

@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 from smsgw import encoding
 from smsgw.encoding import EncodingError, analyse_data, analyse_text, decode_pdu, ucs2_hex
+from tests.helpers import submit_pdu
 
 SENDABLE_GSM7 = sorted(encoding._SENDABLE_GSM7_TEXT)
 
@@ -89,50 +90,6 @@ def test_every_other_text_goes_ucs2_and_round_trips(text):
 
 
 # --- PDUs -------------------------------------------------------------------------------------------------
-
-
-def pack_septets(septets: list[int], fill_bits: int = 0) -> bytes:
-    out = bytearray()
-    value, bits = 0, fill_bits
-    for septet in septets:
-        value |= septet << bits
-        bits += 7
-        while bits >= 8:
-            out.append(value & 0xFF)
-            value >>= 8
-            bits -= 8
-    if bits:
-        out.append(value & 0xFF)
-    return bytes(out)
-
-
-def gsm7_septets(text: str) -> list[int]:
-    reverse_ext = {v: k for k, v in encoding.GSM7_EXTENSION.items()}
-    septets = []
-    for c in text:
-        if c in reverse_ext:
-            septets += [0x1B, reverse_ext[c]]
-        else:
-            septets.append(encoding.GSM7_BASIC.index(c))
-    return septets
-
-
-def submit_pdu(text: str = "", *, dcs: int = 0, udh: bytes = b"", octets: bytes | None = None, smsc: bool = True) -> str:
-    """An SMS-SUBMIT to 447000000001, built independently of the decoder."""
-    first = 0x01 | (0x40 if udh else 0)
-    address = bytes([12, 0x91]) + bytes.fromhex("440700000010")
-    header = bytes([len(udh)]) + udh if udh else b""
-    if dcs == 0:
-        septets = gsm7_septets(text)
-        header_septets = (len(header) * 8 + 6) // 7 if udh else 0
-        body = header + pack_septets(septets, header_septets * 7 - len(header) * 8)
-        length = header_septets + len(septets)
-    else:
-        payload = octets if octets is not None else text.encode("utf-16-be")
-        body = header + payload
-        length = len(body)
-    tpdu = bytes([first, 0x00]) + address + bytes([0x00, dcs, length]) + body
-    return ("00" if smsc else "") + tpdu.hex().upper()
 
 
 def test_gsm7_submit_with_and_without_smsc_prefix():

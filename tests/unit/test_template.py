@@ -1,35 +1,18 @@
 """template.yaml as CloudFormation will see it: translated by SAM's own translator, offline."""
 
 import json
-import subprocess
-from functools import cache
 
 import pytest
 
-from local_stack.template import ROOT, api_routes, load_template
+from local_stack.template import api_routes, load_template
+from tests.helpers import ESEYE_CALLERS, translated
 
-SAM_PYTHON = ROOT / ".venv-sam" / "bin" / "python"
 # Policies SAM attaches by itself; each is AWS-managed and needed by the feature named.
 ALLOWED_MANAGED = {
     "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole": "CloudWatch Logs",
     "arn:aws:iam::aws:policy/AWSXrayWriteOnlyAccess": "Tracing: Active (X-Ray accepts only Resource *)",
     "arn:aws:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole": "network interfaces, with StaticEgressIp=true only",
 }
-ESEYE_CALLERS = {"SendFunction", "GetMessageFunction", "CancelMessageFunction", "DispatcherFunction"}
-
-
-@cache
-def translated(*overrides: str) -> dict:
-    assert SAM_PYTHON.exists(), "run `make venv` first: the SAM CLI venv provides the translator"
-    result = subprocess.run(
-        [str(SAM_PYTHON), str(ROOT / "tools" / "sam_translate.py"), *overrides],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={"AWS_DEFAULT_REGION": "eu-west-1", "PATH": "/usr/bin:/bin"},
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
-    return json.loads(result.stdout)
 
 
 def api_body(template: dict) -> dict:

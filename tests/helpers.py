@@ -14,7 +14,6 @@ from functools import cache
 from typing import TypeVar
 from urllib.parse import urlencode
 
-from smsgw import encoding
 from tests.conftest import ROOT, load_event
 
 T = TypeVar("T")
@@ -266,14 +265,31 @@ def pack_septets(septets: list[int], fill_bits: int = 0) -> bytes:
     return bytes(out)
 
 
+# The GSM 7-bit default alphabet as published in 3GPP TS 23.038 §6.2.1 (table 1), written out here rather than
+# taken from the gateway, so the tests' oracle cannot share a mistake with smsgw.encoding. Septet 0xNM is
+# row M of column N: one string per column of 16.
+GSM7_BASIC_PUBLISHED = (
+    "@£$¥èéùìòÇ\nØø\rÅå"  # 0x00-0x0F (0x0A line feed, 0x0D carriage return)
+    "Δ_ΦΓΛΩΠΨΣΘΞ\x1bÆæßÉ"  # 0x10-0x1F (0x1B escape to the extension table)
+    " !\"#¤%&'()*+,-./"  # 0x20-0x2F
+    "0123456789:;<=>?"  # 0x30-0x3F
+    "¡ABCDEFGHIJKLMNO"  # 0x40-0x4F
+    "PQRSTUVWXYZÄÖÑÜ§"  # 0x50-0x5F
+    "¿abcdefghijklmno"  # 0x60-0x6F
+    "pqrstuvwxyzäöñüà"  # 0x70-0x7F
+)
+# The extension table (TS 23.038 §6.2.1.1), each character sent as escape 0x1B then this septet.
+GSM7_EXTENSION_PUBLISHED = {0x0A: "\f", 0x14: "^", 0x28: "{", 0x29: "}", 0x2F: "\\", 0x3C: "[", 0x3D: "~", 0x3E: "]", 0x40: "|", 0x65: "€"}
+
+
 def gsm7_septets(text: str) -> list[int]:
-    reverse_ext = {v: k for k, v in encoding.GSM7_EXTENSION.items()}
+    reverse_ext = {v: k for k, v in GSM7_EXTENSION_PUBLISHED.items()}
     septets = []
     for c in text:
         if c in reverse_ext:
             septets += [0x1B, reverse_ext[c]]
         else:
-            septets.append(encoding.GSM7_BASIC.index(c))
+            septets.append(GSM7_BASIC_PUBLISHED.index(c))
     return septets
 
 

@@ -5,12 +5,26 @@ import contextlib
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from smspdudecoder.codecs import GSM
 
 from smsgw import encoding
 from smsgw.encoding import EncodingError, analyse_data, analyse_text, decode_pdu, ucs2_hex
-from tests.helpers import submit_pdu
+from tests.helpers import GSM7_BASIC_PUBLISHED, GSM7_EXTENSION_PUBLISHED, submit_pdu
 
-SENDABLE_GSM7 = sorted(encoding._SENDABLE_GSM7_TEXT)
+# What Eseye takes as 7-bit `text` (eseye-sms-api.md: the basic alphabet, in a Latin-1 form body), derived from
+# the published table rather than from the gateway's own: every basic character but the escape that has a
+# Latin-1 byte. The Greek capitals (Δ, Φ, ...) have none.
+SENDABLE_GSM7 = sorted(c for c in GSM7_BASIC_PUBLISHED if c != "\x1b" and ord(c) < 256)
+
+
+def test_the_gsm7_tables_are_the_published_3gpp_ts_23_038_tables():
+    # Given the default alphabet and its extension as published, cross-checked with a third party's codec
+    assert len(GSM7_BASIC_PUBLISHED) == 128 == len(set(GSM7_BASIC_PUBLISHED))
+    assert (GSM7_BASIC_PUBLISHED, GSM7_EXTENSION_PUBLISHED) == (GSM.ALPHABET, GSM.ALPHABET_EXT)
+    # Then the gateway's tables are exactly those
+    assert encoding.GSM7_BASIC == GSM7_BASIC_PUBLISHED
+    assert encoding.GSM7_EXTENSION == GSM7_EXTENSION_PUBLISHED
+    assert sorted(encoding._SENDABLE_GSM7_TEXT) == SENDABLE_GSM7
 
 
 def test_plain_text_goes_as_gsm7():
@@ -78,7 +92,7 @@ def test_every_sendable_gsm7_text_stays_gsm7_and_counts_characters(text):
     text.encode("latin-1")  # it can travel in a Latin-1 form body
 
 
-@given(st.text(min_size=1, max_size=120).filter(lambda t: any(c not in encoding._SENDABLE_GSM7_TEXT for c in t)))
+@given(st.text(min_size=1, max_size=120).filter(lambda t: any(c not in SENDABLE_GSM7 for c in t)))
 def test_every_other_text_goes_ucs2_and_round_trips(text):
     analysis = analyse_text(text)
     assert analysis.encoding == "ucs2"
@@ -86,7 +100,7 @@ def test_every_other_text_goes_ucs2_and_round_trips(text):
     assert hex_text == hex_text.upper()
     assert bytes.fromhex(hex_text).decode("utf-16-be", errors="surrogatepass") == text
     assert analysis.length == len(hex_text) // 4
-    assert set(analysis.unicode_characters) == {c for c in text if c not in encoding._SENDABLE_GSM7_TEXT}
+    assert set(analysis.unicode_characters) == {c for c in text if c not in SENDABLE_GSM7}
 
 
 # --- PDUs -------------------------------------------------------------------------------------------------

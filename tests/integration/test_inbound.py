@@ -1,7 +1,5 @@
 """Receipts and MO webhooks, history, lists and the event publisher, handlers in-process against moto."""
 
-import time
-
 from tests.conftest import load_event
 from tests.helpers import body_of, mo, receipt, received_events, send, sent_message, stream_batch, submit_pdu, subscribe, validate_event
 
@@ -204,7 +202,6 @@ def test_sns_down_then_up_loses_no_event(stack, monkeypatch):
     monkeypatch.setattr(botocore.client.BaseClient, "_make_api_call", real)
     assert stack.invoke("PublisherFunction", batch) == {"batchItemFailures": []}
     assert [e["data"]["status"] for e in received_events(stack, url)] == ["pending", "sent"]
-    time.sleep(0)
 
 
 def test_mo_in_the_query_string_is_read_and_readable_by_id(stack):

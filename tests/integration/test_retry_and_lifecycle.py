@@ -1,8 +1,6 @@
 """The retry dispatcher, GET /messages/{id} (with refresh) and DELETE /messages/{id}."""
 
-import time
-
-from tests.helpers import body_of, cancel, get, restart, run_dispatcher, send
+from tests.helpers import body_of, cancel, get, restart, run_dispatcher, send, wait_until
 
 
 def test_eseye_down_then_up_ends_sent_with_both_attempts(stack):
@@ -73,7 +71,7 @@ def test_unknown_and_malformed_ids_are_404(stack):
 
 def test_refresh_records_what_eseye_says(stack):
     message = body_of(send(stack))
-    time.sleep(0.2)  # the simulator settles the message as delivered
+    wait_until(lambda: stack.eseye.messages[message["id"]].status == "delivered", message="the simulator to deliver it")
     refreshed = body_of(get(stack, message["id"], refresh=True))
     assert refreshed["status"] == "delivered"
     assert refreshed["refresh"] == {"ok": True, "eseye_status": "delivered"}
@@ -103,7 +101,7 @@ def test_sent_message_is_cancelled_through_eseye(stack):
 
 def test_delivered_message_cannot_be_cancelled(stack):
     message = body_of(send(stack))
-    time.sleep(0.2)
+    wait_until(lambda: stack.eseye.messages[message["id"]].status == "delivered", message="the simulator to deliver it")
     response = cancel(stack, message["id"])
     assert response["statusCode"] == 409
     assert body_of(get(stack, message["id"]))["status"] == "delivered"

@@ -11,7 +11,9 @@ from smsgw.errors import ServiceUnavailable
 MAX_SQS_DELAY = 900
 
 
-class RetryQueue:
+class _Queue:
+    """One SQS queue, by URL, on an injected client or the lazily built default."""
+
     def __init__(self, queue_url: str, client: Any = None):
         self.queue_url = queue_url
         self._client = client
@@ -20,6 +22,8 @@ class RetryQueue:
     def client(self) -> Any:
         return self._client or aws.client("sqs")
 
+
+class RetryQueue(_Queue):
     def schedule(self, job: dict[str, Any], delay_seconds: int) -> None:
         from botocore.exceptions import BotoCoreError, ClientError
 
@@ -33,17 +37,9 @@ class RetryQueue:
             raise ServiceUnavailable("the retry queue could not be reached") from exc
 
 
-class RedeliveryQueue:
+class RedeliveryQueue(_Queue):
     """A queue whose consumer backs off by holding a failed message back before SQS delivers it again
     (backoff without a second queue): the status-callback queue."""
-
-    def __init__(self, queue_url: str, client: Any = None):
-        self.queue_url = queue_url
-        self._client = client
-
-    @property
-    def client(self) -> Any:
-        return self._client or aws.client("sqs")
 
     def delay(self, receipt_handle: str, seconds: int) -> None:
         """Deliver the received message again in `seconds` (SQS's cap: 12 hours)."""

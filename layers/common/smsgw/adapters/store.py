@@ -211,16 +211,8 @@ class MessageRepository:
 
     def stale_pending(self, created_before: str, limit_per_shard: int) -> Iterator[str]:
         """Ids of messages still on the pending index that were created before `created_before`."""
-        for shard in SHARDS:
-            items, _ = self.table.query(
-                index="GSI3",
-                key_condition="#pk = :pk AND #sk < :cutoff",
-                names={"#pk": "GSI3PK", "#sk": "GSI3SK"},
-                values={":pk": f"PENDING#{shard}", ":cutoff": created_before},
-                limit=limit_per_shard,
-            )
-            for item in items:
-                yield str(item["PK"]).removeprefix("MSG#")
+        for item in _sharded_before(self.table, "PENDING", created_before, limit_per_shard):
+            yield str(item["PK"]).removeprefix("MSG#")
 
     # --- writes ----------------------------------------------------------------------------------
     def create(self, message: Mapping[str, Any]) -> models.Message:
@@ -535,6 +527,20 @@ class MessageRepository:
         return self.table.deserialize(image) or {}
 
 
+def _sharded_before(table: Table, prefix: str, before: str, limit_per_shard: int) -> Iterator[Item]:
+    """GSI3's entries under `prefix` (PENDING or CONCAT) that sort before `before`, oldest first in each of
+    the 16 shards, at most `limit_per_shard` from each."""
+    for shard in SHARDS:
+        items, _ = table.query(
+            index="GSI3",
+            key_condition="#pk = :pk AND #sk < :before",
+            names={"#pk": "GSI3PK", "#sk": "GSI3SK"},
+            values={":pk": f"{prefix}#{shard}", ":before": before},
+            limit=limit_per_shard,
+        )
+        yield from items
+
+
 def item_keys(item: Mapping[str, Any]) -> dict[str, Any]:
     """An item's primary key (plain values), for an operator's note about a record we could not publish."""
     return {"PK": item.get("PK"), "SK": item.get("SK")}
@@ -820,18 +826,10 @@ class InboundRepository:
 
     def buffers_opened_before(self, cutoff: str, limit_per_shard: int) -> Iterator[Item]:
         """Buffers on the open-buffer index opened before `cutoff` (each read again, consistently)."""
-        for shard in SHARDS:
-            keys, _ = self.table.query(
-                index="GSI3",
-                key_condition="#pk = :pk AND #sk < :cutoff",
-                names={"#pk": "GSI3PK", "#sk": "GSI3SK"},
-                values={":pk": f"CONCAT#{shard}", ":cutoff": cutoff},
-                limit=limit_per_shard,
-            )
-            for key in keys:
-                buffer = self._buffer(self.table.get(key["PK"], key["SK"]))
-                if buffer:
-                    yield buffer
+        for key in _sharded_before(self.table, "CONCAT", cutoff, limit_per_shard):
+            buffer = self._buffer(self.table.get(key["PK"], key["SK"]))
+            if buffer:
+                yield buffer
 
 
 class Store:

@@ -232,6 +232,21 @@ def webhook_event(kind: str, body: bytes, content_type: str, query: dict | None 
 # --- Counting AWS calls ---------------------------------------------------------------------------
 
 
+def hook_every_client(monkeypatch, event: str, handler: Callable[..., object]) -> None:
+    """Register `handler` for botocore's `event` on every boto3 client built from here on (the functions
+    build theirs lazily, so this reaches them)."""
+    import boto3
+
+    original = boto3.client
+
+    def hooked_client(*args, **kwargs):
+        client = original(*args, **kwargs)
+        client.meta.events.register(event, handler)
+        return client
+
+    monkeypatch.setattr(boto3, "client", hooked_client)
+
+
 class CallCounter:
     def __init__(self):
         self.calls: collections.Counter = collections.Counter()

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import json
 
-import boto3
 import pytest
 
 from tests.conftest import load_event
-from tests.helpers import CallCounter, mo, receipt, stream_batch
+from tests.helpers import CallCounter, hook_every_client, mo, receipt, stream_batch
 
 # operation -> (the design's minimum, budget); each counts every AWS API call (Secrets Manager included).
 BUDGETS = {
@@ -35,14 +34,7 @@ BUDGETS = {
 def counted(stack, monkeypatch):
     """Count calls of every client built from here on (the functions' clients are built lazily)."""
     counter = CallCounter()
-    original = boto3.client
-
-    def counting_client(*args, **kwargs):
-        client = original(*args, **kwargs)
-        client.meta.events.register("before-call", counter)
-        return client
-
-    monkeypatch.setattr(boto3, "client", counting_client)
+    hook_every_client(monkeypatch, "before-call", counter)
     return counter
 
 

@@ -6,11 +6,10 @@ import base64
 import json
 import time
 
-import boto3
 import pytest
 
 from tests.conftest import reset_caches
-from tests.helpers import SIM, body_of, callback_records, history, publish_all, replay, send, window
+from tests.helpers import SIM, body_of, callback_records, history, hook_every_client, publish_all, replay, send, window
 
 
 def assert_invalid_cursor(response):
@@ -22,18 +21,12 @@ def assert_invalid_cursor(response):
 def reads(stack, monkeypatch):
     """Items DynamoDB evaluated and queries made, by every client built from here on (the functions' own)."""
     seen = {"items": 0, "queries": 0}
-    original = boto3.client
 
     def after_query(http_response, parsed, **_):
         seen["queries"] += 1
         seen["items"] += parsed.get("ScannedCount", 0)
 
-    def counting_client(*args, **kwargs):
-        client = original(*args, **kwargs)
-        client.meta.events.register("after-call.dynamodb.Query", after_query)
-        return client
-
-    monkeypatch.setattr(boto3, "client", counting_client)
+    hook_every_client(monkeypatch, "after-call.dynamodb.Query", after_query)
     return seen
 
 

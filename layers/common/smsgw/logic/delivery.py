@@ -11,7 +11,6 @@ Exactly once to Eseye rests on three rules:
 
 from __future__ import annotations
 
-import dataclasses
 import random
 import uuid
 from dataclasses import dataclass
@@ -22,7 +21,7 @@ from smsgw import backoff, models
 from smsgw.adapters.eseye import EseyeUnavailable
 from smsgw.adapters.store import ConditionFailed, bounded_entry
 from smsgw.deps import Deps
-from smsgw.errors import GatewayError, ServiceUnavailable
+from smsgw.errors import ServiceUnavailable
 from smsgw.eseye_protocol import EseyeReply
 from smsgw.models import Message
 from smsgw.observability import count, logger
@@ -281,9 +280,7 @@ def attempt(deps: Deps, message: Message, *, ask_first: bool = False) -> Message
         except EseyeUnavailable as exc:
             return give_up_or_retry(deps, message, exc)
         return apply_send_reply(deps, message, reply)
-    except GatewayError as exc:
-        if not isinstance(exc, ServiceUnavailable):
-            raise
+    except ServiceUnavailable as exc:
         return park_unknown_outcome(deps, message, exc)
 
 
@@ -304,4 +301,4 @@ def park_unknown_outcome(deps: Deps, message: Message, exc: ServiceUnavailable) 
         deps.retry_queue.schedule({"id": message.id, "attempt": attempts + 1, "ambiguous": True}, delay)
     except ServiceUnavailable:
         raise exc from None
-    return dataclasses.replace(message, status=models.PENDING)
+    return message  # as stored: pending, unless a receipt has moved it meanwhile

@@ -677,6 +677,12 @@ class InboundRepository:
         """The buffer, with its `name`, or None."""
         return self._buffer(self.table.get(name, META))
 
+    def _placeholders(self, fields: Mapping[str, Any]) -> tuple[dict[str, str], dict[str, Any]]:
+        """Expression names #f<n> and values :f<n> standing for `fields`, in their order."""
+        names = {f"#f{index}": field for index, field in enumerate(fields)}
+        values = {f":f{index}": self.table.serialize(value) for index, value in enumerate(fields.values())}
+        return names, values
+
     def add_part(
         self, name: str, sequence: int, part: Mapping[str, Any], ttl: int, *, part_id: str, opened_after: str, new_buffer: Mapping[str, Any]
     ) -> Item:
@@ -688,8 +694,7 @@ class InboundRepository:
         a part of the message the buffer last closed.
         """
         fields = {**new_buffer, **self._index(name, str(new_buffer["opened_at"])), "state": "open"}
-        names = {f"#f{index}": field for index, field in enumerate(fields)}
-        values = {f":f{index}": self.table.serialize(value) for index, value in enumerate(fields.values())}
+        names, values = self._placeholders(fields)
         sets = [f"#f{index} = if_not_exists(#f{index}, :f{index})" for index in range(len(fields))]
         state, opened = _placeholder(names, "state"), _placeholder(names, "opened_at")
         names.update({"#part": f"part_{int(sequence)}", "#ttl": "ttl", "#count": "part_count", "#closed": "closed_ids"})
@@ -734,8 +739,7 @@ class InboundRepository:
             f"part_{int(sequence)}": dict(part),
             "ttl": ttl,
         }
-        names = {f"#f{index}": field for index, field in enumerate(fields)}
-        values = {f":f{index}": self.table.serialize(value) for index, value in enumerate(fields.values())}
+        names, values = self._placeholders(fields)
         state, buffer_id = _placeholder(names, "state"), _placeholder(names, "buffer_id")
         values.update({":closed": self.table.serialize("closed"), ":previous": self.table.serialize(closed_buffer_id)})
         try:
@@ -758,14 +762,14 @@ class InboundRepository:
         (buffer_id, opened_at, part_count). Raises ConditionFailed if it has a state already."""
         total = int(name.rsplit("#", 1)[1])
         fields = {**fields, "total": total, **self._index(name, str(fields["opened_at"])), "state": "open"}
-        names = {f"#f{index}": field for index, field in enumerate(fields)}
+        names, values = self._placeholders(fields)
         self.table.update(
             name,
             META,
             UpdateExpression="SET " + ", ".join(f"#f{index} = :f{index}" for index in range(len(fields))),
             ConditionExpression=f"attribute_exists(PK) AND attribute_not_exists({_placeholder(names, 'state')})",
             ExpressionAttributeNames=names,
-            ExpressionAttributeValues={f":f{index}": self.table.serialize(value) for index, value in enumerate(fields.values())},
+            ExpressionAttributeValues=values,
         )
 
     def freeze_buffer(self, name: str, buffer_id: str, part_count: int) -> Item:

@@ -7,6 +7,8 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from smsgw.simqueue import SimSettings
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -38,6 +40,15 @@ class Settings:
     max_body_bytes: int = 16 * 1024
     concat_window_hours: float = 24.0  # how long the parts of a long MO wait for the rest
     detailed_tracing: bool = False  # the X-Ray SDK's subsegments (observability.py says what it costs)
+    # Each SIM's delivery queue (simqueue.py): defaults a SIM's own settings override.
+    sim_max_in_flight: int = 1
+    sim_max_queued: int = 100
+    sim_max_per_hour: int = 0  # 0: no hourly cap
+    sim_in_flight_timeout_seconds: int = 600  # a message with no receipt stops holding its slot after this
+    sim_buffer_warn_at: int = 8  # MT delivered since the device last spoke that publishes sms.sim.buffer_risk
+
+    def sim_defaults(self) -> SimSettings:
+        return SimSettings(self.sim_max_in_flight, self.sim_max_queued, self.sim_max_per_hour)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> Settings:
@@ -67,6 +78,11 @@ class Settings:
             callback_allowed_ports=frozenset(int(p) for p in env.get("CALLBACK_ALLOWED_PORTS", "443").split(",") if p.strip()),
             concat_window_hours=float(env.get("CONCAT_WINDOW_HOURS", cls.concat_window_hours)),
             detailed_tracing=env.get("DETAILED_TRACING", "false").lower() == "true",
+            sim_max_in_flight=int(env.get("SIM_MAX_IN_FLIGHT", cls.sim_max_in_flight)),
+            sim_max_queued=int(env.get("SIM_MAX_QUEUED", cls.sim_max_queued)),
+            sim_max_per_hour=int(env.get("SIM_MAX_PER_HOUR", cls.sim_max_per_hour)),
+            sim_in_flight_timeout_seconds=int(env.get("SIM_IN_FLIGHT_TIMEOUT_SECONDS", cls.sim_in_flight_timeout_seconds)),
+            sim_buffer_warn_at=int(env.get("SIM_BUFFER_WARN_AT", cls.sim_buffer_warn_at)),
         )
 
 

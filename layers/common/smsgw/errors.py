@@ -39,6 +39,12 @@ class UnsupportedMediaType(GatewayError):
     status, code = 415, "unsupported_media_type"
 
 
+class SimQueueFull(GatewayError):
+    """The SIM already has its maximum of messages waiting (simqueue.py); retry once some have gone."""
+
+    status, code = 429, "sim_queue_full"
+
+
 class ValidationFailed(GatewayError):
     status, code = 422, "validation_error"
 

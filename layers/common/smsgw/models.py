@@ -1,6 +1,8 @@
 """Messages, their statuses and the moves between them.
 
-The status machine is forward-only: a message moves from `pending` to `sent` to a final status. A
+The status machine is forward-only: a message moves from `scheduled` (a send_at in the future) to
+`queued` (waiting for its SIM's in-flight slot, simqueue.py) to `pending` to `sent` to a final status,
+entering at whichever of the first three applies. A
 receipt may overtake our own `sent` write (Eseye delivers before we record its OK!), so `pending` may
 move straight to `delivered` or `failed`.
 
@@ -20,6 +22,8 @@ from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any
 
+SCHEDULED = "scheduled"
+QUEUED = "queued"
 PENDING = "pending"
 SENT = "sent"
 DELIVERED = "delivered"
@@ -29,7 +33,9 @@ CANCELLED = "cancelled"
 BLOCKED = "blocked"
 RECEIVED = "received"  # MO
 
-MT_STATUSES = (PENDING, SENT, DELIVERED, FAILED, REJECTED, CANCELLED, BLOCKED)
+MT_STATUSES = (SCHEDULED, QUEUED, PENDING, SENT, DELIVERED, FAILED, REJECTED, CANCELLED, BLOCKED)
+# Statuses before Eseye may have the message: the gateway alone decides what becomes of it.
+WAITING_STATUSES = frozenset({SCHEDULED, QUEUED})
 FINAL_STATUSES = frozenset({DELIVERED, FAILED, REJECTED, CANCELLED, BLOCKED})
 
 FROM_ESEYE = "eseye"
@@ -37,12 +43,16 @@ FROM_GATEWAY = "gateway"
 
 # For each target status, the statuses a message may move to it from.
 ALLOWED_FROM: dict[str, tuple[str, ...]] = {
+    QUEUED: (SCHEDULED,),
+    PENDING: (SCHEDULED, QUEUED),
     SENT: (PENDING,),
     DELIVERED: (PENDING, SENT, FAILED, CANCELLED),
-    FAILED: (PENDING, SENT),
+    # A waiting message fails when it expires, or when its SIM's queue is full at its send_at.
+    FAILED: (SCHEDULED, QUEUED, PENDING, SENT),
     REJECTED: (PENDING,),
-    CANCELLED: (PENDING, SENT),
-    BLOCKED: (PENDING, SENT),
+    CANCELLED: (SCHEDULED, QUEUED, PENDING, SENT),
+    # A waiting message whose MSISDN was blocklisted meanwhile ends `blocked` (by the gateway).
+    BLOCKED: (SCHEDULED, QUEUED, PENDING, SENT),
 }
 # ... and, when Eseye reports the target, from these statuses too if the gateway only inferred them.
 ALLOWED_FROM_INFERRED: dict[str, tuple[str, ...]] = {
@@ -157,6 +167,10 @@ PUBLIC_FIELDS = (
     "eseye_description",
     "attempts",
     "status_callback",
+    "send_at",
+    "collapse_key",
+    "supersedes",
+    "superseded_by",
     "expect_reply_within",
     "reply_deadline",
     "reply_state",
@@ -251,6 +265,10 @@ class Message(Mapping[str, Any]):
     eseye_description: str | None = None
     attempts: int | None = None
     status_callback: str | None = None
+    send_at: str | None = None
+    collapse_key: str | None = None
+    supersedes: str | None = None  # the queued message this one replaced (same collapse_key)
+    superseded_by: str | None = None
     expect_reply_within: int | None = None
     reply_deadline: str | None = None
     reply_state: str | None = None  # waiting | replied | timed_out
@@ -269,6 +287,7 @@ class Message(Mapping[str, Any]):
     lease_owner: str | None = None
     lease_until: str | None = None
     may_be_at_eseye: bool | None = None
+    sent_at: str | None = None  # when Eseye accepted it: its in-flight slot times out from here
     last_receipt: dict[str, Any] | None = None
     receipt_keys: list[str] | None = None
     orphan_receipts: list[dict[str, Any]] | None = None

@@ -19,6 +19,7 @@ MSISDN_PATTERN = re.compile(r"^\+?[0-9]{8,15}$")
 MSISDN_RULE = "must be an MSISDN in international format: 8 to 15 digits, optional leading +"
 HEX_PATTERN = re.compile(r"^([0-9A-Fa-f]{2})+$")
 CLIENT_REF_MAX = 64
+COLLAPSE_KEY_MAX = 64
 CALLBACK_URL_MAX = 2048
 REPLY_WINDOW_MAX_SECONDS = 7 * 86400
 IDEMPOTENCY_KEY_MAX = 255

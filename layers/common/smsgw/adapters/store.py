@@ -11,6 +11,8 @@ Key design (the one place it is written; template.yaml points here). Keys are st
   receipt orphan  MSG#<id>                       META                       no `status`: receipts for an id not stored
                                                                             yet, merged into the message by its create
   concat buffer   CONCAT#<from>#<ref>#<total>    META                       one long MO's parts (part_<n>)
+  SIM state       SIM#<digits>                   META                       delivery queue (simqueue.py): holders,
+                                                                            queue, window, overrides, rev
   list entry      LIST#allow | LIST#block        <msisdn digits>
   list size       LIST#allow | LIST#block        #COUNT                     attribute `size`
   list audit      LISTLOG#allow | LISTLOG#block  <time>#<msisdn>#<action>
@@ -23,6 +25,8 @@ Key design (the one place it is written; template.yaml points here). Keys are st
   GSI2   REPLYWAIT                           <reply_deadline>#<id>     commands waiting for a device's reply
   GSI3   PENDING#<last hex digit of id>      <created_at>#<id>         messages while `pending` (16 shards)
   GSI3   CONCAT#<hex digit of sha256(PK)>    <opened_at>#<buffer PK>   concat buffers while open (16 shards)
+  GSI3   SCHED#<last hex digit of id>        <send_at>#<id>            messages while `scheduled` (16 shards)
+  GSI3   SIMQ#<hex digit of sha256(digits)>  <updated_at>#<digits>     SIM states while messages wait (16 shards)
 
 Access: a message by id (GetItem, strongly consistent); one MSISDN's messages newest first (GSI1,
 ScanIndexForward=false); commands waiting for a reply by deadline (GSI2); stale pending messages and
@@ -47,6 +51,7 @@ from smsgw import models
 from smsgw.adapters.table import AttributeValue, ConditionFailed, Item, Table
 from smsgw.errors import InvalidCursor, StoreUnavailable
 from smsgw.limits import bounded, json_size
+from smsgw.simqueue import SETTING_NAMES, SimState
 
 __all__ = [
     "ConditionFailed",
@@ -54,11 +59,14 @@ __all__ = [
     "InboundRepository",
     "ListRepository",
     "MessageRepository",
+    "SimRepository",
     "Store",
     "bounded_entry",
 ]
 
 META = "META"
+SCHEDULED = "SCHED"  # GSI3 prefix of scheduled messages
+SIM_QUEUE = "SIMQ"  # GSI3 prefix of SIMs with messages waiting
 SHARDS = "0123456789abcdef"
 MAX_ORPHAN_RECEIPTS = 8  # a real message gets a few receipts; a placeholder holds no more than this
 
@@ -209,6 +217,14 @@ class MessageRepository:
         )
         return [self._one(i) for i in items]
 
+    def get_many(self, message_ids: Sequence[str]) -> dict[str, models.Message]:
+        """The stored messages of `message_ids` (at most 100), by id; ids not stored are left out."""
+        if not message_ids:
+            return {}
+        items = self.table.batch_get([(_message_pk(i), META) for i in dict.fromkeys(message_ids)])
+        messages = (_message(item) for item in items)
+        return {m.id: m for m in messages if m is not None and m.status}
+
     def stale_pending(self, created_before: str, limit_per_shard: int) -> Iterator[str]:
         """Ids of messages still on the pending index that were created before `created_before`."""
         for item in _sharded_before(self.table, "PENDING", created_before, limit_per_shard):
@@ -222,6 +238,22 @@ class MessageRepository:
         Returns the stored message, including any `orphan_receipts` the caller must now apply.
         Raises ConditionFailed (with the stored message) if a message with this id already exists.
         """
+        try:
+            stored = self._update(str(message["id"]), **self._create_request(message), ReturnValues="ALL_NEW")
+        except ConditionFailed as exc:
+            raise self._failed(exc) from exc
+        return self._one(stored)
+
+    def create_write(self, message: models.Message, *, over_orphans: bool = False) -> dict[str, Any]:
+        """`create` as one write of a transaction (adapters/table.py's transact). Unless `over_orphans`, it
+        also fails on a receipt placeholder, so that the caller learns of receipts it must apply."""
+        request = self._create_request(message)
+        if not over_orphans:
+            request["ExpressionAttributeNames"]["#orphans"] = "orphan_receipts"
+            request["ConditionExpression"] += " AND attribute_not_exists(#orphans)"
+        return {"Update": {"Key": self.table.key(_message_pk(message.id), META), **request}}
+
+    def _create_request(self, message: Mapping[str, Any]) -> dict[str, Any]:
         stored_fields = message.to_item() if isinstance(message, models.Message) else dict(message)
         fields = {**stored_fields, **self._index_fields(stored_fields)}
         names, values, sets = {"#status": "status"}, {}, []
@@ -231,19 +263,13 @@ class MessageRepository:
             names[f"#a{index}"] = name
             values[f":v{index}"] = self.table.serialize(value)
             sets.append(f"#a{index} = :v{index}")
-        try:
-            stored = self._update(
-                str(message["id"]),
-                UpdateExpression="SET " + ", ".join(sets),
-                ConditionExpression="attribute_not_exists(#status)",
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues=values,
-                ReturnValues="ALL_NEW",
-                ReturnValuesOnConditionCheckFailure="ALL_OLD",
-            )
-        except ConditionFailed as exc:
-            raise self._failed(exc) from exc
-        return self._one(stored)
+        return {
+            "UpdateExpression": "SET " + ", ".join(sets),
+            "ConditionExpression": "attribute_not_exists(#status)",
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": values,
+            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+        }
 
     def _index_fields(self, message: Mapping[str, Any]) -> dict[str, Any]:
         message_id, created = str(message["id"]), str(message["created_at"])
@@ -251,6 +277,8 @@ class MessageRepository:
         fields: dict[str, Any] = {"GSI1PK": _msisdn_pk(str(party) if party else None), "GSI1SK": f"{created}#{message_id}"}
         if message.get("status") == models.PENDING:
             fields.update(GSI3PK=f"PENDING#{message_id[-1]}", GSI3SK=f"{created}#{message_id}")
+        if message.get("status") == models.SCHEDULED and message.get("send_at"):
+            fields.update(GSI3PK=f"{SCHEDULED}#{message_id[-1]}", GSI3SK=f"{message['send_at']}#{message_id}")
         if message.get("reply_state") == "waiting" and message.get("reply_deadline"):
             fields.update(GSI2PK=REPLY_WAIT, GSI2SK=f"{message['reply_deadline']}#{message_id}")
         fields["ttl"] = self.table.expiry(models.parse_time(created).timestamp())
@@ -267,10 +295,12 @@ class MessageRepository:
         sets: Mapping[str, Any] | None = None,
         receipt_key: str | None = None,
         drop_orphan_receipts: bool = False,
+        allowed_from: tuple[str, ...] | None = None,
     ) -> models.Message:
         """Move the message to `to` as `source` (eseye | gateway) reports it, forward only: from one of
-        models.ALLOWED_FROM[to], or, when Eseye reports it, from models.ALLOWED_FROM_INFERRED[to] if the
-        gateway only inferred that status. Appends `entry` to the history in the same conditional write.
+        models.ALLOWED_FROM[to] (or of `allowed_from`, a subset of them), or, when Eseye reports it, from
+        models.ALLOWED_FROM_INFERRED[to] if the gateway only inferred that status. Appends `entry` to
+        the history in the same conditional write.
 
         release: give up the attempt lease. receipt_key: a receipt's identity; applies only if never
         recorded before. drop_orphan_receipts: the early receipts are applied now.
@@ -281,7 +311,7 @@ class MessageRepository:
             message_id,
             entry,
             status=to,
-            allowed_from=models.ALLOWED_FROM[to],
+            allowed_from=tuple(s for s in (allowed_from or models.ALLOWED_FROM[to]) if s in models.ALLOWED_FROM[to]),
             allowed_from_inferred=inferred,
             sets={**(sets or {}), "status_source": source},
             remove=(*(LEASE_FIELDS if release else ()), *(("orphan_receipts",) if drop_orphan_receipts else ())),
@@ -328,7 +358,32 @@ class MessageRepository:
     def _stop_waiting(self, command_id: str, entry: Mapping[str, Any], sets: dict[str, Any]) -> models.Message:
         return self._change(command_id, entry, sets=sets, remove=("GSI2PK", "GSI2SK"), require=("GSI2PK",))
 
-    def _change(
+    def _change(self, message_id: str, entry: Mapping[str, Any], **change: Any) -> models.Message:
+        """Append `entry` to the message's history and apply the change (see `_change_request`),
+        atomically and conditionally."""
+        try:
+            item = self._update(message_id, **self._change_request(message_id, entry, **change), ReturnValues="ALL_NEW")
+        except ConditionFailed as exc:
+            raise self._failed(exc) from exc
+        return self._one(self._trim_history(message_id, item))
+
+    def move_write(
+        self,
+        message_id: str,
+        to: str,
+        entry: Mapping[str, Any],
+        *,
+        sets: Mapping[str, Any] | None = None,
+        allowed_from: tuple[str, ...] | None = None,
+    ) -> dict[str, Any]:
+        """A gateway-decided move of a message, as one write of a transaction: from `allowed_from`, a
+        subset of models.ALLOWED_FROM[to]. None values in `sets` are not stored."""
+        allowed = tuple(s for s in (allowed_from or models.ALLOWED_FROM[to]) if s in models.ALLOWED_FROM[to])
+        sets = {k: v for k, v in (sets or {}).items() if v is not None}
+        request = self._change_request(message_id, entry, status=to, allowed_from=allowed, sets={**sets, "status_source": models.FROM_GATEWAY})
+        return {"Update": {"Key": self.table.key(_message_pk(message_id), META), **request}}
+
+    def _change_request(
         self,
         message_id: str,
         entry: Mapping[str, Any],
@@ -341,10 +396,16 @@ class MessageRepository:
         remove: tuple[str, ...] = (),
         require: tuple[str, ...] = (),
         untouched_by_attempts_at: str | None = None,
-    ) -> models.Message:
-        """Append `entry` to the message's history and apply the change, atomically and conditionally.
-        A message that leaves `pending` leaves the pending index in the same write."""
+    ) -> dict[str, Any]:
+        """The UpdateItem that appends `entry` to the history and applies the change. A message that
+        leaves `pending` (or `scheduled`) leaves its sweep index in the same write; one that becomes
+        `pending` joins the stale-pending index; one that becomes `sent` records when."""
         entry = bounded_entry(dict(entry))
+        sets = dict(sets or {})
+        if status == models.SENT:
+            sets.setdefault("sent_at", entry["at"])
+        if status == models.PENDING:
+            sets.update(GSI3PK=f"PENDING#{message_id[-1]}", GSI3SK=f"{entry['at']}#{message_id}")
         bounded_sets = {name: bounded(value, FIELD_LIMIT) for name, value in sets.items()} if sets else {}
         names = {"#history": "history", "#updated": "updated_at", "#status": "status"}
         values: dict[str, AttributeValue] = {":entry": self.table.serialize([entry]), ":now": self.table.serialize(entry["at"])}
@@ -361,7 +422,7 @@ class MessageRepository:
         if status is not None:
             expression.append("#status = :status")
             values[":status"] = self.table.serialize(status)
-            if status != models.PENDING:  # off the stale-pending index once it has moved on
+            if status != models.PENDING:  # off the stale-pending (or scheduled) index once it has moved on
                 remove = (*remove, "GSI3PK", "GSI3SK")
         if allowed_from:
             placeholders = []
@@ -394,19 +455,13 @@ class MessageRepository:
             for index, name in enumerate(remove):
                 names[f"#r{index}"] = name
             update += " REMOVE " + ", ".join(f"#r{index}" for index in range(len(remove)))
-        try:
-            item = self._update(
-                message_id,
-                UpdateExpression=update,
-                ConditionExpression=" AND ".join(conditions),
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues=values,
-                ReturnValues="ALL_NEW",
-                ReturnValuesOnConditionCheckFailure="ALL_OLD",
-            )
-        except ConditionFailed as exc:
-            raise self._failed(exc) from exc
-        return self._one(self._trim_history(message_id, item))
+        return {
+            "UpdateExpression": update,
+            "ConditionExpression": " AND ".join(conditions),
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": values,
+            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+        }
 
     def _trim_history(self, message_id: str, item: Item) -> Item:
         """Once a history passes HISTORY_LIMIT, keep its first entry and its latest HISTORY_TRIM_TO - 1,
@@ -549,6 +604,80 @@ def item_keys(item: Mapping[str, Any]) -> dict[str, Any]:
 def _created_range(since: str | None, until: str | None) -> tuple[str, str]:
     # '~' sorts after the '#<id>' suffix of the sort key.
     return since or "0000", (until or "9999") + "~"
+
+
+class SimRepository:
+    """Each SIM's delivery queue (simqueue.SimState): one item per SIM, changed only under its revision,
+    in the same transaction as the messages a change moves."""
+
+    def __init__(self, table: Table):
+        self.table = table
+
+    @staticmethod
+    def _key(digits: str) -> tuple[str, str]:
+        return f"SIM#{digits}", META
+
+    def get(self, digits: str) -> SimState:
+        """The SIM's state, strongly consistent (a SIM never seen has revision 0)."""
+        return SimState.from_item(digits, self.table.get(*self._key(digits)))
+
+    def _state_request(self, old: SimState, new: SimState, at: str) -> dict[str, Any]:
+        item = {**new.to_item(), "updated_at": at}
+        if new.queue:  # on the sweep index while messages wait, by the time of the last change
+            shard = hashlib.sha256(new.msisdn.encode()).hexdigest()[-1]
+            item.update(GSI3PK=f"{SIM_QUEUE}#{shard}", GSI3SK=f"{at}#{new.msisdn}")
+        names: dict[str, str] = {"#rev": "rev"}
+        values: dict[str, AttributeValue] = {":rev": {"N": str(old.rev + 1)}}
+        sets, removes = ["#rev = :rev"], []
+        for index, (name, value) in enumerate(item.items()):
+            names[f"#a{index}"] = name
+            if value is None:
+                removes.append(f"#a{index}")
+            else:
+                values[f":v{index}"] = self.table.serialize(value)
+                sets.append(f"#a{index} = :v{index}")
+        for index, name in enumerate(n for n in (*SETTING_NAMES, "GSI3PK", "GSI3SK") if n not in item):
+            names[f"#d{index}"] = name
+            removes.append(f"#d{index}")
+        if old.rev:
+            values[":seen"] = {"N": str(old.rev)}
+            condition = "#rev = :seen"
+        else:
+            condition = "attribute_not_exists(#rev)"
+        return {
+            "Key": self.table.key(*self._key(new.msisdn)),
+            "UpdateExpression": "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else ""),
+            "ConditionExpression": condition,
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": values,
+        }
+
+    def commit(self, old: SimState, new: SimState, at: str, message_writes: Sequence[dict[str, Any]] = (), token: str | None = None) -> None:
+        """Store `new` if the SIM is still at `old`'s revision, with the message writes, all or nothing.
+        Raises ConditionFailed (`failed` maps 0 to the SIM and n to the n-th message write whose condition
+        failed) or Contention (another transaction on the same items: read again and retry)."""
+        if not message_writes:
+            try:
+                self.table.call("update_item", **self._state_request(old, new, at))
+            except ConditionFailed as exc:
+                raise ConditionFailed(None, {0: exc.item}) from exc
+            return
+        state = {"Update": {**self._state_request(old, new, at), "ReturnValuesOnConditionCheckFailure": "NONE"}}
+        try:
+            self.table.transact([state, *message_writes], token)
+        except ConditionFailed as exc:
+            failed = {position: (_message(item) if position else item) for position, item in exc.failed.items()}
+            raise ConditionFailed(exc.item, failed) from exc
+
+    def waiting_since(self, before: str, limit_per_shard: int) -> Iterator[str]:
+        """The MSISDNs of SIMs with messages waiting whose state has not changed since `before`."""
+        for item in _sharded_before(self.table, SIM_QUEUE, before, limit_per_shard):
+            yield str(item["PK"]).removeprefix("SIM#")
+
+    def due_scheduled(self, now: str, limit_per_shard: int) -> Iterator[str]:
+        """Ids of scheduled messages whose send_at has come."""
+        for item in _sharded_before(self.table, SCHEDULED, now, limit_per_shard):
+            yield str(item["PK"]).removeprefix("MSG#")
 
 
 class ListRepository:
@@ -842,6 +971,7 @@ class Store:
     def __init__(self, table_name: str, client: Any = None, ttl_seconds: int = 400 * 86400):
         self.table = Table(table_name, client, ttl_seconds)
         self.messages = MessageRepository(self.table)
+        self.sims = SimRepository(self.table)
         self.lists = ListRepository(self.table)
         self.events = EventArchive(self.table)
         self.inbound = InboundRepository(self.table)

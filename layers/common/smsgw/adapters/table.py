@@ -23,13 +23,19 @@ BATCH_WRITE_MAX = 25
 
 class ConditionFailed(Exception):
     """A conditional write did not apply. `item` is the stored record at that moment, if any: as the
-    repository that made the write hands its records out (a models.Message from MessageRepository)."""
+    repository that made the write hands its records out (a models.Message from MessageRepository).
+    For a transaction, `failed` maps the position of each write whose condition failed to its item."""
 
     item: Any
 
-    def __init__(self, item: Any):
+    def __init__(self, item: Any, failed: dict[int, Any] | None = None):
         super().__init__("condition failed")
         self.item = item
+        self.failed = failed or {}
+
+
+class Contention(StoreUnavailable):
+    """A transaction met another one on the same item (TransactionConflict): read again and retry."""
 
 
 class Table:
@@ -176,19 +182,30 @@ class Table:
         last: dict[str, Any] | None = result.get("LastEvaluatedKey")
         return items, last
 
-    def transact(self, writes: list[dict[str, Any]]) -> None:
+    def transact(self, writes: list[dict[str, Any]], token: str | None = None) -> None:
         """All-or-nothing writes (TransactWriteItems entries without TableName, which is added here).
-        Raises ConditionFailed if a condition does not hold, StoreUnavailable otherwise."""
+        `token` makes a retried call (the SDK's, after a lost answer) a no-op for ten minutes.
+        Raises ConditionFailed (with the failing writes' items, when they asked for ALL_OLD),
+        Contention when another transaction held an item, StoreUnavailable otherwise."""
         from botocore.exceptions import BotoCoreError, ClientError
 
         items = [{kind: {"TableName": self.table_name, **body} for kind, body in write.items()} for write in writes]
         try:
-            self.client.transact_write_items(TransactItems=items)
+            self.client.transact_write_items(TransactItems=items, **({"ClientRequestToken": token} if token else {}))
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") == "TransactionCanceledException":
-                reasons = [r.get("Code") for r in exc.response.get("CancellationReasons", [])]
-                if "ConditionalCheckFailed" in reasons:
-                    raise ConditionFailed(None) from exc
+                reasons = exc.response.get("CancellationReasons", [])
+                failed = {
+                    i: self.deserialize(r.get("Item"))  # type: ignore[arg-type]  # the stubs type Item loosely
+                    for i, r in enumerate(reasons)
+                    if r.get("Code") == "ConditionalCheckFailed"
+                }
+                if failed:
+                    raise ConditionFailed(next(iter(failed.values())), failed) from exc
+                if any(r.get("Code") == "TransactionConflict" for r in reasons):
+                    raise Contention("DynamoDB transaction conflict") from exc
+            if exc.response.get("Error", {}).get("Code") == "TransactionConflictException":
+                raise Contention("DynamoDB transaction conflict") from exc
             raise StoreUnavailable(f"DynamoDB transaction failed: {exc.response.get('Error', {}).get('Code')}") from exc
         except BotoCoreError as exc:
             raise StoreUnavailable("DynamoDB transaction failed") from exc

@@ -10,7 +10,7 @@ from smsgw.adapters.store import ConditionFailed
 from smsgw.deps import Deps, default_deps
 from smsgw.errors import Conflict, NotFound, ServiceUnavailable, UpstreamError
 from smsgw.eseye_protocol import EseyeReply
-from smsgw.logic import delivery
+from smsgw.logic import delivery, sims
 from smsgw.logic.delivery import apply_eseye_status, note, record
 from smsgw.models import Message
 from smsgw.observability import follow
@@ -54,7 +54,7 @@ def get_message(message_id: str, refresh: bool = False, deps: Deps | None = None
 def cancel_message(message_id: str, deps: Deps | None = None) -> dict[str, Any]:
     """Cancel a message that is not delivered yet.
 
-    `pending`, never at Eseye: locally. `pending` after an attempt that may have reached Eseye, or
+    `scheduled` or `queued`, and `pending` never at Eseye: locally. `pending` after an attempt that may have reached Eseye, or
     `sent`: through Eseye's cancel, under the attempt lease so that no retry sends meanwhile. Raises
     NotFound; Conflict when the message is final, a send attempt is under way, or Eseye's answer does not
     confirm the cancel (naming Eseye's status); UpstreamError (an Eseye error answer about a sent message)
@@ -64,6 +64,11 @@ def cancel_message(message_id: str, deps: Deps | None = None) -> dict[str, Any]:
     message = load(message_id, deps)
     if message.direction != "mt":
         raise Conflict("only MT messages can be cancelled")
+    if message.status in models.WAITING_STATUSES:  # Eseye never saw it: the gateway's cancel alone
+        cancelled = sims.cancel_waiting(deps, message)
+        if cancelled is not None:
+            return models.public_view(cancelled)
+        message = load(message_id, deps)  # it left the queue meanwhile
     if message.status == models.PENDING and not message.may_be_at_eseye:
         try:  # never at Eseye and no attempt under way: one conditional write
             return models.public_view(

@@ -16,6 +16,7 @@ from smsgw.observability import count, logger
 MT_STATUS = "sms.mt.status"
 MO_RECEIVED = "sms.mo.received"
 REPLY_TIMEOUT = "sms.mt.reply_timeout"
+BUFFER_RISK = "sms.sim.buffer_risk"
 
 # SNS counts a message's body and its attributes; ours (event_type, status, msisdn, has_callback) take
 # under 200 bytes, so a body within this limit always fits.
@@ -42,7 +43,9 @@ WHOLE_FIELDS = (
 
 
 def event_for(new: dict[str, Any], old: dict[str, Any] | None) -> dict[str, Any] | None:
-    """The event a change of a message item calls for, or None."""
+    """The event a change of a message item (or of a SIM's state) calls for, or None."""
+    if str(new.get("PK", "")).startswith("SIM#"):
+        return buffer_risk_event(new, old)
     if new.get("reply_state") == "timed_out" and (old or {}).get("reply_state") != "timed_out":
         data = models.public_view(new)
         return {"type": REPLY_TIMEOUT, "id": f"{new['id']}:reply_timeout", "time": new.get("updated_at"), "data": data, "msisdn": new.get("to", "")}
@@ -65,6 +68,26 @@ def event_for(new: dict[str, Any], old: dict[str, Any] | None) -> dict[str, Any]
         return None  # a blocked MO message is stored, not published
     event_id = f"{new['id']}:{status}:eseye" if confirmed else f"{new['id']}:{status}"
     return {"type": kind, "id": event_id, "time": new.get("updated_at") or new.get("created_at"), "data": data, "msisdn": msisdn}
+
+
+def buffer_risk_event(new: dict[str, Any], old: dict[str, Any] | None) -> dict[str, Any] | None:
+    """sms.sim.buffer_risk, once each time MT delivered since the device last spoke crosses the threshold
+    (logic/sims.py marks the crossing on the SIM's state)."""
+    at = new.get("buffer_risk_at")
+    if not at or at == (old or {}).get("buffer_risk_at"):
+        return None
+    msisdn = str(new.get("msisdn", ""))
+    data = {
+        "msisdn": msisdn,
+        "delivered_since_last_mo": new.get("delivered_since_last_mo"),
+        "threshold": new.get("buffer_risk_threshold"),
+        "last_mo_at": new.get("last_mo_at"),
+        "last_delivered_at": new.get("last_delivered_at"),
+        "in_flight": len(new.get("holders") or []),
+        "queued": len(new.get("queue") or []),
+    }
+    data = {k: v for k, v in data.items() if v is not None}
+    return {"type": BUFFER_RISK, "id": f"{msisdn}:buffer_risk:{at}", "time": at, "data": data, "msisdn": msisdn}
 
 
 def public_event(event: dict[str, Any]) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import uuid
@@ -10,20 +11,36 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from smsgw import encoding, models, validation
+from smsgw import encoding, models, simqueue, validation
 from smsgw.adapters.store import ConditionFailed
 from smsgw.deps import Deps, default_deps
-from smsgw.errors import Conflict, Forbidden, ValidationFailed
-from smsgw.logic import delivery, lists, replies
+from smsgw.errors import Conflict, Forbidden, SimQueueFull, ValidationFailed
+from smsgw.logic import delivery, lists, replies, sims
 from smsgw.observability import follow, logger
 from smsgw.outcomes import Accepted, DryRun, Rejected, SendOutcome, from_record, to_record
 
 ALLOWED_FIELDS = frozenset(
-    {"to", "text", "data", "data_coding", "encoding", "source", "expires_at", "client_ref", "status_callback", "expect_reply_within"}
+    {
+        "to",
+        "text",
+        "data",
+        "data_coding",
+        "encoding",
+        "source",
+        "expires_at",
+        "client_ref",
+        "status_callback",
+        "expect_reply_within",
+        "send_at",
+        "collapse_key",
+    }
 )
 MAX_REPLY_WINDOW_SECONDS = validation.REPLY_WINDOW_MAX_SECONDS
 # How long an Idempotency-Key names one message; also the Powertools record's lifetime.
 IDEMPOTENCY_WINDOW_SECONDS = 86400
+# How far ahead send_at may be: a minute (the schedule sweeps every minute) to 35 days.
+SEND_AT_MIN = timedelta(minutes=1)
+SEND_AT_MAX = timedelta(days=35)
 
 
 # What POST /messages decided; http.send_response alone turns it into HTTP.
@@ -42,6 +59,8 @@ class SendRequest:
     client_ref: str | None
     status_callback: str | None
     expect_reply_within: int | None
+    send_at: datetime | None = None
+    collapse_key: str | None = None
 
 
 def parse_send_request(body: Any, now: datetime, allow_insecure_callbacks: bool = False) -> SendRequest:
@@ -105,6 +124,22 @@ def parse_send_request(body: Any, now: datetime, allow_insecure_callbacks: bool 
     if reply_window is not None and not validation.whole_number(reply_window, 1, MAX_REPLY_WINDOW_SECONDS):
         problems["expect_reply_within"] = f"must be a whole number of seconds from 1 to {MAX_REPLY_WINDOW_SECONDS}"
 
+    send_at = None
+    raw_send_at = body.get("send_at")
+    if raw_send_at is not None:
+        try:
+            send_at = models.parse_time(raw_send_at)
+            if not now + SEND_AT_MIN <= send_at <= now + SEND_AT_MAX:
+                problems["send_at"] = "must be from 1 minute to 35 days ahead"
+            elif expires_at is not None and expires_at <= send_at:
+                problems["expires_at"] = "must be after send_at"
+        except ValueError:
+            problems["send_at"] = validation.TIME_RULE
+
+    collapse_key = body.get("collapse_key")
+    if collapse_key is not None and not validation.printable(collapse_key, 1, validation.COLLAPSE_KEY_MAX):
+        problems["collapse_key"] = f"must be a string of 1 to {validation.COLLAPSE_KEY_MAX} printable characters"
+
     if problems:
         raise validation.invalid(problems)
     return SendRequest(
@@ -118,6 +153,8 @@ def parse_send_request(body: Any, now: datetime, allow_insecure_callbacks: bool 
         client_ref=client_ref,
         status_callback=status_callback,
         expect_reply_within=reply_window,
+        send_at=send_at,
+        collapse_key=collapse_key,
     )
 
 
@@ -189,6 +226,8 @@ def new_message(
             "status_source": models.FROM_GATEWAY,
             "client_ref": request.client_ref,
             "status_callback": request.status_callback,
+            "send_at": models.iso(request.send_at) if request.send_at else None,
+            "collapse_key": request.collapse_key,
             "expect_reply_within": request.expect_reply_within,
             "created_at": at,
             "updated_at": at,
@@ -227,10 +266,19 @@ def send_message(body: Any, receipt_base: str, dry_run: bool = False, deps: Deps
     owner = delivery.new_lease_owner()
     item = new_message(request, analysis, payload, receipt_base, deps, message_id, owner, body_hash)
     try:
-        message = deps.store.messages.create(item)
+        if request.send_at:
+            message = deps.store.messages.create(scheduled(item))
+        else:
+            message, _ = sims.admit(deps, item)
+    except simqueue.QueueFull as full:
+        raise SimQueueFull(
+            f"SIM {full.msisdn} already has {full.depth} messages waiting, its maximum; retry once some have gone",
+            {"msisdn": full.msisdn, "depth": full.depth, "max_queued": full.max_queued},
+        ) from full
     except ConditionFailed as exc:
         existing: Mapping[str, Any] = exc.item or {}
-        if existing.get("created_at") == item["created_at"] and existing.get("lease_owner") == owner:
+        ours = existing.get("lease_owner") in (owner, None) and existing.get("request_hash") == body_hash
+        if existing.get("created_at") == item["created_at"] and ours:
             # Our own write, whose answer was lost and which the SDK retried (throttling, a dropped connection).
             message = existing if isinstance(existing, models.Message) else models.Message.from_item(existing)
         elif scoped_key and existing.get("status"):
@@ -246,6 +294,21 @@ def send_message(body: Any, receipt_base: str, dry_run: bool = False, deps: Deps
     if message["status"] == models.PENDING:
         message = delivery.attempt(deps, message)
     return _result(message)
+
+
+def scheduled(message: models.Message) -> models.Message:
+    """A new message as it waits for its send_at: no lease, no attempt yet."""
+    at = str(message.created_at)
+    entry = models.history_entry(at, "scheduled", models.SCHEDULED, f"to join its SIM's queue at {message.send_at}")
+    return dataclasses.replace(
+        message,
+        status=models.SCHEDULED,
+        attempts=None,
+        lease_owner=None,
+        lease_until=None,
+        may_be_at_eseye=None,
+        history=[*(message.history or []), entry],
+    )
 
 
 def _resume(existing: Mapping[str, Any], body_hash: str, body: Any, receipt_base: str, deps: Deps) -> ApiResult:

@@ -1,13 +1,14 @@
 """The validation module and openapi/openapi.yaml state the same rules, and the rules say what they mean."""
 
+import json
 import re
 
 import pytest
 import yaml
 
 from local_stack.template import ROOT
-from smsgw import encoding, validation
-from smsgw.logic import replay
+from smsgw import encoding, errors, models, simqueue, validation
+from smsgw.logic import replay, send, sims
 
 OPENAPI = yaml.safe_load((ROOT / "openapi" / "openapi.yaml").read_text())
 SCHEMAS = OPENAPI["components"]["schemas"]
@@ -40,6 +41,44 @@ def test_the_send_request_rules_agree_with_the_document():
     assert fields["text"]["minLength"] == 1
     key = parameter("/messages", "post", "Idempotency-Key")
     assert (key["minLength"], key["maxLength"]) == (1, validation.IDEMPOTENCY_KEY_MAX)
+    assert (fields["collapse_key"]["minLength"], fields["collapse_key"]["maxLength"]) == (1, validation.COLLAPSE_KEY_MAX)
+    assert fields["send_at"]["format"] == "date-time"
+    assert (send.SEND_AT_MIN.total_seconds(), send.SEND_AT_MAX.days) == (60, 35)
+    assert "from 1 minute to 35 days ahead" in fields["send_at"]["description"]
+    assert set(fields) == send.ALLOWED_FIELDS
+
+
+def test_every_documented_status_list_is_the_gateways():
+    statuses = [*models.MT_STATUSES, models.RECEIVED]
+    assert SCHEMAS["Message"]["properties"]["status"]["enum"] == statuses
+    assert parameter("/messages", "get", "status")["enum"] == statuses
+    event = json.loads((ROOT / "schemas" / "sms.mt.status.schema.json").read_text())
+    assert event["properties"]["data"]["properties"]["status"]["enum"] == list(models.MT_STATUSES)
+
+
+def test_the_sim_settings_rules_agree_with_the_document():
+    for name in ("SimSettingsRequest", "SimSettings"):
+        fields = SCHEMAS[name]["properties"]
+        assert {k: (v["minimum"], v["maximum"]) for k, v in fields.items()} == sims.SETTING_RANGES
+        assert SCHEMAS[name]["additionalProperties"] is False
+    assert SCHEMAS["SimSettingsRequest"]["minProperties"] == 1
+    # Given a SIM with an override and messages in flight and waiting
+    state = simqueue.SimState("447700900123", overrides={"max_queued": 5})
+    state, _ = state.admit("a" * 32, models.now(), simqueue.SimSettings())
+    state, _ = state.admit("b" * 32, models.now(), simqueue.SimSettings(), collapse_key="cfg")
+    # Then GET /sims/{msisdn} shows exactly the documented fields
+    view = state.view(simqueue.SimSettings())
+    assert set(view) == set(SCHEMAS["SimState"]["properties"]) == set(SCHEMAS["SimState"]["required"])
+    assert set(view["queued_messages"][0]) == set(SCHEMAS["SimState"]["properties"]["queued_messages"]["items"]["properties"])
+
+
+def test_the_queue_full_answer_is_documented_with_its_details():
+    answer = OPENAPI["paths"]["/messages"]["post"]["responses"][str(errors.SimQueueFull.status)]
+    assert answer == {"$ref": "#/components/responses/SimQueueFull"}
+    error = SCHEMAS["SimQueueFullError"]["properties"]["error"]["properties"]
+    assert error["code"]["enum"] == [errors.SimQueueFull.code]
+    full = simqueue.QueueFull("447700900123", 100, 100)
+    assert set(error["details"]["required"]) == {"msisdn", "depth", "max_queued"} == set(vars(full)) - {"args"}
 
 
 def test_the_query_and_replay_rules_agree_with_the_document():

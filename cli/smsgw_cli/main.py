@@ -17,7 +17,20 @@ from typing import Any
 
 import requests
 
-STATUS_COLOURS = {"delivered": 32, "sent": 36, "pending": 33, "received": 32, "failed": 31, "rejected": 31, "cancelled": 35, "blocked": 31}
+STATUS_COLOURS = {
+    "scheduled": 34,
+    "queued": 34,
+    "delivered": 32,
+    "sent": 36,
+    "pending": 33,
+    "received": 32,
+    "failed": 31,
+    "rejected": 31,
+    "cancelled": 35,
+    "blocked": 31,
+}
+SIM_SETTINGS = ("max_in_flight", "max_queued", "max_per_hour")
+SIM_BUFFER = 10  # SMS an AnyNet SIM holds (eseye-sms-api.md §9)
 
 
 def outputs(path: str | None) -> dict[str, str]:
@@ -61,9 +74,47 @@ def show_message(message: dict[str, Any], tty: bool) -> str:
     party = f"to {message['to']}" if message.get("direction") == "mt" else f"from {message.get('from')}"
     content = message.get("text") if message.get("text") is not None else f"<{message.get('data', '')}>"
     lines.append(f'  {party}  {message.get("encoding", "")} {message.get("length", "")}  "{content}"')
+    queueing = [
+        f"{label} {message[name]}"
+        for name, label in (("send_at", "send at"), ("collapse_key", "collapse key"), ("supersedes", "replaces"), ("superseded_by", "replaced by"))
+        if message.get(name)
+    ]
+    if queueing:
+        lines.append("  " + "  ".join(queueing))
     for entry in message.get("history", []):
         lines.append(f"  {entry['at']}  {entry['status']:<9}  {entry['cause']}")
     return "\n".join(lines)
+
+
+def show_sim(state: dict[str, Any]) -> str:
+    """GET /sims/{msisdn} for a person: the queue, in order, the settings and the buffer estimate."""
+    settings, own = state["settings"], state.get("overrides") or {}
+    hourly = f"{settings['max_per_hour']} an hour" if settings["max_per_hour"] else "no hourly cap"
+    lines = [
+        f"SIM {state['msisdn']}",
+        f"  in flight {state['in_flight']}/{settings['max_in_flight']}   queued {state['queued']}/{settings['max_queued']}   {hourly}",
+        "  settings  " + "  ".join(f"{name} {settings[name]} ({'own' if name in own else 'default'})" for name in SIM_SETTINGS),
+        f"  buffer    ~{state['delivered_since_last_mo']} of the {SIM_BUFFER} SMS the SIM holds (delivered since the device last spoke)",
+        f"  last MO   {state.get('last_mo_at') or '-'}   last delivery {state.get('last_delivered_at') or '-'}",
+    ]
+    if state["in_flight_messages"]:
+        lines.append("  in flight:")
+        lines += [f"    {m['id']}  since {m['since']}" for m in state["in_flight_messages"]]
+    if state["queued_messages"]:
+        lines.append("  queued (next first):")
+        for m in state["queued_messages"]:
+            key = f"  collapse key {m['collapse_key']}" if m.get("collapse_key") else ""
+            lines.append(f"    {m['position']:>4}  {m['id']}  since {m['queued_at']}{key}")
+    return "\n".join(lines)
+
+
+def setting(text: str) -> tuple[str, int]:
+    """`--set name=value`: a SIM setting and a whole number (the API checks the name and the range)."""
+    name, _, value = text.partition("=")
+    try:
+        return name.strip(), int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: want name=whole number, e.g. max_in_flight=2 ({', '.join(SIM_SETTINGS)})") from None
 
 
 def show_error(response: requests.Response) -> str:
@@ -114,9 +165,7 @@ def watch(args: argparse.Namespace, settings: dict[str, str], tty: bool) -> int:
                 if args.json:
                     print(json.dumps(event), flush=True)
                 else:
-                    data = event["data"]
-                    party = data.get("to") if data.get("direction") == "mt" else data.get("from")
-                    print(f"{event['time']}  {event['type']:<16} {colour(data.get('status', ''), tty):<10} {party}  {data['id']}", flush=True)
+                    print(show_event(event, tty), flush=True)
                 sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
     except KeyboardInterrupt:
         pass
@@ -124,6 +173,15 @@ def watch(args: argparse.Namespace, settings: dict[str, str], tty: bool) -> int:
         sns.unsubscribe(SubscriptionArn=subscription["SubscriptionArn"])
         sqs.delete_queue(QueueUrl=url)
     return 0
+
+
+def show_event(event: dict[str, Any], tty: bool) -> str:
+    data = event["data"]
+    if event["type"] == "sms.sim.buffer_risk":  # about a SIM, not a message
+        detail = f"{data['delivered_since_last_mo']} delivered since the device last spoke (warn at {data['threshold']})"
+        return f"{event['time']}  {event['type']:<16} {data['msisdn']}  {detail}"
+    party = data.get("to") if data.get("direction") == "mt" else data.get("from")
+    return f"{event['time']}  {event['type']:<16} {colour(data.get('status', ''), tty):<10} {party}  {data['id']}"
 
 
 def aws_client(service: str, args: argparse.Namespace, settings: dict[str, str]) -> Any:
@@ -179,6 +237,8 @@ def main(argv: list[str] | None = None) -> int:
     send.add_argument("--encoding", choices=["auto", "gsm7", "ucs2", "8bit"])
     send.add_argument("--dry-run", action="store_true")
     send.add_argument("--idempotency-key")
+    send.add_argument("--at", metavar="TIME", help="send later: ISO 8601 with a zone, 1 minute to 35 days ahead (status scheduled)")
+    send.add_argument("--collapse-key", metavar="KEY", help="replace a message with the same key still queued for this SIM")
     get = commands.add_parser("get", help="a message and its history")
     get.add_argument("id")
     get.add_argument("--refresh", action="store_true", help="ask Eseye first")
@@ -188,6 +248,13 @@ def main(argv: list[str] | None = None) -> int:
     history.add_argument("msisdn")
     history.add_argument("--limit", type=int, default=20)
     history.add_argument("--direction", choices=["mt", "mo"])
+    sim = commands.add_parser("sim", help="a SIM's delivery queue, settings and buffer estimate")
+    sim.add_argument("msisdn")
+    sim_change = sim.add_mutually_exclusive_group()
+    sim_change.add_argument(
+        "--set", action="append", type=setting, metavar="NAME=VALUE", help=f"give the SIM its own setting ({', '.join(SIM_SETTINGS)}); repeatable"
+    )
+    sim_change.add_argument("--reset", action="store_true", help="return the SIM to the default settings")
     follow = commands.add_parser("watch", help="follow events live")
     follow.add_argument("--topic-arn")
     follow.add_argument("--aws-endpoint")
@@ -218,12 +285,20 @@ def main(argv: list[str] | None = None) -> int:
                 body["client_ref"] = args.client_ref
             if args.encoding:
                 body["encoding"] = args.encoding
+            if args.at:
+                body["send_at"] = args.at
+            if args.collapse_key:
+                body["collapse_key"] = args.collapse_key
             headers = {"Idempotency-Key": args.idempotency_key} if args.idempotency_key else None
             response = client.call("POST", "/messages", body, params={"dry_run": "true"} if args.dry_run else None, headers=headers)
         elif args.command == "get":
             response = client.call("GET", f"/messages/{args.id}", params={"refresh": "true"} if args.refresh else None)
         elif args.command == "cancel":
             response = client.call("DELETE", f"/messages/{args.id}")
+        elif args.command == "sim" and args.set:
+            response = client.call("PUT", f"/sims/{args.msisdn}/settings", dict(args.set))
+        elif args.command == "sim":
+            response = client.call("DELETE" if args.reset else "GET", f"/sims/{args.msisdn}" + ("/settings" if args.reset else ""))
         else:
             params = {"msisdn": args.msisdn, "limit": str(args.limit), **({"direction": args.direction} if args.direction else {})}
             response = client.call("GET", "/messages", params=params)
@@ -237,7 +312,9 @@ def main(argv: list[str] | None = None) -> int:
         print(show_error(response), file=sys.stderr)
         return 1
     document = response.json()
-    if args.command == "history":
+    if args.command == "sim":
+        print(show_sim(document))
+    elif args.command == "history":
         for message in document["items"]:
             print(show_message({**message, "history": []}, tty))
         if document.get("next_cursor"):

@@ -61,6 +61,21 @@ def settings_fields() -> set[str]:
     return {n.target.id for n in settings.body if isinstance(n, ast.AnnAssign) and isinstance(n.target, ast.Name)}
 
 
+def settings_methods() -> dict[str, set[str]]:
+    """Settings method -> the Settings fields it reads off `self` (settings().sim_defaults() reads three)."""
+    [settings] = [n for n in parsed(LAYER / "smsgw" / "config.py").body if isinstance(n, ast.ClassDef) and n.name == "Settings"]
+    known = settings_fields()
+    return {
+        method.name: {
+            n.attr
+            for n in ast.walk(method)
+            if isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name) and n.value.id == "self" and n.attr in known
+        }
+        for method in settings.body
+        if isinstance(method, ast.FunctionDef) and not any(ast.unparse(d) == "classmethod" for d in method.decorator_list)
+    }
+
+
 def variable_of_field() -> dict[str, str]:
     """Settings field -> the environment variable Settings.from_env reads it from."""
     found = {}
@@ -130,6 +145,7 @@ def _environ_read(node: ast.AST) -> str | None:
 def reads_of(app: Path) -> tuple[set[str], set[str], set[str]]:
     """(Settings fields, Deps fields, environment variables) that the code reachable from app.py reads."""
     known = settings_fields()
+    settings_reads = settings_methods()
     wiring = deps_fields()
     fields: set[str] = set()
     used_deps: set[str] = set()
@@ -155,6 +171,8 @@ def reads_of(app: Path) -> tuple[set[str], set[str], set[str]]:
                         todo.append((names[base.id][0], node.attr))
                     if node.attr in known and _is_settings(base):
                         fields.add(node.attr)
+                    elif node.attr in settings_reads and _is_settings(base):
+                        fields.update(settings_reads[node.attr])
                     if node.attr in wiring and _is_deps(base):
                         used_deps.add(node.attr)
                     elif _is_deps(base):  # a method of Deps (deps.tracer()): what it reads counts
@@ -237,3 +255,5 @@ def test_the_reader_sees_what_a_function_reads():
     assert {"TABLE_NAME", "SECRET_ID", "ESEYE_BASE_URL", "SEND_QUEUE_URL", "SEND_MAX_ATTEMPTS", "DETAILED_TRACING"} <= send
     history = needed_variables(ROOT / "functions" / "history" / "app.py")
     assert {"TABLE_NAME", "CURSOR_SECRET_ID"} <= history and "ESEYE_BASE_URL" not in history
+    # a method of Settings counts the fields it reads: sending admits into the SIM's queue under its defaults
+    assert {"SIM_MAX_IN_FLIGHT", "SIM_MAX_QUEUED", "SIM_MAX_PER_HOUR"} <= send

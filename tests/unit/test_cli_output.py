@@ -13,7 +13,7 @@ def test_watch_prints_a_buffer_risk_event_by_its_sim():
     crossed = state
     for n in range(8):
         crossed = crossed.delivered(f"{n:032x}", f"2026-11-25T10:00:0{n}.000Z", warn_at=8)
-    event = publish.public_event(publish.event_for({"PK": f"SIM#{MSISDN}", **crossed.to_item()}, {"PK": f"SIM#{MSISDN}", **state.to_item()}))
+    event = publish.public_event(publish.buffer_risk_event(crossed.to_item(), state.to_item()))
     # When the watcher prints it / Then it names the SIM and the count
     assert show_event(event, tty=False).endswith(f"sms.sim.buffer_risk {MSISDN}  8 delivered since the device last spoke (warn at 8)")
 

@@ -129,3 +129,35 @@ def test_a_sims_queue_shown_changed_and_refused_from_the_cli(local_stack):
     cancelled = smsgw(local_stack, "cancel", later.stdout.split()[0])
     # Then it ends cancelled without Eseye
     assert cancelled.returncode == 0 and "cancelled" in cancelled.stdout and "Eseye never saw it" in cancelled.stdout
+
+
+def test_watch_prints_a_sims_buffer_risk_once_its_deliveries_reach_the_threshold(local_stack):
+    sim = "447711120123"
+    outputs = local_stack.log_path.parent / "outputs.json"
+    watcher = subprocess.Popen(
+        [sys.executable, "-m", "smsgw_cli.main", "--outputs", str(outputs), "watch", "--seconds", "120"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={"PYTHONPATH": str(ROOT / "cli"), "PATH": "/usr/bin:/bin"},
+    )
+    try:
+        assert "watching" in watcher.stderr.readline()
+        # Given a SIM whose device never answers, with room for eight in flight
+        assert smsgw(local_stack, "sim", sim, "--set", "max_in_flight=8").returncode == 0
+        # When eight messages reach it (the local stack warns at the default SimBufferWarnAt, 8)
+        for n in range(8):
+            assert local_stack.send(to=sim, text=f"command {n}").status_code == 202
+        # Then the watcher prints the SIM's buffer risk
+        while True:
+            line = watcher.stdout.readline()
+            assert line, "the watcher stopped before printing the buffer risk"
+            if "sms.sim.buffer_risk" in line:
+                break
+        assert line.rstrip().endswith(f"{sim}  8 delivered since the device last spoke (warn at 8)")
+        shown = smsgw(local_stack, "sim", sim)
+        assert "~8 of the 10 SMS the SIM holds" in shown.stdout
+    finally:
+        watcher.send_signal(signal.SIGINT)
+        watcher.wait(30)

@@ -36,8 +36,9 @@ class MotoProcess:
         import socket
         import subprocess
 
-        command = [sys.executable, "-m", "moto.server", "-H", self.host, "-p", str(self.port)]
-        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        # moto's server with DynamoDB requests applied one at a time, as DynamoDB applies them (local_stack/moto_server.py)
+        command = [sys.executable, "-m", "local_stack.moto_server", "-H", self.host, "-p", str(self.port)]
+        self.process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -74,6 +75,16 @@ class LocalStack:
             "EseyeReadTimeoutSeconds": env.get("ESEYE_READ_TIMEOUT", "5"),
             "SendMaxAttempts": env.get("SEND_MAX_ATTEMPTS", "8"),
         }
+        # Each SIM's delivery queue: the template's defaults unless set (a short in-flight timeout for tests).
+        for variable, parameter in [
+            ("SIM_MAX_IN_FLIGHT", "SimMaxInFlight"),
+            ("SIM_MAX_QUEUED", "SimMaxQueued"),
+            ("SIM_MAX_PER_HOUR", "SimMaxPerHour"),
+            ("SIM_IN_FLIGHT_TIMEOUT_SECONDS", "SimInFlightTimeoutSeconds"),
+            ("SIM_BUFFER_WARN_AT", "SimBufferWarnAt"),
+        ]:
+            if env.get(variable):
+                self.parameter_overrides[parameter] = env[variable]
         self.eseye_credentials = {"username": env.get("ESEYE_USERNAME", "dev-user"), "password": env.get("ESEYE_PASSWORD", "dev-password")}
         self.components: list[Any] = []
         self.pools: dict[str, Any] = {}

@@ -347,3 +347,42 @@ def translated(*overrides: str) -> dict:
     )
     assert result.returncode == 0, result.stderr[-2000:]
     return json.loads(result.stdout)
+
+
+# --- Each SIM's delivery queue (issue 13) ---------------------------------------------------------
+
+
+class StreamTail:
+    """One consumer's place on the table's stream: each call returns the records it has not handed on yet,
+    in order and each once, as Lambda's event source mapping delivers them. `prefixes`: the items it follows."""
+
+    def __init__(self, stack, prefixes=("MSG#",)):
+        self.stack, self.prefixes, self.seen = stack, tuple(prefixes), set()
+
+    def __call__(self):
+        streams = self.stack.clients["dynamodbstreams"]
+        arn = self.stack.physical("Table", "StreamArn")
+        fresh = []
+        for shard in streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"]:
+            iterator = streams.get_shard_iterator(StreamArn=arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+            while iterator:
+                page = streams.get_records(ShardIterator=iterator, Limit=1000)
+                for record in page["Records"]:
+                    keys, sequence = record["dynamodb"]["Keys"], record["dynamodb"]["SequenceNumber"]
+                    if keys["SK"]["S"] != "META" or not keys["PK"]["S"].startswith(self.prefixes) or sequence in self.seen:
+                        continue
+                    self.seen.add(sequence)
+                    record["dynamodb"].pop("ApproximateCreationDateTime", None)
+                    fresh.append(record)
+                iterator = page.get("NextShardIterator") if page["Records"] else None
+        return {"Records": fresh}
+
+
+def sim_request(stack, msisdn, method="GET", body=None):
+    """GET /sims/{msisdn}, or PUT|DELETE /sims/{msisdn}/settings, through SimsFunction."""
+    sample = {"GET": "sims_get", "PUT": "sims_put_settings", "DELETE": "sims_delete_settings"}[method]
+    event = load_event(sample)
+    event["path"] = event["path"].replace("447700900123", msisdn)
+    event["pathParameters"] = {"msisdn": msisdn}
+    event["body"] = json.dumps(body) if body is not None else None
+    return stack.invoke("SimsFunction", event)

@@ -64,6 +64,8 @@ def atomic_transactions() -> None:
             return value if isinstance(value, Table) else copy.deepcopy(value, memo)
 
     original = dynamodb.DynamoDBBackend.transact_write_items
+    if getattr(original, "atomic", False):
+        return  # patched already (each test's stack asks again)
 
     def transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> None:
         saved = []  # (table, hash key, range key, the item before, or None)
@@ -103,6 +105,7 @@ def atomic_transactions() -> None:
         finally:
             setattr(dynamodb, "copy", copy)  # noqa: B010
 
+    transact_write_items.atomic = True  # type: ignore[attr-defined]
     dynamodb.DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]
 
 

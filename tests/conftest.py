@@ -17,6 +17,7 @@ from moto import mock_aws
 
 from local_stack.apigw import LambdaContext
 from local_stack.eseye_simulator import EseyeSimulator
+from local_stack.moto_server import atomic_transactions
 from local_stack.resources import create_resources
 from local_stack.template import Context, default_parameters, functions, load_template
 
@@ -158,10 +159,24 @@ def eseye():
 
 
 @pytest.fixture
-def stack(template, eseye, monkeypatch):
+def stack_parameters() -> dict[str, str]:
+    """Template parameters of the test stack beyond the suite's usual ones. Suites about other things send
+    several commands to one SIM without receipts, so for them each SIM may have ten in flight (the most a
+    SIM holds). The suites of the per-SIM queue itself override this with {}: the template's defaults."""
+    return {"SimMaxInFlight": "10"}
+
+
+@pytest.fixture
+def stack(template, eseye, monkeypatch, stack_parameters):
+    # moto undoes a failed transaction by restoring a copy of the whole table, erasing other writes;
+    # DynamoDB undoes only the transaction's own items (local_stack/moto_server.py says more).
+    atomic_transactions()
     with mock_aws():
         clients = {name: boto3.client(name, region_name=REGION) for name in ("dynamodb", "sqs", "sns", "secretsmanager", "dynamodbstreams")}
-        context = Context(template, default_parameters(template, {"EseyeBaseUrl": eseye.url, "RetryBaseDelaySeconds": "1", "SendMaxAttempts": "3"}))
+        context = Context(
+            template,
+            default_parameters(template, {"EseyeBaseUrl": eseye.url, "RetryBaseDelaySeconds": "1", "SendMaxAttempts": "3", **stack_parameters}),
+        )
         create_resources(
             context,
             clients,

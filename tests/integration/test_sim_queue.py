@@ -38,6 +38,12 @@ RECEIPT_BASE = "http://127.0.0.1:9/webhooks/tok-primary-0123456789/receipt"  # r
 
 
 @pytest.fixture
+def stack_parameters():
+    """The per-SIM queue as the template configures it by default: one message in flight per SIM."""
+    return {}
+
+
+@pytest.fixture
 def atomic_writes(monkeypatch):
     """DynamoDB applies each write, and each transaction, atomically; moto's in-process backend needs a lock
     for that. Reentrant: moto's transact_write_items calls its own put_item and delete_item."""

@@ -3,11 +3,19 @@
 import json
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from tests.conftest import load_event
 from tests.helpers import body_of, send, sqs_event, stream_batch
 
 SIM = "447700900123"  # the MSISDN of the sample events
 SAMPLE_ID = "5a0d3c9e8b7f4e21a6c5d4b3a2918f7e"  # the message of sim_queue_stream.json
+
+
+@pytest.fixture
+def stack_parameters():
+    """The per-SIM queue as the template configures it by default: one message in flight per SIM."""
+    return {}
 
 
 def sims(stack, sample: str, body=None):

@@ -596,6 +596,11 @@ def _sharded_before(table: Table, prefix: str, before: str, limit_per_shard: int
         yield from items
 
 
+def is_sim_state(item: Mapping[str, Any]) -> bool:
+    """Whether a stream image (keys included) is a SIM's queue state."""
+    return str(item.get("PK", "")).startswith("SIM#")
+
+
 def item_keys(item: Mapping[str, Any]) -> dict[str, Any]:
     """An item's primary key (plain values), for an operator's note about a record we could not publish."""
     return {"PK": item.get("PK"), "SK": item.get("SK")}

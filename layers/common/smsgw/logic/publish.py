@@ -10,7 +10,7 @@ import json
 from typing import Any
 
 from smsgw import limits, models
-from smsgw.adapters.store import item_keys
+from smsgw.adapters.store import is_sim_state, item_keys
 from smsgw.observability import count, logger
 
 MT_STATUS = "sms.mt.status"
@@ -44,7 +44,7 @@ WHOLE_FIELDS = (
 
 def event_for(new: dict[str, Any], old: dict[str, Any] | None) -> dict[str, Any] | None:
     """The event a change of a message item (or of a SIM's state) calls for, or None."""
-    if str(new.get("PK", "")).startswith("SIM#"):
+    if is_sim_state(new):
         return buffer_risk_event(new, old)
     if new.get("reply_state") == "timed_out" and (old or {}).get("reply_state") != "timed_out":
         data = models.public_view(new)

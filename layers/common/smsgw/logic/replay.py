@@ -10,7 +10,7 @@ from typing import Any
 from smsgw import models, validation
 from smsgw.deps import Deps, default_deps
 from smsgw.errors import InvalidCursor, ValidationFailed
-from smsgw.logic.publish import MO_RECEIVED, MT_STATUS, REPLY_TIMEOUT
+from smsgw.logic.publish import BUFFER_RISK, MO_RECEIVED, MT_STATUS, REPLY_TIMEOUT
 
 MAX_RANGE = timedelta(days=7)
 MAX_LIMIT = validation.REPLAY_LIMIT_MAX
@@ -19,7 +19,7 @@ QUERY_BUDGET = 200  # queries per request: the 169 hourly buckets of a 7-day ran
 PAGE = 500  # items per query when filtering
 CURSOR_KIND = "events"
 HOUR_PREFIX = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}")
-TYPES = (MT_STATUS, MO_RECEIVED, REPLY_TIMEOUT)
+TYPES = (MT_STATUS, MO_RECEIVED, REPLY_TIMEOUT, BUFFER_RISK)
 
 
 def _moment(body: dict[str, Any], name: str) -> datetime:

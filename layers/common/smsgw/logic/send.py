@@ -299,7 +299,7 @@ def send_message(body: Any, receipt_base: str, dry_run: bool = False, deps: Deps
 def scheduled(message: models.Message) -> models.Message:
     """A new message as it waits for its send_at: no lease, no attempt yet."""
     at = str(message.created_at)
-    entry = models.history_entry(at, "scheduled", models.SCHEDULED, f"to join its SIM's queue at {message.send_at}")
+    entry = models.history_entry(at, "accepted", models.SCHEDULED, f"accepted by the API; to join its SIM's queue at {message.send_at}")
     return dataclasses.replace(
         message,
         status=models.SCHEDULED,
@@ -307,7 +307,7 @@ def scheduled(message: models.Message) -> models.Message:
         lease_owner=None,
         lease_until=None,
         may_be_at_eseye=None,
-        history=[*(message.history or []), entry],
+        history=[entry, *(message.history or [])[1:]],
     )
 
 

@@ -107,7 +107,8 @@ def _queued(message: Message, admission: Admission, at: str) -> Message:
     cause = f"waiting for an in-flight slot of its SIM: position {admission.position}"
     if admission.supersedes:
         cause += f", in place of {admission.supersedes} (same collapse_key)"
-    history = [*(message.history or []), _entry(at, "queued", models.QUEUED, cause)]
+    # The history starts as the message does: accepted into the queue (never `pending` first).
+    history = [_entry(at, "accepted", models.QUEUED, f"accepted by the API; {cause}"), *(message.history or [])[1:]]
     return dataclasses.replace(
         message,
         status=models.QUEUED,

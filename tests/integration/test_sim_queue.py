@@ -247,6 +247,26 @@ def test_a_full_queue_answers_429_naming_the_sim_and_its_depth(stack):
     assert sent_to(stack, "447700900124", "elsewhere")["status"] == "sent"
 
 
+def test_beyond_the_hourly_cap_sends_wait_rather_than_being_refused(stack, tail):
+    # Given a SIM allowed one message an hour, with room for more in flight
+    assert sim_request(stack, SIM, "PUT", {"max_per_hour": 1, "max_in_flight": 5})["statusCode"] == 200
+    first = sent_to(stack, SIM, "first")
+    # When a second is sent within the hour
+    second = sent_to(stack, SIM, "second")
+    # Then it is accepted and waits, even once the first is delivered
+    assert (first["status"], second["status"]) == ("sent", "queued")
+    receipt(stack, first["id"])
+    follow(stack, tail)
+    assert sims.every_minute(sweeper(stack, timedelta(minutes=30)))["dequeued_by_repair"] == 0
+    assert status_of(stack, second["id"]) == "queued"
+    # and goes out once the hour has rolled on
+    assert sims.every_minute(sweeper(stack, timedelta(minutes=61)))["dequeued_by_repair"] == 1
+    follow(stack, tail)
+    run_dispatcher(stack)
+    assert status_of(stack, second["id"]) == "sent"
+    assert at_eseye(stack) == [first["id"], second["id"]]
+
+
 # --- exits from the queue ----------------------------------------------------------------------------
 
 
@@ -267,6 +287,40 @@ def test_a_queued_message_past_its_expiry_fails_and_eseye_never_sees_it(stack, t
     assert late["id"] not in stack.eseye.messages
     state = body_of(sim_request(stack, SIM))
     assert (state["in_flight"], state["queued"]) == (0, 0)
+
+
+def test_a_sim_blocklisted_while_its_message_waits_never_gets_it(stack, tail):
+    from smsgw.logic import lists
+
+    # Given a message waiting behind another
+    first = sent_to(stack, SIM, "first")
+    waiting = sent_to(stack, SIM, "waiting")
+    # When the SIM is put on the blocklist, and the first is delivered
+    lists.put_entry("block", SIM, "ops@example.com", deps=stack.deps())
+    receipt(stack, first["id"])
+    follow(stack, tail)
+    run_dispatcher(stack)
+    # Then the waiting one ends blocked, and Eseye never saw it
+    message = body_of(get(stack, waiting["id"]))
+    assert (message["status"], message["history"][-1]["event"]) == ("blocked", "blocked")
+    assert at_eseye(stack) == [first["id"]]
+    state = body_of(sim_request(stack, SIM))
+    assert (state["in_flight"], state["queued"]) == (0, 0)
+
+
+def test_a_scheduled_message_that_expires_before_its_time_fails_unsent(stack, tail):
+    # Given a message scheduled in two minutes that expires in three
+    now = models.now()
+    fields = {"send_at": models.iso(now + timedelta(minutes=2)), "expires_at": models.iso(now + timedelta(minutes=3))}
+    message = sent_to(stack, SIM, "too late", **fields)
+    # When the sweep that should let it in runs only after its expiry (the scheduler was down)
+    assert sims.every_minute(sweeper(stack, timedelta(minutes=4)))["scheduled_started"] == 1
+    follow(stack, tail)
+    run_dispatcher(stack)
+    # Then it failed as expired, unsent
+    final = body_of(get(stack, message["id"]))
+    assert (final["status"], final["history"][-1]["event"]) == ("failed", "expired")
+    assert stack.eseye.requests == []
 
 
 def test_cancelling_a_queued_message_is_local_and_the_queue_moves_on_without_it(stack, tail):

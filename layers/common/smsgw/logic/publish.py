@@ -187,7 +187,7 @@ def publish_changes(
         else:
             retry |= {note["sequence_number"] for note in aside}
     for record_id, event in pending:
-        extra = {"message_id": event["data"]["id"], "event_id": event["id"], "event_type": event["type"]}
+        extra = {"message_id": event["data"].get("id"), "event_id": event["id"], "event_type": event["type"]}
         if event["data"].get("truncated"):
             logger.warning("event cut to fit SNS's size limit", extra=extra)
         if event["id"] not in outcome.refused:

@@ -30,7 +30,8 @@ from smsgw.simqueue import Admission, SimState
 
 MAX_TRIES = 25  # reads-and-commits before a busy SIM gives up (each loser waits a jittered, growing pause)
 MISSING_GRACE = timedelta(minutes=5)  # a slot or queue entry whose message is not stored may be mid-commit
-TRANSACTION_MAX = 100  # DynamoDB's limit on writes in one transaction
+# DynamoDB takes 100 writes in a transaction: the SIM, up to ten starts, and expiries.
+EXPIRED_PER_WRITE = 80
 
 
 def _pause(tries: int) -> None:
@@ -214,7 +215,8 @@ def settle(
     defaults = deps.settings.sim_defaults()
     released, stale = set(release), set[str]()
     started_all: list[str] = []
-    for tries in range(MAX_TRIES):
+    conflicts = 0
+    while conflicts < MAX_TRIES:  # each round without a conflict ends some messages, so the queue runs out
         now = deps.clock()
         at = models.iso(now)
         state = deps.store.sims.get(digits)
@@ -228,32 +230,40 @@ def settle(
         timed_out: list[str] = []
         if repair:
             new, timed_out = _repair(deps, new, now)
-        heads = new.next_to_start(defaults, now)
+        # Waiting messages that expired end now, wherever they are in the queue (their expiry travels with
+        # the entry); then the heads that may start do, unless their MSISDN was blocklisted meanwhile.
+        expired = [w.id for w in new.queue if w.expires_at and w.expires_at <= at][:EXPIRED_PER_WRITE]
+        heads = [w.id for w in new.drop(expired).next_to_start(defaults, now)]
         refusal = lists.refusal_reason(digits, deps) if heads else None
-        writes: list[dict[str, Any]] = []
-        started: list[str] = []
-        ended: list[str] = []
-        for head in heads:
-            if head.expires_at and head.expires_at <= at:
-                target, event, cause = models.FAILED, "expired", "it expired while it waited for its SIM's in-flight slot; Eseye never saw it"
-            elif refusal:
-                target, event, cause = models.BLOCKED, "blocked", f"{refusal}; the message was not sent"
-            else:
-                target, event, cause = models.PENDING, "dequeued", "its SIM had a free in-flight slot"
-            writes.append(deps.store.messages.move_write(head.id, target, _entry(at, event, target, cause), allowed_from=(models.QUEUED,)))
-            (started if target == models.PENDING else ended).append(head.id)
+        moves: list[tuple[str, str, str, str]] = [
+            (message_id, models.FAILED, "expired", "it expired while it waited for its SIM's in-flight slot; Eseye never saw it")
+            for message_id in expired
+        ]
+        if refusal:  # nothing waiting for this SIM may go now
+            blocked = [w.id for w in new.drop(expired).queue][: EXPIRED_PER_WRITE - len(expired)]
+            moves += [(message_id, models.BLOCKED, "blocked", f"{refusal}; the message was not sent") for message_id in blocked]
+        else:
+            moves += [(head, models.PENDING, "dequeued", "its SIM had a free in-flight slot") for head in heads]
+        writes = [
+            deps.store.messages.move_write(message_id, target, _entry(at, event, target, cause), allowed_from=(models.QUEUED,))
+            for message_id, target, event, cause in moves
+        ]
+        started = [message_id for message_id, target, _, _ in moves if target == models.PENDING]
+        ended = [message_id for message_id, target, _, _ in moves if target != models.PENDING]
         new = new.drop(ended).start(started, now, defaults)
         if new == state:
             return started_all
         try:
-            deps.store.sims.commit(state, new, at, writes[: TRANSACTION_MAX - 1])
+            deps.store.sims.commit(state, new, at, writes)
         except ConditionFailed as exc:
             # A message that no longer waits (moved by a path that does not know the queue): drop it.
-            stale |= {heads[position - 1].id for position in exc.failed if position}
-            _pause(tries)
+            stale |= {moves[position - 1][0] for position in exc.failed if position}
+            conflicts += 1
+            _pause(conflicts)
             continue
         except Contention:
-            _pause(tries)
+            conflicts += 1
+            _pause(conflicts)
             continue
         _note_timeouts(deps, timed_out, at)
         started_all += started
@@ -261,7 +271,7 @@ def settle(
             count("Dequeued", len(started))
         if not ended:
             return started_all
-        released, stale = set(), set()  # ended heads freed their places: look at the queue again
+        released, stale, delivered, mo_at, repair = set(), set(), None, None, False  # done: look at the queue again
     raise _busy(digits)
 
 

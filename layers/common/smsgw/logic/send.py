@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import uuid
@@ -101,15 +100,9 @@ def parse_send_request(body: Any, now: datetime, allow_insecure_callbacks: bool 
     if source is not None and not validation.is_msisdn(source):
         problems["source"] = validation.MSISDN_RULE
 
-    expires_at = None
-    raw_expiry = body.get("expires_at")
-    if raw_expiry is not None:
-        try:
-            expires_at = models.parse_time(raw_expiry)
-            if expires_at <= now:
-                problems["expires_at"] = "must be in the future"
-        except ValueError:
-            problems["expires_at"] = validation.TIME_RULE
+    expires_at = _time(body, "expires_at", problems)
+    if expires_at is not None and expires_at <= now:
+        problems["expires_at"] = "must be in the future"
 
     client_ref = body.get("client_ref")
     if client_ref is not None and not validation.printable(client_ref, 1, validation.CLIENT_REF_MAX):
@@ -124,17 +117,11 @@ def parse_send_request(body: Any, now: datetime, allow_insecure_callbacks: bool 
     if reply_window is not None and not validation.whole_number(reply_window, 1, MAX_REPLY_WINDOW_SECONDS):
         problems["expect_reply_within"] = f"must be a whole number of seconds from 1 to {MAX_REPLY_WINDOW_SECONDS}"
 
-    send_at = None
-    raw_send_at = body.get("send_at")
-    if raw_send_at is not None:
-        try:
-            send_at = models.parse_time(raw_send_at)
-            if not now + SEND_AT_MIN <= send_at <= now + SEND_AT_MAX:
-                problems["send_at"] = "must be from 1 minute to 35 days ahead"
-            elif expires_at is not None and expires_at <= send_at:
-                problems["expires_at"] = "must be after send_at"
-        except ValueError:
-            problems["send_at"] = validation.TIME_RULE
+    send_at = _time(body, "send_at", problems)
+    if send_at is not None and not now + SEND_AT_MIN <= send_at <= now + SEND_AT_MAX:
+        problems["send_at"] = "must be from 1 minute to 35 days ahead"
+    elif send_at is not None and expires_at is not None and expires_at <= send_at:
+        problems["expires_at"] = "must be after send_at"
 
     collapse_key = body.get("collapse_key")
     if collapse_key is not None and not validation.printable(collapse_key, 1, validation.COLLAPSE_KEY_MAX):
@@ -156,6 +143,17 @@ def parse_send_request(body: Any, now: datetime, allow_insecure_callbacks: bool 
         send_at=send_at,
         collapse_key=collapse_key,
     )
+
+
+def _time(body: dict[str, Any], name: str, problems: dict[str, str]) -> datetime | None:
+    """The time in field `name`, if given; a malformed one is noted in `problems`."""
+    if body.get(name) is None:
+        return None
+    try:
+        return models.parse_time(body[name])
+    except ValueError:
+        problems[name] = validation.TIME_RULE
+        return None
 
 
 def analyse(request: SendRequest) -> tuple[encoding.TextAnalysis, dict[str, str]]:
@@ -267,7 +265,8 @@ def send_message(body: Any, receipt_base: str, dry_run: bool = False, deps: Deps
     item = new_message(request, analysis, payload, receipt_base, deps, message_id, owner, body_hash)
     try:
         if request.send_at:
-            message = deps.store.messages.create(scheduled(item))
+            waiting = sims.waiting(item, models.SCHEDULED, str(item.created_at), f"to join its SIM's queue at {item.send_at}")
+            message = deps.store.messages.create(waiting)
         else:
             message, _ = sims.admit(deps, item)
     except simqueue.QueueFull as full:
@@ -294,21 +293,6 @@ def send_message(body: Any, receipt_base: str, dry_run: bool = False, deps: Deps
     if message["status"] == models.PENDING:
         message = delivery.attempt(deps, message)
     return _result(message)
-
-
-def scheduled(message: models.Message) -> models.Message:
-    """A new message as it waits for its send_at: no lease, no attempt yet."""
-    at = str(message.created_at)
-    entry = models.history_entry(at, "accepted", models.SCHEDULED, f"accepted by the API; to join its SIM's queue at {message.send_at}")
-    return dataclasses.replace(
-        message,
-        status=models.SCHEDULED,
-        attempts=None,
-        lease_owner=None,
-        lease_until=None,
-        may_be_at_eseye=None,
-        history=[entry, *(message.history or [])[1:]],
-    )
 
 
 def _resume(existing: Mapping[str, Any], body_hash: str, body: Any, receipt_base: str, deps: Deps) -> ApiResult:

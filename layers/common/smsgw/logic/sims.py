@@ -104,21 +104,18 @@ def admit(deps: Deps, message: Message) -> tuple[Message, Admission]:
 
 
 def _queued(message: Message, admission: Admission, at: str) -> Message:
-    """A new message as it waits: no lease, no attempt yet, not at Eseye."""
     cause = f"waiting for an in-flight slot of its SIM: position {admission.position}"
     if admission.supersedes:
         cause += f", in place of {admission.supersedes} (same collapse_key)"
-    # The history starts as the message does: accepted into the queue (never `pending` first).
-    history = [_entry(at, "accepted", models.QUEUED, f"accepted by the API; {cause}"), *(message.history or [])[1:]]
+    return waiting(message, models.QUEUED, at, cause, supersedes=admission.supersedes)
+
+
+def waiting(message: Message, status: str, at: str, cause: str, **fields: Any) -> Message:
+    """A new message (built `pending`) as it waits, `scheduled` or `queued`: no lease, no attempt yet,
+    not at Eseye, and a history that starts accepted into that status (never `pending` first)."""
+    history = [_entry(at, "accepted", status, f"accepted by the API; {cause}"), *(message.history or [])[1:]]
     return dataclasses.replace(
-        message,
-        status=models.QUEUED,
-        attempts=None,
-        lease_owner=None,
-        lease_until=None,
-        may_be_at_eseye=None,
-        supersedes=admission.supersedes,
-        history=history,
+        message, status=status, attempts=None, lease_owner=None, lease_until=None, may_be_at_eseye=None, history=history, **fields
     )
 
 

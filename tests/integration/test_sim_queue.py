@@ -45,19 +45,19 @@ def stack_parameters():
 
 @pytest.fixture
 def atomic_writes(monkeypatch):
-    """DynamoDB applies each write, and each transaction, atomically; moto's in-process backend needs a lock
-    for that. Reentrant: moto's transact_write_items calls its own put_item and delete_item."""
-    from moto.dynamodb.models import DynamoDBBackend
+    """DynamoDB applies each request atomically and isolated: no reader sees half a transaction, nor an item
+    while it changes. moto's in-process backend needs a lock for that: one DynamoDB request at a time, as
+    local_stack/moto_server.py's SerialDynamoDb does for the local stack."""
+    from moto.dynamodb.responses import DynamoHandler
 
-    lock = threading.RLock()
-    for method in ("update_item", "put_item", "delete_item", "transact_write_items"):
-        original = getattr(DynamoDBBackend, method)
+    lock = threading.Lock()
+    original = DynamoHandler.call_action
 
-        def locked(self, *args, _original=original, **kwargs):
-            with lock:
-                return _original(self, *args, **kwargs)
+    def one_at_a_time(self, *args, **kwargs):
+        with lock:
+            return original(self, *args, **kwargs)
 
-        monkeypatch.setattr(DynamoDBBackend, method, locked)
+    monkeypatch.setattr(DynamoHandler, "call_action", one_at_a_time)
 
 
 @pytest.fixture
@@ -114,7 +114,7 @@ def test_a_second_send_to_a_busy_sim_waits_and_goes_out_once_the_first_is_delive
     second = sent_to(stack, SIM, "second")
     # Then it is accepted (202) and waits, and Eseye has not seen it
     assert second["status"] == "queued"
-    assert [h["event"] for h in second["history"]] == ["accepted", "queued"]
+    assert [(h["event"], h["status"]) for h in second["history"]] == [("accepted", "queued")]
     assert at_eseye(stack) == [first["id"]]
     # and subscribers hear that it waits
     publisher_tail = StreamTail(stack)
@@ -387,7 +387,7 @@ def test_a_scheduled_send_goes_out_at_its_time(stack, tail):
     final = body_of(get(stack, message["id"]))
     assert final["status"] == "sent"
     assert at_eseye(stack) == [message["id"]]
-    assert [h["event"] for h in final["history"]][:3] == ["accepted", "scheduled", "send_at"]
+    assert [(h["event"], h["status"]) for h in final["history"]][:3] == [("accepted", "scheduled"), ("send_at", "pending"), ("eseye_send", "sent")]
     # and a later sweep does not send it again
     assert sims.every_minute(sweeper(stack, timedelta(minutes=4)))["scheduled_started"] == 0
     assert at_eseye(stack) == [message["id"]]

@@ -300,3 +300,18 @@ def test_settings_stay_within_their_documented_ranges():
     assert simqueue.MAX_IN_FLIGHT_RANGE == (1, 10)
     assert simqueue.MAX_QUEUED_RANGE == (1, 1000)
     assert simqueue.MAX_PER_HOUR_RANGE == (0, 3600)
+
+
+def test_lowering_the_hourly_cap_and_raising_it_again_does_not_forget_the_hour():
+    # Given a SIM capped at five an hour that sent five in the last ten minutes
+    defaults = SimSettings(max_in_flight=5, max_queued=10, max_per_hour=5)
+    state = SimState("447700900123")
+    for n in range(5):
+        state, _ = state.admit(f"m{n}", T0 + timedelta(minutes=n), defaults)
+    state = state.release([f"m{n}" for n in range(5)])
+    # When an operator lowers the cap to one (PUT settings settles the queue: a start of nobody)...
+    state = state.with_overrides({"max_per_hour": 1}).start([], T0 + timedelta(minutes=10), defaults)
+    # ...and puts it back to five within the same hour
+    state = state.with_overrides({"max_per_hour": 5})
+    # Then the five sent this hour still count: nothing more may start before the hour rolls on
+    assert state.slots_free(defaults, T0 + timedelta(minutes=11)) == 0

@@ -44,23 +44,6 @@ def stack_parameters():
 
 
 @pytest.fixture
-def atomic_writes(monkeypatch):
-    """DynamoDB applies each request atomically and isolated: no reader sees half a transaction, nor an item
-    while it changes. moto's in-process backend needs a lock for that: one DynamoDB request at a time, as
-    local_stack/moto_server.py's SerialDynamoDb does for the local stack."""
-    from moto.dynamodb.responses import DynamoHandler
-
-    lock = threading.Lock()
-    original = DynamoHandler.call_action
-
-    def one_at_a_time(self, *args, **kwargs):
-        with lock:
-            return original(self, *args, **kwargs)
-
-    monkeypatch.setattr(DynamoHandler, "call_action", one_at_a_time)
-
-
-@pytest.fixture
 def tail(stack):
     """SimQueueFunction's place on the table's stream."""
     return StreamTail(stack)
@@ -447,7 +430,7 @@ def test_send_at_must_be_a_zoned_time_from_a_minute_to_35_days_ahead(stack, fiel
 # --- races around the last slot --------------------------------------------------------------------------
 
 
-def test_receipts_cancels_sends_and_sweeps_at_once_never_exceed_the_cap_nor_strand_the_queue(stack, tail, atomic_writes):
+def test_receipts_cancels_sends_and_sweeps_at_once_never_exceed_the_cap_nor_strand_the_queue(stack, tail, atomic_items):
     """Two receipts for the message holding the last slot, a cancel of the next in line, new sends, the
     stream consumers of each change (Lambda runs shards side by side) and the minute's repair, at once."""
     random.seed(13)

@@ -141,9 +141,9 @@ class SimState:
         at = models.iso(now)
         window = self.window
         cap = self.settings(defaults).max_per_hour
-        if cap:  # only the latest `cap` grants matter to a rolling cap of `cap` an hour
+        if cap:  # the grants of the last hour; at most `cap` of them, as grants happen only below the cap
             hour_ago = models.iso(now - HOUR)
-            window = tuple(t for t in (*window, *([at] * len(ids))) if t > hour_ago)[-cap:]
+            window = tuple(t for t in (*window, *([at] * len(ids))) if t > hour_ago)
         elif window:
             window = ()
         holders = (*self.holders, *(Holder(i, at) for i in ids))

@@ -62,9 +62,9 @@ def admit(deps: Deps, message: Message) -> tuple[Message, Admission]:
     defaults = deps.settings.sim_defaults()
     over_orphans = False
     for tries in range(MAX_TRIES):
-        now = deps.clock()
-        at = models.iso(now)
         state = deps.store.sims.get(digits)
+        now = deps.clock()  # after the read, so that queue times follow queue positions
+        at = models.iso(now)
         new_state, admission = state.admit(message.id, now, defaults, message.collapse_key, message.expires_at)
         stored = message if admission.status == models.PENDING else _queued(message, admission, at)
         writes = [deps.store.messages.create_write(stored, over_orphans=over_orphans)]

@@ -66,8 +66,9 @@ def test_eseye_faults_end_in_the_right_state_with_events_once(stack, short_timeo
     assert_events_match_history(stack, url, message["id"])
 
 
-def lose_answers(monkeypatch, operation: str, times: int):
-    """DynamoDB applies `operation` but its answer is lost `times` times (the SDK sees throttling and retries).
+def lose_answers(monkeypatch, operation: str | tuple[str, ...], times: int):
+    """DynamoDB applies `operation` (or each of several) but its answer is lost `times` times (the SDK sees
+    throttling and retries).
 
     botocore calls every before-send handler: moto executes the request, and our reply replaces its answer.
     """
@@ -76,7 +77,8 @@ def lose_answers(monkeypatch, operation: str, times: int):
     def before_send(request, **kwargs):
         target = request.headers.get("X-Amz-Target", b"")
         target = target.decode() if isinstance(target, bytes) else target
-        if target.endswith("." + operation) and remaining["n"] > 0:
+        operations = (operation,) if isinstance(operation, str) else operation
+        if target.endswith(tuple("." + o for o in operations)) and remaining["n"] > 0:
             remaining["n"] -= 1
             body = json.dumps({"__type": "com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException", "message": "throttled"})
             return AWSResponse(request.url, 400, {"Content-Type": "application/x-amz-json-1.0"}, _Raw(body.encode()))
@@ -97,13 +99,17 @@ def throttle(monkeypatch, method: str, times: int):
     from moto.dynamodb.exceptions import ERROR_TYPE_PREFIX, DynamodbException
     from moto.dynamodb.models import DynamoDBBackend
 
+    class ProvisionedThroughputExceeded(DynamodbException):
+        """Named as DynamoDB names the cancellation reason of a transaction whose write was throttled
+        (moto reports a failing write's exception class as its reason)."""
+
     remaining = {"n": times}
     original = getattr(DynamoDBBackend, method)
 
     def refusing(self, *args, **kwargs):
         if remaining["n"] > 0:
             remaining["n"] -= 1
-            raise DynamodbException(
+            raise ProvisionedThroughputExceeded(
                 ERROR_TYPE_PREFIX + "ProvisionedThroughputExceededException", "The level of configured provisioned throughput was exceeded"
             )
         return original(self, *args, **kwargs)
@@ -256,10 +262,10 @@ def test_a_message_left_pending_by_lost_answers_is_rescued_by_the_reconciler(sta
     # and the invocation that held its attempt lease is gone (its lease has run out)
     with pytest.MonkeyPatch.context() as lease:
         lease.setitem(stack.context.parameters, "SendLeaseSeconds", "0")
-        lose_answers(monkeypatch, "UpdateItem", 100)
+        lose_answers(monkeypatch, ("UpdateItem", "TransactWriteItems"), 100)  # the create is a transaction
         assert send(stack)["statusCode"] == 503
         monkeypatch.undo()
-    [item] = stack.clients["dynamodb"].scan(TableName=stack.table)["Items"]
+    [item] = [i for i in stack.clients["dynamodb"].scan(TableName=stack.table)["Items"] if i["PK"]["S"].startswith("MSG#")]
     message_id = item["id"]["S"]
     assert stack.message_item(message_id)["status"] == "pending"
     assert stack.queue_jobs(wait=900) == []  # nothing scheduled to move it, not even with a backoff

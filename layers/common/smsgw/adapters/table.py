@@ -35,7 +35,11 @@ class ConditionFailed(Exception):
 
 
 class Contention(StoreUnavailable):
-    """A transaction met another one on the same item (TransactionConflict): read again and retry."""
+    """A transaction met another one on the same item, or was throttled: read again and retry."""
+
+
+# Cancellation reasons that say "not now" rather than "no": the SDK does not retry a cancelled transaction.
+RETRYABLE_CANCELLATIONS = frozenset({"TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded", "RequestLimitExceeded"})
 
 
 class Table:
@@ -202,8 +206,8 @@ class Table:
                 }
                 if failed:
                     raise ConditionFailed(next(iter(failed.values())), failed) from exc
-                if any(r.get("Code") == "TransactionConflict" for r in reasons):
-                    raise Contention("DynamoDB transaction conflict") from exc
+                if any(r.get("Code") in RETRYABLE_CANCELLATIONS for r in reasons):
+                    raise Contention(f"DynamoDB transaction cancelled: {[r.get('Code') for r in reasons]}") from exc
             if exc.response.get("Error", {}).get("Code") == "TransactionConflictException":
                 raise Contention("DynamoDB transaction conflict") from exc
             raise StoreUnavailable(f"DynamoDB transaction failed: {exc.response.get('Error', {}).get('Code')}") from exc

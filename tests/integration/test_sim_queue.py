@@ -560,3 +560,28 @@ def test_buffer_risk_is_published_once_per_crossing_and_again_only_after_the_dev
     again = delivered_commands(1)
     assert len(again) == 1 and again[0]["id"] != risks[0]["id"]
     assert again[0]["data"]["delivered_since_last_mo"] == warn_at
+
+
+def test_the_reconciler_repairs_a_queue_whose_hand_over_never_ran(stack, tail):
+    from smsgw.logic import reconcile
+
+    # Given a SIM whose first message was delivered while a second waited, and the stream record that
+    # would have freed the slot was lost (the queue consumer never ran)
+    first = sent_to(stack, SIM, "first")
+    waiting = sent_to(stack, SIM, "waiting")
+    receipt(stack, first["id"])
+    assert (status_of(stack, first["id"]), status_of(stack, waiting["id"])) == ("delivered", "queued")
+    deps = stack.deps("ReconcilerFunction")
+    # When the reconciler runs before the queue has been still for five minutes
+    deps.clock = clock(timedelta(minutes=1))
+    assert reconcile.repair_sim_queues(deps) == 0
+    # Then it leaves the queue to the minute's sweep
+    assert status_of(stack, waiting["id"]) == "queued"
+    # When it runs once the queue has been stuck longer than that
+    deps.clock = clock(timedelta(minutes=6))
+    assert reconcile.repair_sim_queues(deps) == 1
+    # Then the slot of the delivered message is free, the waiting one leaves the queue and goes out
+    follow(stack, tail)
+    run_dispatcher(stack)
+    assert status_of(stack, waiting["id"]) == "sent"
+    assert at_eseye(stack) == [first["id"], waiting["id"]]

@@ -1,5 +1,5 @@
-"""The safety net: a message must never sit `pending` with nothing scheduled to move it, and a long MO
-must never wait for ever for a part that will not come.
+"""The safety net: a message must never sit `pending` with nothing scheduled to move it, a long MO
+must never wait for ever for a part that will not come, and a SIM's queue must never stay stuck.
 
 That can happen when the create lands but every answer to it is lost, or when a retry job dies in
 the dead-letter queue. Every few minutes, messages still pending and untouched for longer than any
@@ -45,3 +45,16 @@ def publish_incomplete_mos(deps: Deps | None = None) -> int:
     if published:
         count("IncompleteMoPublished", published)
     return published
+
+
+# Longer than the minute sweep's (SchedulerFunction's) own idle time: a second net behind it, should it fail.
+SIM_QUEUE_STUCK_AFTER = timedelta(minutes=5)
+
+
+def repair_sim_queues(deps: Deps | None = None) -> int:
+    """Repair the SIM queues that have not moved for SIM_QUEUE_STUCK_AFTER (logic/sims.py): free slots
+    whose message ended, vanished or outlived the in-flight timeout, and start what may go. Returns how
+    many messages started."""
+    from smsgw.logic import sims
+
+    return sims.repair_waiting_queues(deps or default_deps(), idle_for=SIM_QUEUE_STUCK_AFTER)

@@ -74,9 +74,10 @@ def client(api: str, index: int, results: list, errors: list) -> None:
 
 
 def receipt_phase(api: str, token: str) -> tuple[float, int]:
-    """Messages that get no simulated receipt (destinations ending 0001), then receipts for all of them at once."""
+    """Messages that get no simulated receipt (destinations ending 0001), then receipts for all of them at once.
+    Each to a SIM of its own, so that each is at Eseye (a SIM has one message in flight at a time)."""
     session = requests.Session()
-    ids = [session.post(f"{api}/messages", json={"to": f"44770090{n % 10}0001", "text": "r"}, timeout=30).json()["id"] for n in range(RECEIPTS)]
+    ids = [session.post(f"{api}/messages", json={"to": f"447{n:07d}0001", "text": "r"}, timeout=30).json()["id"] for n in range(RECEIPTS)]
     chunks = [ids[i::CLIENTS] for i in range(CLIENTS)]
     failures: list[str] = []
 

@@ -162,7 +162,11 @@ def test_status_callback_must_be_https(stack):
 def test_the_sample_events_drive_their_functions(stack):
     # Given the fixtures that sam local invoke -e would use, each function answers without failing
     assert stack.invoke("ReplyTimeoutsFunction", load_event("reply_timeouts_schedule")) == {"timed_out": 0}
-    assert stack.invoke("ReconcilerFunction", load_event("reply_timeouts_schedule")) == {"rescheduled": 0, "incomplete_published": 0}
+    assert stack.invoke("ReconcilerFunction", load_event("reply_timeouts_schedule")) == {
+        "rescheduled": 0,
+        "incomplete_published": 0,
+        "dequeued_by_repair": 0,
+    }
     assert stack.invoke("PublisherFunction", load_event("publisher_stream_delivered")) == {"batchItemFailures": []}
     assert stack.invoke("ListsFunction", load_event("list_get_allow"))["statusCode"] == 404
     assert stack.invoke("ListsFunction", load_event("list_delete_block"))["statusCode"] == 404

@@ -585,3 +585,27 @@ def test_the_reconciler_repairs_a_queue_whose_hand_over_never_ran(stack, tail):
     run_dispatcher(stack)
     assert status_of(stack, waiting["id"]) == "sent"
     assert at_eseye(stack) == [first["id"], waiting["id"]]
+
+
+def test_a_waiting_commands_reply_window_starts_when_it_leaves_the_queue(stack, tail):
+    from smsgw.logic import replies
+
+    # Given a busy SIM and a command behind it that expects the device's reply within a minute
+    first = sent_to(stack, SIM, "first")
+    command = sent_to(stack, SIM, "status?", expect_reply_within=60)
+    assert command["status"] == "queued"
+    # Then while it waits no reply window runs: a sweep long after its window would have closed finds nothing
+    assert "reply_deadline" not in command and "GSI2PK" not in stack.message_item(command["id"])
+    later = stack.deps("ReplyTimeoutsFunction")
+    later.clock = clock(timedelta(minutes=5))
+    assert replies.sweep_timeouts(later) == 0
+    assert body_of(get(stack, command["id"])).get("reply_state") is None
+    # When the first is delivered and the command leaves the queue
+    receipt(stack, first["id"])
+    follow(stack, tail)
+    # Then its window starts then: a minute from the moment it left the queue
+    moved = body_of(get(stack, command["id"]))
+    left_at = next(h["at"] for h in moved["history"] if h["event"] == "dequeued")
+    assert moved["reply_state"] == "waiting"
+    assert moved["reply_deadline"] >= models.iso(models.parse_time(left_at) + timedelta(seconds=60))
+    assert moved["history"][-1]["event"] == "reply_wait"

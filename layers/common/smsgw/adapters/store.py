@@ -346,6 +346,12 @@ class MessageRepository:
         remove = (*(LEASE_FIELDS if release else ()), *(("orphan_receipts",) if drop_orphan_receipts else ()))
         return self._change(message_id, entry, sets=sets, remove=remove, receipt_key=receipt_key)
 
+    def start_reply_wait(self, command_id: str, entry: Mapping[str, Any], deadline: str) -> models.Message:
+        """Put a command on the reply-wait index until `deadline`. Raises ConditionFailed if it has a reply
+        state already (waiting, replied or timed out)."""
+        sets = {"reply_deadline": deadline, "reply_state": "waiting", "GSI2PK": REPLY_WAIT, "GSI2SK": f"{deadline}#{command_id}"}
+        return self._change(command_id, entry, sets=sets, absent=("reply_state",))
+
     def link_reply(self, command_id: str, entry: Mapping[str, Any], reply_id: str) -> models.Message:
         """Mark a waiting command as answered by the MO `reply_id` and take it off the reply-wait index.
         Raises ConditionFailed (with the command) if it no longer waits (another MO, or its timeout, came first)."""
@@ -395,6 +401,7 @@ class MessageRepository:
         receipt_key: str | None = None,
         remove: tuple[str, ...] = (),
         require: tuple[str, ...] = (),
+        absent: tuple[str, ...] = (),
         untouched_by_attempts_at: str | None = None,
     ) -> dict[str, Any]:
         """The UpdateItem that appends `entry` to the history and applies the change. A message that
@@ -419,6 +426,9 @@ class MessageRepository:
         for index, name in enumerate(require):
             names[f"#q{index}"] = name
             conditions.append(f"attribute_exists(#q{index})")
+        for index, name in enumerate(absent):
+            names[f"#n{index}"] = name
+            conditions.append(f"attribute_not_exists(#n{index})")
         if status is not None:
             expression.append("#status = :status")
             values[":status"] = self.table.serialize(status)

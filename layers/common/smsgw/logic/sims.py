@@ -114,8 +114,18 @@ def waiting(message: Message, status: str, at: str, cause: str, **fields: Any) -
     """A new message (built `pending`) as it waits, `scheduled` or `queued`: no lease, no attempt yet,
     not at Eseye, and a history that starts accepted into that status (never `pending` first)."""
     history = [_entry(at, "accepted", status, f"accepted by the API; {cause}"), *(message.history or [])[1:]]
+    # A reply window counts from when the message leaves the queue (follow_change), not from now.
     return dataclasses.replace(
-        message, status=status, attempts=None, lease_owner=None, lease_until=None, may_be_at_eseye=None, history=history, **fields
+        message,
+        status=status,
+        attempts=None,
+        lease_owner=None,
+        lease_until=None,
+        may_be_at_eseye=None,
+        reply_deadline=None,
+        reply_state=None,
+        history=history,
+        **fields,
     )
 
 
@@ -334,6 +344,9 @@ def follow_change(deps: Deps, new: Mapping[str, Any], old: Mapping[str, Any] | N
         return
     message_id = str(new["id"])
     if status == models.PENDING and before in models.WAITING_STATUSES:
+        window = new.get("expect_reply_within")
+        if window and not new.get("reply_state"):
+            _start_reply_wait(deps, message_id, int(window))
         deps.retry_queue.schedule({"id": message_id, "attempt": 1, "ambiguous": False}, 0)
         return
     if status not in models.FINAL_STATUSES:
@@ -342,6 +355,16 @@ def follow_change(deps: Deps, new: Mapping[str, Any], old: Mapping[str, Any] | N
     delivered = (message_id, str(new.get("updated_at") or deps.now_iso())) if status == models.DELIVERED else None
     if holding or delivered:
         settle(deps, str(new["to"]), release=[message_id] if holding else (), delivered=delivered)
+
+
+def _start_reply_wait(deps: Deps, message_id: str, window: int) -> None:
+    """A command that waited (scheduled or queued) starts its reply window as it leaves the queue."""
+    from smsgw.logic import replies
+
+    fields = replies.waiting_fields(deps.clock(), window)
+    cause = f"left its SIM's queue: waiting {window} s for the device's reply, until {fields['reply_deadline']}"
+    with contextlib.suppress(ConditionFailed):  # a reply or a timeout got there first (a stream record seen twice)
+        deps.store.messages.start_reply_wait(message_id, _entry(deps.now_iso(), "reply_wait", models.PENDING, cause), fields["reply_deadline"])
 
 
 # --- the API: GET /sims/{msisdn}, PUT|DELETE /sims/{msisdn}/settings ---------------------------------

@@ -21,12 +21,12 @@ def smsgw(local_stack, *args: str) -> subprocess.CompletedProcess:
 
 
 def test_send_get_history_and_cancel(local_stack):
-    sent = smsgw(local_stack, "--json", "send", "447700900001", "CLI command", "--client-ref", "cli-1")
+    sent = smsgw(local_stack, "--json", "send", "447700950001", "CLI command", "--client-ref", "cli-1")
     message = json.loads(sent.stdout)
     assert (sent.returncode, message["status"]) == (0, "sent")
     shown = smsgw(local_stack, "get", message["id"])
     assert shown.returncode == 0 and "CLI command" in shown.stdout and "Eseye accepted the message" in shown.stdout
-    history = smsgw(local_stack, "history", "447700900001")
+    history = smsgw(local_stack, "history", "447700950001")
     assert message["id"] in history.stdout
     cancelled = smsgw(local_stack, "cancel", message["id"])
     assert cancelled.returncode == 0 and "cancelled" in cancelled.stdout
@@ -53,7 +53,7 @@ def test_watch_prints_events_as_they_happen(local_stack):
         # Given the watcher has subscribed (it says so once it has)
         assert "watching" in watcher.stderr.readline()
         # When a message is sent
-        message = local_stack.send(to="447700900123", text="watch me").json()
+        message = local_stack.send(to="447700960123", text="watch me").json()
         # Then its events are printed as they happen
         seen = set()
         while f"{message['id']}:sent" not in seen:

@@ -1,4 +1,9 @@
-"""The gateway end to end over HTTP, as a client and as Eseye would talk to it."""
+"""The gateway end to end over HTTP, as a client and as Eseye would talk to it.
+
+Tests that expect a message to go straight to Eseye each use a SIM of their own: a SIM takes one
+message at a time (its queue, issue 13), and the stack is shared. The simulator keys its behaviour on
+the last four digits (0001: no receipt, 0570: refused).
+"""
 
 import time
 
@@ -24,7 +29,7 @@ def archived_events(local_stack, message_id: str) -> list[dict]:
 
 def test_send_is_delivered_and_the_event_reaches_a_subscriber(local_stack, subscriber):
     # Given a client sends a message
-    response = local_stack.send(to="447700900123", text="Hello from e2e", client_ref="e2e-1")
+    response = local_stack.send(to="447700910123", text="Hello from e2e", client_ref="e2e-1")
     assert response.status_code == 202
     message = response.json()
     assert message["status"] == "sent"
@@ -44,9 +49,9 @@ def test_destination_ending_0000_fails(local_stack):
 
 
 def test_destination_ending_0001_stays_sent_and_can_be_cancelled(local_stack):
-    message = local_stack.send(to="447700900001", text="x").json()
+    message = local_stack.send(to="447700920001", text="x").json()
     # Once a message sent after it is delivered, a receipt for it would have come too: none did
-    later = local_stack.send(to="447700900123", text="y").json()
+    later = local_stack.send(to="447700920123", text="y").json()
     assert local_stack.wait_for_status(later["id"], {"delivered"})["status"] == "delivered"
     assert local_stack.get(message["id"])["status"] == "sent"
     response = local_stack.session.delete(f"{local_stack.api}/messages/{message['id']}", timeout=30)
@@ -64,7 +69,7 @@ def test_eseye_rejection_and_validation_errors(local_stack):
 
 
 def test_refresh_asks_eseye(local_stack):
-    message = local_stack.send(to="447700900001", text="x").json()
+    message = local_stack.send(to="447700930001", text="x").json()
     refreshed = local_stack.session.get(f"{local_stack.api}/messages/{message['id']}?refresh=true", timeout=30).json()
     assert refreshed["refresh"] == {"ok": True, "eseye_status": "queued"}
 
@@ -73,7 +78,7 @@ def test_retry_path_eseye_stopped_then_started(local_stack):
     # Given Eseye is down
     local_stack.eseye.stop()
     try:
-        message = local_stack.send(to="447700900123", text="retry me").json()
+        message = local_stack.send(to="447700940123", text="retry me").json()
         assert message["status"] == "pending"
     finally:
         # When it comes back

@@ -15,8 +15,9 @@ COMMANDS = 50
 
 
 def unused_sim() -> str:
-    """A SIM no other test sends to, whose messages the simulator delivers (not ...0000, 0001 or 0570)."""
-    return f"4477009{random.randrange(10_000, 99_999)}"
+    """A SIM no other test sends to (they use 4477009...), whose messages the simulator delivers (its
+    last four digits are never 0000, 0001 or 0570)."""
+    return f"4477008{random.randrange(1, 9):01d}{random.randrange(1000, 9999):04d}"
 
 
 def test_fifty_commands_at_once_reach_eseye_one_at_a_time_in_acceptance_order_and_all_are_delivered(local_stack, monkeypatch):

@@ -637,7 +637,8 @@ class SimRepository:
         return SimState.from_item(digits, self.table.get(*self._key(digits)))
 
     def _state_request(self, old: SimState, new: SimState, at: str) -> dict[str, Any]:
-        item = {**new.to_item(), "updated_at": at}
+        # None removes: a setting the SIM no longer overrides, the sweep index once nothing waits.
+        item: dict[str, Any] = {**dict.fromkeys(SETTING_NAMES), **new.to_item(), "updated_at": at, "GSI3PK": None, "GSI3SK": None}
         if new.queue:  # on the sweep index while messages wait, by the time of the last change
             shard = hashlib.sha256(new.msisdn.encode()).hexdigest()[-1]
             item.update(GSI3PK=f"{SIM_QUEUE}#{shard}", GSI3SK=f"{at}#{new.msisdn}")
@@ -651,9 +652,6 @@ class SimRepository:
             else:
                 values[f":v{index}"] = self.table.serialize(value)
                 sets.append(f"#a{index} = :v{index}")
-        for index, name in enumerate(n for n in (*SETTING_NAMES, "GSI3PK", "GSI3SK") if n not in item):
-            names[f"#d{index}"] = name
-            removes.append(f"#d{index}")
         if old.rev:
             values[":seen"] = {"N": str(old.rev)}
             condition = "#rev = :seen"
@@ -667,7 +665,7 @@ class SimRepository:
             "ExpressionAttributeValues": values,
         }
 
-    def commit(self, old: SimState, new: SimState, at: str, message_writes: Sequence[dict[str, Any]] = (), token: str | None = None) -> None:
+    def commit(self, old: SimState, new: SimState, at: str, message_writes: Sequence[dict[str, Any]] = ()) -> None:
         """Store `new` if the SIM is still at `old`'s revision, with the message writes, all or nothing.
         Raises ConditionFailed (`failed` maps 0 to the SIM and n to the n-th message write whose condition
         failed) or Contention (another transaction on the same items: read again and retry)."""
@@ -679,7 +677,7 @@ class SimRepository:
             return
         state = {"Update": {**self._state_request(old, new, at), "ReturnValuesOnConditionCheckFailure": "NONE"}}
         try:
-            self.table.transact([state, *message_writes], token)
+            self.table.transact([state, *message_writes])
         except ConditionFailed as exc:
             failed = {position: (_message(item) if position else item) for position, item in exc.failed.items()}
             raise ConditionFailed(exc.item, failed) from exc

@@ -186,16 +186,16 @@ class Table:
         last: dict[str, Any] | None = result.get("LastEvaluatedKey")
         return items, last
 
-    def transact(self, writes: list[dict[str, Any]], token: str | None = None) -> None:
+    def transact(self, writes: list[dict[str, Any]]) -> None:
         """All-or-nothing writes (TransactWriteItems entries without TableName, which is added here).
-        `token` makes a retried call (the SDK's, after a lost answer) a no-op for ten minutes.
+        botocore fills in ClientRequestToken, so its own retry after a lost answer is a no-op for DynamoDB.
         Raises ConditionFailed (with the failing writes' items, when they asked for ALL_OLD),
         Contention when another transaction held an item, StoreUnavailable otherwise."""
         from botocore.exceptions import BotoCoreError, ClientError
 
         items = [{kind: {"TableName": self.table_name, **body} for kind, body in write.items()} for write in writes]
         try:
-            self.client.transact_write_items(TransactItems=items, **({"ClientRequestToken": token} if token else {}))
+            self.client.transact_write_items(TransactItems=items)
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") == "TransactionCanceledException":
                 reasons = exc.response.get("CancellationReasons", [])

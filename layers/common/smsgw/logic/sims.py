@@ -67,18 +67,7 @@ def admit(deps: Deps, message: Message) -> tuple[Message, Admission]:
         at = models.iso(now)
         new_state, admission = state.admit(message.id, now, defaults, message.collapse_key, message.expires_at)
         stored = message if admission.status == models.PENDING else _queued(message, admission, at)
-        writes = [deps.store.messages.create_write(stored, over_orphans=over_orphans)]
-        if admission.supersedes:
-            cause = f"superseded by {message.id}, sent with the same collapse_key while this one waited"
-            writes.append(
-                deps.store.messages.move_write(
-                    admission.supersedes,
-                    models.CANCELLED,
-                    _entry(at, "superseded", models.CANCELLED, cause),
-                    sets={"superseded_by": message.id},
-                    allowed_from=(models.QUEUED,),
-                )
-            )
+        writes = [deps.store.messages.create_write(stored, over_orphans=over_orphans), *_superseding(deps, admission, message.id, at)]
         try:
             deps.store.sims.commit(state, new_state, at, writes)
         except ConditionFailed as exc:
@@ -108,6 +97,19 @@ def _queued(message: Message, admission: Admission, at: str) -> Message:
     if admission.supersedes:
         cause += f", in place of {admission.supersedes} (same collapse_key)"
     return waiting(message, models.QUEUED, at, cause, supersedes=admission.supersedes)
+
+
+def _superseding(deps: Deps, admission: Admission, successor: str, at: str) -> list[dict[str, Any]]:
+    """The write that ends the queued message `admission` replaces (same collapse_key), if any."""
+    if not admission.supersedes:
+        return []
+    cause = f"superseded by {successor}, sent with the same collapse_key while this one waited"
+    entry = _entry(at, "superseded", models.CANCELLED, cause)
+    return [
+        deps.store.messages.move_write(
+            admission.supersedes, models.CANCELLED, entry, sets={"superseded_by": successor}, allowed_from=(models.QUEUED,)
+        )
+    ]
 
 
 def waiting(message: Message, status: str, at: str, cause: str, **fields: Any) -> Message:
@@ -151,10 +153,10 @@ def enter_queue(deps: Deps, message: Message) -> None:
     that expired, whose MSISDN was blocklisted, or whose SIM's queue is full, ends here with the reason."""
     digits = str(message.to)
     defaults = deps.settings.sim_defaults()
+    refusal = lists.refusal_reason(digits, deps)  # once: a retry below is about the SIM's state, not the lists
     for tries in range(MAX_TRIES):
         now = deps.clock()
         at = models.iso(now)
-        refusal = lists.refusal_reason(digits, deps)
         ending = None
         if message.expires_at and message.expires_at <= at:
             ending = (models.FAILED, "expired", "the message expired before its send_at came")
@@ -175,21 +177,11 @@ def enter_queue(deps: Deps, message: Message) -> None:
         cause = "its send_at came; " + (
             "its SIM had a free in-flight slot" if target == models.PENDING else f"waiting for an in-flight slot: position {admission.position}"
         )
+        entry = _entry(at, "send_at", target, cause)
         writes = [
-            deps.store.messages.move_write(
-                message.id, target, _entry(at, "send_at", target, cause), sets={"supersedes": admission.supersedes}, allowed_from=(models.SCHEDULED,)
-            )
+            deps.store.messages.move_write(message.id, target, entry, sets={"supersedes": admission.supersedes}, allowed_from=(models.SCHEDULED,)),
+            *_superseding(deps, admission, message.id, at),
         ]
-        if admission.supersedes:
-            writes.append(
-                deps.store.messages.move_write(
-                    admission.supersedes,
-                    models.CANCELLED,
-                    _entry(at, "superseded", models.CANCELLED, f"superseded by {message.id}, with the same collapse_key"),
-                    sets={"superseded_by": message.id},
-                    allowed_from=(models.QUEUED,),
-                )
-            )
         try:
             deps.store.sims.commit(state, new_state, at, writes)
             return

@@ -169,6 +169,9 @@ PUBLIC_FIELDS = (
     "status_callback",
     "send_at",
     "collapse_key",
+    "batch_id",
+    "command",
+    "variables",
     "supersedes",
     "superseded_by",
     "expect_reply_within",
@@ -267,6 +270,9 @@ class Message(Mapping[str, Any]):
     status_callback: str | None = None
     send_at: str | None = None
     collapse_key: str | None = None
+    batch_id: str | None = None  # the batch (POST /batches) this message was sent for
+    command: str | None = None  # the saved command its text was rendered from
+    variables: dict[str, str] | None = None  # the values the command was rendered with
     supersedes: str | None = None  # the queued message this one replaced (same collapse_key)
     superseded_by: str | None = None
     expect_reply_within: int | None = None

@@ -97,11 +97,12 @@ def raw_body(app: APIGatewayRestResolver) -> bytes:
         raise BadRequest("the body is not valid base64") from exc
 
 
-def json_body(app: APIGatewayRestResolver) -> Any:
-    """The request body as JSON. Raises PayloadTooLarge, UnsupportedMediaType or BadRequest."""
+def json_body(app: APIGatewayRestResolver, limit: int | None = None) -> Any:
+    """The request body as JSON, within `limit` bytes (the API's default when None: bulk routes such as
+    POST /batches allow more). Raises PayloadTooLarge, UnsupportedMediaType or BadRequest."""
     event = app.current_event
     raw_bytes = raw_body(app)
-    limit = settings().max_body_bytes
+    limit = limit or settings().max_body_bytes
     if len(raw_bytes) > limit:
         raise PayloadTooLarge(f"the body is {len(raw_bytes)} bytes; the limit is {limit}", {"limit": limit})
     content_type = (event.headers or {}).get("content-type") or (event.headers or {}).get("Content-Type") or ""

@@ -20,6 +20,8 @@ Control endpoints (not part of Eseye), for people and tests:
 - POST /_sim/faults {"mode", "count", "delay"}: the next `count` API calls misbehave (see eseye_faults).
 - POST /_sim/config {"error_form", "seed"}: how errors are answered from now on.
 - GET /_sim/messages[/<message_id>], GET /_sim/receipts: what the simulator holds and has sent.
+- GET /_sim/sends[?since=<epoch seconds>]: when each send request arrived, and the rate that makes
+  (`count`, `per_second` over the span, `max_in_any_second`), to hold the gateway to EseyeMaxSendsPerSecond.
 - POST /_sim/reset.
 """
 
@@ -84,6 +86,7 @@ class EseyeSimulator:
         self.faults = FaultQueue()
         self.requests: list[dict[str, Any]] = []
         self.receipts_sent: list[dict[str, Any]] = []
+        self.send_arrivals: list[dict[str, Any]] = []  # every mtsmsapi request as it arrived, faults included
         self.lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
         self._timers: set[threading.Timer] = set()
@@ -139,6 +142,7 @@ class EseyeSimulator:
             self.messages.clear()
             self.requests.clear()
             self.receipts_sent.clear()
+            self.send_arrivals.clear()
         self.faults.clear()
 
     def configure(self, error_form: str | None = None, seed: int | None = None) -> None:
@@ -175,6 +179,18 @@ class EseyeSimulator:
         with self.lock:
             self._timers.add(timer)
         timer.start()
+
+    # --- what Eseye saw -------------------------------------------------------------------------------
+    def arrived(self, request: str, form: dict[str, str]) -> None:
+        if request == "mtsmsapi":
+            with self.lock:
+                self.send_arrivals.append({"at": time.time(), "message_id": form.get("message_id"), "destination": form.get("destination")})
+
+    def sends_seen(self, since: float = 0.0) -> dict[str, Any]:
+        """The send requests that arrived at or after `since` (epoch seconds), oldest first, and their rate."""
+        with self.lock:
+            sends = [dict(s) for s in self.send_arrivals if s["at"] >= since]
+        return {**arrival_rate([s["at"] for s in sends]), "sends": sends}
 
     # --- the API -------------------------------------------------------------------------------------
     def send(self, form: dict[str, str], client_ip: str) -> str:
@@ -236,6 +252,26 @@ class EseyeSimulator:
         request = Request(self.mo_url, data=body, method="POST", headers={"Content-Type": "application/x-www-form-urlencoded"})
         with urlopen(request, timeout=10) as response:
             return {"status": response.status, "body": response.read().decode("utf-8", "replace"), "message_id": fields["message_id"]}
+
+
+def arrival_rate(times: list[float], window: float = 1.0) -> dict[str, Any]:
+    """The rate of arrivals at `times` (epoch seconds): the count, the mean rate over their span (n - 1
+    gaps over last - first), and the most that fell in any `window` seconds."""
+    times = sorted(times)
+    span = times[-1] - times[0] if len(times) > 1 else 0.0
+    most, start = 0, 0
+    for end, moment in enumerate(times):
+        while moment - times[start] >= window:
+            start += 1
+        most = max(most, end - start + 1)
+    return {
+        "count": len(times),
+        "first_at": times[0] if times else None,
+        "last_at": times[-1] if times else None,
+        "span_seconds": span,
+        "per_second": (len(times) - 1) / span if span > 0 else None,
+        "max_in_any_second": most,
+    }
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -300,6 +336,12 @@ class _Handler(BaseHTTPRequestHandler):
             return self._json(200, vars(message)) if message else self._json(404, {"error": "unknown message"})
         if path == "/_sim/receipts":
             return self._json(200, self.sim.receipts_sent)
+        if path == "/_sim/sends":
+            try:
+                since = float(dict(parse_qsl(urlsplit(self.path).query)).get("since", 0))
+            except ValueError:
+                return self._json(400, {"error": "since is epoch seconds"})
+            return self._json(200, self.sim.sends_seen(since))
         return self._unsupported()
 
     def do_POST(self) -> None:
@@ -312,6 +354,7 @@ class _Handler(BaseHTTPRequestHandler):
             return self.reply(404, "Not Found", "text/plain")
         form = dict(parse_qsl(raw.decode("latin-1"), keep_blank_values=True, encoding="latin-1"))
         self.sim.requests.append({"request": request, "form": {k: v for k, v in form.items() if k != "password"}})
+        self.sim.arrived(request, form)
         client_ip = self.client_address[0]
         fault = self.sim.next_fault()
         if fault:

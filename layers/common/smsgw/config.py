@@ -46,6 +46,8 @@ class Settings:
     sim_max_per_hour: int = 0  # 0: no hourly cap
     sim_in_flight_timeout_seconds: int = 600  # a message with no receipt stops holding its slot after this
     sim_buffer_warn_at: int = 8  # MT delivered since the device last spoke that publishes sms.sim.buffer_risk
+    # Sends toward Eseye per second, all senders together (logic/pacing.py): singles, retries and batches.
+    eseye_max_sends_per_second: float = 20.0
 
     def sim_defaults(self) -> SimSettings:
         return SimSettings(self.sim_max_in_flight, self.sim_max_queued, self.sim_max_per_hour)
@@ -83,6 +85,7 @@ class Settings:
             sim_max_per_hour=int(env.get("SIM_MAX_PER_HOUR", cls.sim_max_per_hour)),
             sim_in_flight_timeout_seconds=int(env.get("SIM_IN_FLIGHT_TIMEOUT_SECONDS", cls.sim_in_flight_timeout_seconds)),
             sim_buffer_warn_at=int(env.get("SIM_BUFFER_WARN_AT", cls.sim_buffer_warn_at)),
+            eseye_max_sends_per_second=float(env.get("ESEYE_MAX_SENDS_PER_SECOND", cls.eseye_max_sends_per_second)),
         )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -35,6 +36,8 @@ class Deps:
     cursors: CursorCodec
     callback_queue: RedeliveryQueue
     clock: Callable[[], datetime] = models.now
+    # How a sender waits for its turn (logic/pacing.py): tests hand in one that moves their clock instead.
+    sleep: Callable[[float], None] = time.sleep
     # What a use case builds on first use and keeps for the container's life (the idempotent runner, the
     # callback breaker, the tracer): on the Deps, so a new Deps (a new container, a test) starts afresh.
     _built: dict[str, Any] = field(default_factory=dict, init=False, repr=False, compare=False)

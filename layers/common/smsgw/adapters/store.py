@@ -13,6 +13,8 @@ Key design (the one place it is written; template.yaml points here). Keys are st
   concat buffer   CONCAT#<from>#<ref>#<total>    META                       one long MO's parts (part_<n>)
   SIM state       SIM#<digits>                   META                       delivery queue (simqueue.py): holders,
                                                                             queue, window, overrides, rev
+  send rate       RATE#eseye                     META                       `tat`: Eseye's next free send slot, in
+                                                                            microseconds (logic/pacing.py, GCRA)
   list entry      LIST#allow | LIST#block        <msisdn digits>
   list size       LIST#allow | LIST#block        #COUNT                     attribute `size`
   list audit      LISTLOG#allow | LISTLOG#block  <time>#<msisdn>#<action>
@@ -48,7 +50,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from smsgw import models
-from smsgw.adapters.table import AttributeValue, ConditionFailed, Item, Table
+from smsgw.adapters.table import AttributeValue, ConditionFailed, Contention, Item, Table
 from smsgw.errors import InvalidCursor, StoreUnavailable
 from smsgw.limits import bounded, json_size
 from smsgw.simqueue import SETTING_NAMES, SimState
@@ -59,6 +61,7 @@ __all__ = [
     "InboundRepository",
     "ListRepository",
     "MessageRepository",
+    "RateRepository",
     "SimRepository",
     "Store",
     "bounded_entry",
@@ -693,6 +696,89 @@ class SimRepository:
             yield str(item["PK"]).removeprefix("MSG#")
 
 
+class RateRepository:
+    """Send rates toward outside services (logic/pacing.py): one item per limit, PK RATE#<name>, whose `tat`
+    is the theoretical arrival time of the next send (GCRA), in integer microseconds since the epoch.
+
+    Every reservation is one conditional write whose condition is the state the caller planned from, so a
+    writer that planned on a stale state fails and learns the current one (ReturnValuesOnConditionCheckFailure)
+    rather than overrunning the rate. Raises ConditionFailed whose `item` is the current tat (None if there
+    is none) and whose `failed` holds 1 when the guard's condition failed; Contention when a transaction
+    held the item."""
+
+    def __init__(self, table: Table):
+        self.table = table
+
+    @staticmethod
+    def _key(name: str) -> tuple[str, str]:
+        return f"RATE#{name}", META
+
+    def _request(self, name: str, update: str, condition: str, values: dict[str, int]) -> dict[str, Any]:
+        return {
+            "Key": self.table.key(*self._key(name)),
+            "UpdateExpression": update,
+            "ConditionExpression": condition,
+            "ExpressionAttributeNames": {"#tat": "tat"},
+            "ExpressionAttributeValues": {k: {"N": str(v)} for k, v in values.items()},
+            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+        }
+
+    def reserve(
+        self, name: str, *, now: int, interval: int, seen: int | None, ceiling: int | None, guard: dict[str, Any] | None = None, reset: bool = False
+    ) -> int:
+        """Reserve the next slot of the limit and return it (microseconds).
+
+        seen None or <= now (the limit is idle): the slot is `now`, if the stored tat is still no later.
+        Otherwise the slot is the stored tat, if it is later than `now` and earlier than `ceiling`: one
+        atomic `tat + interval`, so senders that planned on the same state all get slots of their own.
+        With `guard` (a transaction item) the write is a transaction, which returns no values: the slot is
+        then exactly `seen`, if the stored tat still is. `reset` starts a stale tat (`seen`) again at `now`."""
+        if reset and seen is not None:
+            request = self._request(name, "SET #tat = :new", "#tat = :seen", {":new": now + interval, ":seen": seen})
+            slot = now
+        elif seen is None or seen <= now:
+            request = self._request(name, "SET #tat = :new", "attribute_not_exists(#tat) OR #tat <= :now", {":new": now + interval, ":now": now})
+            slot = now
+        elif guard is not None:
+            request = self._request(name, "SET #tat = :new", "#tat = :seen", {":new": seen + interval, ":seen": seen})
+            slot = seen
+        else:
+            values = {":interval": interval, ":now": now, ":ceiling": ceiling or seen + 1}
+            request = self._request(name, "SET #tat = #tat + :interval", "#tat > :now AND #tat < :ceiling", values)
+            slot = -1
+        if guard is not None:
+            try:
+                self.table.transact([{"Update": request}, guard])
+            except ConditionFailed as exc:
+                current = exc.failed.get(0)
+                raise ConditionFailed(_tat(current), {i: _tat(item) if i == 0 else item for i, item in exc.failed.items()}) from exc
+            return slot
+        try:
+            stored = self.table.call("update_item", **request, ReturnValues="UPDATED_NEW" if slot < 0 else "NONE")
+        except ConditionFailed as exc:
+            raise ConditionFailed(_tat(exc.item), {0: _tat(exc.item)}) from exc
+        except StoreUnavailable as exc:
+            if _error_code(exc.__cause__) == "TransactionConflictException":  # a guarded reservation holds the item
+                raise Contention("the rate is being reserved in a transaction") from exc
+            raise
+        if slot < 0:
+            slot = int(stored["Attributes"]["tat"]["N"]) - interval
+        return slot
+
+    def current(self, name: str) -> int | None:
+        """The stored tat, or None (strongly consistent; for tests and operators)."""
+        return _tat(self.table.get(*self._key(name)))
+
+
+def _tat(item: Item | None) -> int | None:
+    return int(item["tat"]) if item and item.get("tat") is not None else None
+
+
+def _error_code(exc: BaseException | None) -> str:
+    response = getattr(exc, "response", None) or {}
+    return str(response.get("Error", {}).get("Code", ""))
+
+
 class ListRepository:
     """The allowlist and blocklist: one item per MSISDN, a size counter per list, and an audit trail."""
 
@@ -988,6 +1074,7 @@ class Store:
         self.lists = ListRepository(self.table)
         self.events = EventArchive(self.table)
         self.inbound = InboundRepository(self.table)
+        self.rates = RateRepository(self.table)
 
     @property
     def client(self) -> Any:

@@ -11,6 +11,7 @@ Exactly once to Eseye rests on three rules:
 
 from __future__ import annotations
 
+import math
 import random
 import uuid
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from smsgw.adapters.store import ConditionFailed, bounded_entry
 from smsgw.deps import Deps
 from smsgw.errors import ServiceUnavailable
 from smsgw.eseye_protocol import EseyeReply
+from smsgw.logic import pacing
 from smsgw.models import Message
 from smsgw.observability import count, logger
 
@@ -262,9 +264,49 @@ def probe(deps: Deps, message: Message) -> tuple[str, Message]:
     return "inconclusive", give_up_or_retry(deps, message, EseyeUnavailable("status probe inconclusive", True, reply.http_status, reply.raw))
 
 
-def attempt(deps: Deps, message: Message, *, ask_first: bool = False) -> Message:
+def take_turn(deps: Deps, message: Message, ask_first: bool, max_wait: float) -> Message | None:
+    """Wait for the message's slot in Eseye's send rate (logic/pacing.py): None when it is its turn to send.
+    Otherwise returns the message as now recorded: `cancelled` when its batch was cancelled (a batch's
+    message takes its slot under the batch's guard, so nothing of a cancelled batch reaches Eseye), or
+    still pending and handed back to the retry queue when no slot came within `max_wait`."""
+    batch_id = message.batch_id
+    try:
+        if batch_id:
+            pacing.take_slot(deps, pacing.BATCH, deps.store.batches.guard(batch_id), max_wait)
+        else:
+            pacing.take_slot(deps, pacing.SINGLE, None, max_wait)
+    except pacing.GuardFailed:
+        count("BatchCancelledBeforeSend")
+        # Eseye has not seen it: this attempt never sent, and a probe (if any) just said Eseye does not know it.
+        return record(deps, message, models.CANCELLED, "batch_cancelled", "its batch was cancelled", release=True, sets={"may_be_at_eseye": False})
+    except pacing.NoSlot as busy:
+        return put_back(deps, message, busy, ask_first)
+    return None
+
+
+def put_back(deps: Deps, message: Message, busy: pacing.NoSlot, ask_first: bool) -> Message:
+    """No send slot within the wait: the message stays pending and a retry job takes it up once the backlog
+    it saw has gone. The turn it did not get is no attempt, so the count this claim took is given back."""
+    delay = max(1, math.ceil(busy.retry_in))
+    attempts = _attempts(message)
+    rate = deps.settings.eseye_max_sends_per_second
+    updated = note(
+        deps,
+        message,
+        "paced",
+        f"Eseye's send rate ({rate:g}/s) is taken for the next {busy.retry_in:.1f} s; sending then",
+        release=True,
+        sets={"attempts": max(attempts - 1, 0), "may_be_at_eseye": ask_first},
+    )
+    deps.retry_queue.schedule({"id": message.id, "attempt": attempts, "ambiguous": ask_first}, delay)
+    count("SendPaced")
+    return updated
+
+
+def attempt(deps: Deps, message: Message, *, ask_first: bool = False, max_wait: float = pacing.MAX_WAIT_SECONDS) -> Message:
     """One attempt on a message whose lease we hold: ask Eseye first if an earlier attempt may have
-    reached it, then send. Returns the stored item after the outcome is recorded.
+    reached it, wait for a send slot (at most `max_wait` seconds), then send. Returns the stored item
+    after the outcome is recorded.
 
     When the outcome cannot be recorded (Eseye answered, the store did not take it), the message stays
     pending with a probe-first retry: the gateway does not know the outcome, so it never calls it failed.
@@ -275,6 +317,9 @@ def attempt(deps: Deps, message: Message, *, ask_first: bool = False) -> Message
             verdict, message = probe(deps, message)
             if verdict != "unknown":
                 return message
+        held = take_turn(deps, message, ask_first, max_wait)
+        if held is not None:
+            return held
         try:
             reply = deps.eseye.send(eseye_fields(message, deps))
         except EseyeUnavailable as exc:

@@ -19,6 +19,7 @@ class Settings:
     eseye_read_timeout: float = 10.0
     secret_max_age_seconds: int = 300
     send_queue_url: str = ""
+    batch_queue_url: str = ""  # the batches' fan-out jobs (logic/batches.py)
     send_max_attempts: int = 8
     retry_base_delay_seconds: int = 10
     # Longer than any function that sends can run, so a lease past its time has no live holder.
@@ -62,6 +63,7 @@ class Settings:
             eseye_read_timeout=float(env.get("ESEYE_READ_TIMEOUT", cls.eseye_read_timeout)),
             secret_max_age_seconds=int(env.get("SECRET_MAX_AGE_SECONDS", cls.secret_max_age_seconds)),
             send_queue_url=env.get("SEND_QUEUE_URL", ""),
+            batch_queue_url=env.get("BATCH_QUEUE_URL", ""),
             send_max_attempts=int(env.get("SEND_MAX_ATTEMPTS", cls.send_max_attempts)),
             retry_base_delay_seconds=int(env.get("RETRY_BASE_DELAY_SECONDS", cls.retry_base_delay_seconds)),
             send_lease_seconds=int(env.get("SEND_LEASE_SECONDS", cls.send_lease_seconds)),

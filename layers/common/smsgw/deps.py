@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 from smsgw import models
 from smsgw.adapters.eseye import Credentials, EseyeClient
 from smsgw.adapters.events import EventPublisher
-from smsgw.adapters.queue import RedeliveryQueue, RetryQueue
+from smsgw.adapters.queue import JobQueue, RedeliveryQueue, RetryQueue
 from smsgw.adapters.secrets import CursorKeys, SecretSource
 from smsgw.adapters.store import Store
 from smsgw.config import Settings, settings
@@ -35,6 +35,7 @@ class Deps:
     callback_secret: SecretSource
     cursors: CursorCodec
     callback_queue: RedeliveryQueue
+    batch_queue: JobQueue
     clock: Callable[[], datetime] = models.now
     # How a sender waits for its turn (logic/pacing.py): tests hand in one that moves their clock instead.
     sleep: Callable[[float], None] = time.sleep
@@ -90,6 +91,7 @@ def build_deps(config: Settings, clients: dict[str, Any] | None = None, session:
         callback_secret=SecretSource(config.callback_secret_id, config.secret_max_age_seconds, clients.get("secretsmanager")),
         cursors=CursorCodec(cursor_keys.signing_key, cursor_keys.verifying_keys),
         callback_queue=RedeliveryQueue(config.callback_queue_url, clients.get("sqs")),
+        batch_queue=JobQueue(config.batch_queue_url, clients.get("sqs")),
     )
 
 

@@ -38,6 +38,16 @@ MT_STATUSES = (SCHEDULED, QUEUED, PENDING, SENT, DELIVERED, FAILED, REJECTED, CA
 WAITING_STATUSES = frozenset({SCHEDULED, QUEUED})
 FINAL_STATUSES = frozenset({DELIVERED, FAILED, REJECTED, CANCELLED, BLOCKED})
 
+# A batch (POST /batches): accepted -> fanning_out (messages being created) -> sending -> completed
+# (every message final); cancelled from any of the first three.
+BATCH_ACCEPTED = "accepted"
+BATCH_FANNING_OUT = "fanning_out"
+BATCH_SENDING = "sending"
+BATCH_COMPLETED = "completed"
+BATCH_CANCELLED = "cancelled"
+BATCH_STATES = (BATCH_ACCEPTED, BATCH_FANNING_OUT, BATCH_SENDING, BATCH_COMPLETED, BATCH_CANCELLED)
+BATCH_ACTIVE_STATES = (BATCH_ACCEPTED, BATCH_FANNING_OUT, BATCH_SENDING)
+
 FROM_ESEYE = "eseye"
 FROM_GATEWAY = "gateway"
 
@@ -213,6 +223,31 @@ class ListEntry:
 
 
 @dataclass(frozen=True)
+class Group:
+    """A named set of SIMs (up to 100,000: logic/groups.py) to send to at once. `generation` names the stored
+    member set the last replace wrote; `size` is always the number of members in it."""
+
+    name: str
+    size: int
+    generation: str
+    created_at: str
+    created_by: str
+    updated_at: str
+    updated_by: str
+
+    def to_view(self) -> dict[str, Any]:
+        """What the API shows of a group (its members are paged apart)."""
+        return {
+            "name": self.name,
+            "size": self.size,
+            "created_at": self.created_at,
+            "created_by": self.created_by,
+            "updated_at": self.updated_at,
+            "updated_by": self.updated_by,
+        }
+
+
+@dataclass(frozen=True)
 class ArchivedEvent:
     """A published event as the archive keeps it for POST /events/replay. `position` orders the archive:
     `<time>#<event id>`; `body` is the event's JSON exactly as SNS carried it."""
@@ -293,6 +328,7 @@ class Message(Mapping[str, Any]):
     lease_owner: str | None = None
     lease_until: str | None = None
     may_be_at_eseye: bool | None = None
+    batch_chunk: int | None = None  # the chunk of its batch whose progress it counts in
     sent_at: str | None = None  # when Eseye accepted it: its in-flight slot times out from here
     last_receipt: dict[str, Any] | None = None
     receipt_keys: list[str] | None = None

@@ -37,6 +37,27 @@ class RetryQueue(_Queue):
             raise ServiceUnavailable("the retry queue could not be reached") from exc
 
 
+class JobQueue(_Queue):
+    """A queue of small JSON jobs sent ten to a call (the batches' fan-out)."""
+
+    def send_jobs(self, jobs: list[dict[str, Any]]) -> None:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        for start in range(0, len(jobs), 10):
+            entries = [{"Id": str(n), "MessageBody": json.dumps(job, separators=(",", ":"))} for n, job in enumerate(jobs[start : start + 10])]
+            for _ in range(3):
+                try:
+                    result = self.client.send_message_batch(QueueUrl=self.queue_url, Entries=entries)
+                except (BotoCoreError, ClientError) as exc:
+                    raise ServiceUnavailable("the batch queue could not be reached") from exc
+                failed = {f["Id"] for f in result.get("Failed", [])}
+                entries = [e for e in entries if e["Id"] in failed]
+                if not entries:
+                    break
+            if entries:
+                raise ServiceUnavailable("the batch queue did not take every job")
+
+
 class RedeliveryQueue(_Queue):
     """A queue whose consumer backs off by holding a failed message back before SQS delivers it again
     (backoff without a second queue): the status-callback queue."""

@@ -18,9 +18,18 @@ Key design (the one place it is written; template.yaml points here). Keys are st
   list entry      LIST#allow | LIST#block        <msisdn digits>
   list size       LIST#allow | LIST#block        #COUNT                     attribute `size`
   list audit      LISTLOG#allow | LISTLOG#block  <time>#<msisdn>#<action>
-  event archive   EVT#<yyyy-mm-ddThh>            <time>#<event id>          hour buckets: modest write rate per partition
+  saved command   CMD                            <name>                     text or data, variables, worst case
+  command audit   CMDLOG                         <time>#<name>#<action>     who created, replaced or deleted it
+  group           GROUP                          <name>                     size, gen (its members' generation), created
+                                                                            and updated at/by; `pending` while replaced
+  group members   GRP#<name>                     M#<gen>#<bucket 000-127>   string set `members`, revision `v`; bucket:
+                                                                            sha256(digits) % 128 (GroupRepository)
+  group audit     GRPLOG#<name>                  <time>#<action>#<random>   who, when, size; members or their digest
+  event archive   EVT#<yyyy-mm-ddThh>#<shard>    <time>#<event id>          shard: sha256(event id) % 128, 2 hex digits
+  archive marker  EVTHOURS                       <yyyy-mm-ddThh>#<shard>    which shards of an hour hold events (`-`:
+                                                                            EVT#<hour> itself, archived before shards)
   quarantine      Q#<yyyy-mm-dd>                 <time>#<uuid>              raw webhook requests we could not use
-  idempotency     IDEM                           <key hash>                 written by Powertools Idempotency
+  idempotency     IDEM#<2 hex of sha256(key)>    <key hash>                 Powertools Idempotency, 256 shards
 
   index  partition key                       sort key                  holds (GSI2 and GSI3 are sparse)
   GSI1   MSISDN#<digits> (MO: of `from`)     <created_at>#<id>         every message, by SIM
@@ -34,7 +43,7 @@ Access: a message by id (GetItem, strongly consistent); one MSISDN's messages ne
 ScanIndexForward=false); commands waiting for a reply by deadline (GSI2); stale pending messages and
 open concat buffers by age (GSI3, 16 shards each). A message's status history lives inside its item
 (a list), so a status change is one conditional UpdateItem and the table stream carries the whole
-message to the event publisher. Everything but list items expires through `ttl`.
+message to the event publisher. Everything but list items and groups expires through `ttl`.
 
 Messages: attempt lease (lease_owner, lease_until), attempts and may_be_at_eseye sit on the item
 (logic/delivery.py says why); a receipt's dedup key goes into the `receipt_keys` string set.
@@ -46,7 +55,8 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-from collections.abc import Iterator, Mapping, Sequence
+import secrets
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from typing import Any
 
 from smsgw import models
@@ -56,8 +66,10 @@ from smsgw.limits import bounded, json_size
 from smsgw.simqueue import SETTING_NAMES, SimState
 
 __all__ = [
+    "CommandRepository",
     "ConditionFailed",
     "EventArchive",
+    "GroupRepository",
     "InboundRepository",
     "ListRepository",
     "MessageRepository",
@@ -71,6 +83,11 @@ META = "META"
 SCHEDULED = "SCHED"  # GSI3 prefix of scheduled messages
 SIM_QUEUE = "SIMQ"  # GSI3 prefix of SIMs with messages waiting
 SHARDS = "0123456789abcdef"
+# Hot keys spread over shards so that none takes more than a share of 1,000 writes/s at 10,000 messages/s
+# (docs/performance.md, "Scale on paper", works the numbers out).
+EVENT_SHARDS = 128  # an hour's archive partitions: about 4-8 write units of events per message
+EVENT_HOURS = "EVTHOURS"  # the archive's markers: which (hour, shard) partitions hold events
+LEGACY_SHARD = "-"  # a marker's shard for EVT#<hour> itself, where events were archived before the shards
 MAX_ORPHAN_RECEIPTS = 8  # a real message gets a few receipts; a placeholder holds no more than this
 
 # A message's history keeps its first entry, its latest ones and a count of those dropped between.
@@ -639,6 +656,15 @@ class SimRepository:
         """The SIM's state, strongly consistent (a SIM never seen has revision 0)."""
         return SimState.from_item(digits, self.table.get(*self._key(digits)))
 
+    def get_many(self, digits: Sequence[str]) -> dict[str, SimState]:
+        """The states of many SIMs, 100 per read (a batch's chunk reads its SIMs at once)."""
+        unique = list(dict.fromkeys(digits))
+        found: dict[str, Item] = {}
+        for start in range(0, len(unique), 100):
+            for item in self.table.batch_get([self._key(d) for d in unique[start : start + 100]]):
+                found[str(item["PK"]).removeprefix("SIM#")] = item
+        return {d: SimState.from_item(d, found.get(d)) for d in unique}
+
     def _state_request(self, old: SimState, new: SimState, at: str) -> dict[str, Any]:
         # None removes: a setting the SIM no longer overrides, the sweep index once nothing waits.
         item: dict[str, Any] = {**dict.fromkeys(SETTING_NAMES), **new.to_item(), "updated_at": at, "GSI3PK": None, "GSI3SK": None}
@@ -794,6 +820,21 @@ class ListRepository:
         size = int(keys.get(("LIST#allow", self.COUNT), {}).get("size", 0))
         return ("LIST#block", digits) in keys, ("LIST#allow", digits) in keys, size
 
+    def lookup_many(self, digits: Sequence[str]) -> tuple[set[str], set[str], int]:
+        """(those on the blocklist, those on the allowlist, the allowlist's size) of many MSISDNs, in
+        reads of 100 keys: a batch's chunk checks its recipients at once."""
+        keys = [("LIST#allow", self.COUNT), *((f"LIST#{name}", d) for d in dict.fromkeys(digits) for name in ("block", "allow"))]
+        found: set[tuple[str, str]] = set()
+        size = 0
+        for start in range(0, len(keys), 100):
+            for item in self.table.batch_get(keys[start : start + 100]):
+                if item["SK"] == self.COUNT:
+                    size = int(item.get("size", 0))
+                found.add((str(item["PK"]), str(item["SK"])))
+        blocked = {sk for pk, sk in found if pk == "LIST#block"}
+        allowed = {sk for pk, sk in found if pk == "LIST#allow" and sk != self.COUNT}
+        return blocked, allowed, size
+
     def get(self, list_name: str, digits: str) -> models.ListEntry | None:
         item = self.table.get(f"LIST#{list_name}", digits)
         return models.ListEntry.from_item(item) if item else None
@@ -848,29 +889,197 @@ class ListRepository:
         return {"Put": {"Item": self.table.serialize_item(item)}}
 
 
-class EventArchive:
-    """Every published event, by hour, for POST /events/replay."""
+class CommandRepository:
+    """Saved commands (logic/commands.py): one partition, PK CMD, SK the name (they are few and change
+    rarely), and an audit trail, PK CMDLOG, of who created, replaced or deleted which, and when."""
+
+    PK = "CMD"
+    LOG = "CMDLOG"
+    PAGE_KEY = frozenset({"PK", "SK"})
 
     def __init__(self, table: Table):
         self.table = table
 
-    def append(self, events: Sequence[models.ArchivedEvent]) -> None:
-        """Archive events (batch writes). Raises StoreUnavailable."""
-        self.table.put_items([{"PK": f"EVT#{e.hour}", "SK": e.position, **e.to_item()} for e in events])
+    def get(self, name: str) -> Item | None:
+        """The command's stored attributes (`name` among them), or None."""
+        return _domain(self.table.get(self.PK, name))
 
-    def page(self, hour: str, after: str, until: str, limit: int) -> tuple[list[models.ArchivedEvent], bool]:
-        """Archived events of one hour (`yyyy-mm-ddThh`) from `after` to `until`, oldest first. `after` is a
-        position (an event's, excluded) or a bare time prefix (included). Returns them and whether the hour
-        holds more."""
-        start = self.table.key(f"EVT#{hour}", after) if after[13:] else None
+    def save(self, command: Mapping[str, Any], actor: str, at: str) -> tuple[bool, Item]:
+        """Store a command (`command` holds its attributes, `name` among them) with its audit record: a new
+        one, or in place of the one of that name, keeping when and by whom it was first created.
+        Returns (created, the command as stored). Raises StoreUnavailable."""
+        name = str(command["name"])
+        for _ in range(5):
+            existing = self.get(name)
+            created = existing is None
+            first = {"created_at": at, "created_by": actor} if existing is None else {k: existing.get(k) for k in ("created_at", "created_by")}
+            item = {**command, **first, "updated_at": at, "updated_by": actor}
+            condition = "attribute_not_exists(PK)" if created else "attribute_exists(PK) AND #created = :created"
+            put: dict[str, Any] = {"Item": self.table.serialize_item({"PK": self.PK, "SK": name, **item}), "ConditionExpression": condition}
+            if not created:
+                put["ExpressionAttributeNames"] = {"#created": "created_at"}
+                put["ExpressionAttributeValues"] = {":created": self.table.serialize(first["created_at"])}
+            try:
+                self.table.transact([{"Put": put}, self._audit(name, "created" if created else "replaced", actor, at, command)])
+            except ConditionFailed:
+                continue  # created, replaced or deleted meanwhile: read again
+            return created, {k: v for k, v in item.items() if v is not None}
+        raise StoreUnavailable("the command kept changing while it was being saved; retry")
+
+    def remove(self, name: str, actor: str, at: str) -> bool:
+        """Delete a command with its audit record. Returns False if there was none of that name."""
+        try:
+            self.table.transact(
+                [
+                    {"Delete": {"Key": self.table.key(self.PK, name), "ConditionExpression": "attribute_exists(PK)"}},
+                    self._audit(name, "deleted", actor, at),
+                ]
+            )
+        except ConditionFailed:
+            return False
+        return True
+
+    def page(self, limit: int, after: dict[str, Any] | None) -> tuple[list[Item], dict[str, Any] | None]:
+        """Commands by name, `limit` of them after the position `after`. Returns them and the position to
+        resume after (None at the end)."""
+        items, last = self.table.query(key_condition="#pk = :pk", names={"#pk": "PK"}, values={":pk": self.PK}, limit=limit, start_key=after)
+        return [_domain(i) or {} for i in items], last
+
+    @classmethod
+    def check_position(cls, position: Mapping[str, Any]) -> dict[str, Any]:
+        """A position from a cursor, if `page` could have returned it. Raises InvalidCursor otherwise."""
+        if set(position) != cls.PAGE_KEY or not all(isinstance(v, dict) and set(v) == {"S"} and isinstance(v["S"], str) for v in position.values()):
+            raise InvalidCursor()
+        if position["PK"]["S"] != cls.PK:
+            raise InvalidCursor()
+        return dict(position)
+
+    def _audit(self, name: str, action: str, actor: str, at: str, command: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        item = {"PK": self.LOG, "SK": f"{at}#{name}#{action}", "name": name, "action": action, "actor": actor, "at": at, "command": command}
+        return {"Put": {"Item": self.table.serialize_item(item)}}
+
+
+@dataclasses.dataclass
+class ReadBudget:
+    """What one request may still spend on reads: items DynamoDB evaluates and queries. A reader that stops
+    because the budget ran out says so in `exhausted`."""
+
+    items: int
+    queries: int
+    exhausted: bool = False
+
+    def spend(self, items: int) -> None:
+        self.items, self.queries = self.items - items, self.queries - 1
+
+
+def event_shard(event_id: str) -> str:
+    """The archive shard of an event: its id's hash, so an event archived twice lands in the same partition."""
+    return f"{int(hashlib.sha256(event_id.encode()).hexdigest()[:4], 16) % EVENT_SHARDS:02x}"
+
+
+class EventArchive:
+    """Every published event, by hour, for POST /events/replay.
+
+    An hour's events are spread over EVENT_SHARDS partitions (EVT#<hour>#<shard>), so that none takes
+    more than its share of the hour's writes. A marker per (hour, shard) under EVTHOURS says which
+    partitions hold events, so a reader queries only those, and skips empty hours without a query each.
+    Markers cost no call of their own: a container writes each (hour, shard)'s marker once, in the batch
+    with the first event it archives there, so the EVTHOURS partition takes at most containers x shards
+    writes an hour."""
+
+    MARKER_MARGIN = 2 * 86400  # a marker outlives the events of its hour archived later (stream retries)
+
+    def __init__(self, table: Table):
+        self.table = table
+        self._marked: set[str] = set()  # (hour, shard) markers this container wrote
+
+    @staticmethod
+    def _partition(hour: str, shard: str) -> str:
+        return f"EVT#{hour}" if shard == LEGACY_SHARD else f"EVT#{hour}#{shard}"
+
+    def append(self, events: Sequence[models.ArchivedEvent]) -> None:
+        """Archive events (batch writes), with the markers of partitions this container has not marked
+        yet. Raises StoreUnavailable (nothing is then taken as marked: the retry writes the markers again)."""
+        markers: dict[str, int] = {}
+        items: list[Item] = []
+        for event in events:
+            shard = event_shard(event.position.split("#", 1)[1])
+            items.append({"PK": self._partition(event.hour, shard), "SK": event.position, **event.to_item()})
+            marker = f"{event.hour}#{shard}"
+            if marker not in self._marked:
+                markers[marker] = max(markers.get(marker, 0), event.ttl)
+        rows = [{"PK": EVENT_HOURS, "SK": m, **({"ttl": ttl + self.MARKER_MARGIN} if ttl else {})} for m, ttl in markers.items()]
+        self.table.put_items(rows + items)  # markers first: an event is never stored without its marker
+        if len(self._marked) > 20_000:  # a long-lived container: forget old hours (a marker written again is harmless)
+            self._marked.clear()
+        self._marked.update(markers)
+
+    def mark_legacy_hour(self, hour: str) -> bool:
+        """Mark `hour` as holding events archived before the shards (EVT#<hour>) if it does. A one-off for a
+        table archived to before the shards came: without its marker such an hour is not replayed."""
+        items, _ = self.table.query(key_condition="#pk = :pk", names={"#pk": "PK"}, values={":pk": f"EVT#{hour}"}, limit=1)
+        if items:
+            self.table.put_items([{"PK": EVENT_HOURS, "SK": f"{hour}#{LEGACY_SHARD}"}])
+        return bool(items)
+
+    def hours(self, first: str, last: str, budget: ReadBudget) -> tuple[list[tuple[str, list[str]]], str | None]:
+        """The hours from `first` to `last` (`yyyy-mm-ddThh`) that hold events, oldest first, each with its
+        shards, from one query of the markers. Returns them and, when more hours follow than one query
+        reads, the first hour left out (its list may be cut short, so it is left out whole)."""
+        limit = max(EVENT_SHARDS + 2, min(budget.items, 1000))  # > one hour's markers: the first hour is whole
+        items, more = self.table.query(
+            key_condition="#pk = :pk AND #sk BETWEEN :low AND :high",
+            names={"#pk": "PK", "#sk": "SK"},
+            values={":pk": EVENT_HOURS, ":low": first, ":high": last + "~"},
+            limit=limit,
+        )
+        budget.spend(len(items))
+        found: dict[str, list[str]] = {}
+        for item in items:
+            hour, shard = str(item["SK"]).split("#", 1)
+            found.setdefault(hour, []).append(shard)
+        if not more:
+            return list(found.items()), None
+        rest = max(found)
+        return [(hour, shards) for hour, shards in found.items() if hour != rest], rest
+
+    def events(self, hour: str, shards: Sequence[str], after: str, until: str, budget: ReadBudget, batch: int) -> Iterator[models.ArchivedEvent]:
+        """The archived events of one hour across its shards, from `after` to `until`, oldest first: each
+        exactly once, as positions are unique. `after` is a position (an event's, excluded) or a bare time
+        prefix (included). Reads about `batch` items at first, each shard's share, then again from each
+        shard that runs out while it holds more. Stops early, setting `budget.exhausted`, when the budget
+        cannot pay for the next read: what it yielded until then is complete and in order."""
+        # Nothing can be known to come first until every shard has been read once.
+        if budget.queries < len(shards) or budget.items < len(shards):
+            budget.exhausted = True
+            return
+        size = max(1, min(budget.items // len(shards), -(-batch // len(shards)) + 1))
+        heads = {shard: self._read(hour, shard, after, until, size, budget) for shard in shards}
+        while True:
+            for shard, (items, more_after) in heads.items():
+                if not items and more_after is not None:
+                    if budget.queries < 1 or budget.items < 1:
+                        budget.exhausted = True
+                        return
+                    heads[shard] = self._read(hour, shard, more_after, until, min(size, budget.items), budget)
+            ready = [(items[0].position, shard) for shard, (items, _) in heads.items() if items]
+            if not ready:
+                return
+            yield heads[min(ready)[1]][0].pop(0)
+
+    def _read(self, hour: str, shard: str, after: str, until: str, limit: int, budget: ReadBudget) -> tuple[list[models.ArchivedEvent], str | None]:
+        """Up to `limit` events of one partition after `after`; and the position to read on from, if it holds more."""
+        partition = self._partition(hour, shard)
         items, last = self.table.query(
             key_condition="#pk = :pk AND #sk BETWEEN :low AND :high",
             names={"#pk": "PK", "#sk": "SK"},
-            values={":pk": f"EVT#{hour}", ":low": after, ":high": until},
+            values={":pk": partition, ":low": after, ":high": until},
             limit=limit,
-            start_key=start,
+            start_key=self.table.key(partition, after) if after[13:] else None,
         )
-        return [models.ArchivedEvent.from_item(i, str(i["SK"])) for i in items], bool(last)
+        budget.spend(len(items))
+        events = [models.ArchivedEvent.from_item(i, str(i["SK"])) for i in items]
+        return events, (events[-1].position if last and events else None)
 
 
 class InboundRepository:
@@ -1064,6 +1273,149 @@ class InboundRepository:
                 yield buffer
 
 
+class BatchRepository:
+    """Batches (POST /batches): the batch record, and its chunks, each with the recipients it fans out to
+    and the latest status of each of their messages (kept from the table stream), so that progress is one
+    read of the batch's partition however many messages it has."""
+
+    def __init__(self, table: Table):
+        self.table = table
+
+    @staticmethod
+    def _pk(batch_id: str) -> str:
+        return f"BATCH#{batch_id}"
+
+    @staticmethod
+    def chunk_key(number: int) -> str:
+        return f"CHUNK#{number:05d}"
+
+    def guard(self, batch_id: str) -> dict[str, Any]:
+        """A transaction item that holds only while the batch is not cancelled: what a message of the batch
+        is created and sent under, so that nothing of a cancelled batch starts."""
+        return {
+            "ConditionCheck": {
+                "Key": self.table.key(self._pk(batch_id), META),
+                "ConditionExpression": "attribute_exists(PK) AND #state <> :cancelled",
+                "ExpressionAttributeNames": {"#state": "state"},
+                "ExpressionAttributeValues": {":cancelled": {"S": models.BATCH_CANCELLED}},
+            }
+        }
+
+    def create(self, batch: Mapping[str, Any], chunks: Sequence[Sequence[Mapping[str, Any]]]) -> Item | None:
+        """Store a new batch and its chunks. Returns None, or the batch already stored under its id."""
+        if not self.table.put({"PK": self._pk(str(batch["id"])), "SK": META, **batch}, if_absent=True):
+            return self.get(str(batch["id"]))
+        self.put_chunks(str(batch["id"]), chunks, start=0)
+        return None
+
+    def put_chunks(self, batch_id: str, chunks: Sequence[Sequence[Mapping[str, Any]]], start: int) -> None:
+        items = [
+            {"PK": self._pk(batch_id), "SK": self.chunk_key(start + n), "recipients": list(c), "chunk_size": len(c), "statuses": {}}
+            for n, c in enumerate(chunks)
+        ]
+        self.table.put_items(items)
+
+    def get(self, batch_id: str) -> Item | None:
+        return _domain(self.table.get(self._pk(batch_id), META))
+
+    def get_with_chunk(self, batch_id: str, number: int) -> tuple[Item | None, Item | None]:
+        found = {item["SK"]: item for item in self.table.batch_get([(self._pk(batch_id), META), (self._pk(batch_id), self.chunk_key(number))])}
+        return _domain(found.get(META)), _domain(found.get(self.chunk_key(number)))
+
+    def update(
+        self,
+        batch_id: str,
+        sets: Mapping[str, Any],
+        *,
+        states: Sequence[str] = (),
+        add: Mapping[str, set[str]] | None = None,
+        once: str | None = None,
+    ) -> Item:
+        """Set fields of the batch (and ADD to its string sets), if it is in one of `states` (any when
+        empty) and, with `once`, has no `once` attribute yet. Returns the batch as it is now.
+        Raises ConditionFailed (with the stored batch) otherwise."""
+        names: dict[str, str] = {"#pk": "PK"}
+        values: dict[str, Any] = {}
+        clauses: list[str] = []
+        for index, (name, value) in enumerate(sets.items()):
+            names[f"#s{index}"], values[f":s{index}"] = name, self.table.serialize(value)
+            clauses.append(f"#s{index} = :s{index}")
+        expression = ("SET " + ", ".join(clauses)) if clauses else ""
+        adds = []
+        for index, (name, members) in enumerate((add or {}).items()):
+            names[f"#a{index}"], values[f":a{index}"] = name, {"SS": sorted(members)}
+            adds.append(f"#a{index} :a{index}")
+        if adds:
+            expression += " ADD " + ", ".join(adds)
+        condition = "attribute_exists(#pk)"
+        if states:
+            names["#state"] = "state"
+            condition += " AND #state IN (" + ", ".join(f":st{i}" for i in range(len(states))) + ")"
+            values.update({f":st{i}": {"S": state} for i, state in enumerate(states)})
+        if once:
+            names["#once"] = once
+            condition += " AND attribute_not_exists(#once)"
+        stored = self.table.update(
+            self._pk(batch_id),
+            META,
+            UpdateExpression=expression.strip(),
+            ConditionExpression=condition,
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=values,
+            ReturnValues="ALL_NEW",
+            ReturnValuesOnConditionCheckFailure="ALL_OLD",
+        )
+        return _domain(stored) or {}
+
+    def set_statuses(self, batch_id: str, number: int, statuses: Mapping[str, str], *, if_absent: bool = False) -> Item:
+        """Record messages' latest statuses on their chunk (from the stream); with `if_absent`, only those it
+        has no status for yet (the fan-out's first word never overwrites the stream's). Returns the chunk."""
+        names: dict[str, str] = {"#st": "statuses"}
+        values: dict[str, Any] = {}
+        clauses = []
+        for index, (message_id, status) in enumerate(statuses.items()):
+            names[f"#m{index}"], values[f":v{index}"] = message_id, {"S": status}
+            value = f"if_not_exists(#st.#m{index}, :v{index})" if if_absent else f":v{index}"
+            clauses.append(f"#st.#m{index} = {value}")
+        condition = "attribute_exists(#st)"
+        expression = "SET " + ", ".join(clauses)
+        stored = self.table.update(
+            self._pk(batch_id),
+            self.chunk_key(number),
+            UpdateExpression=expression,
+            ConditionExpression=condition,
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=values,
+            ReturnValues="ALL_NEW",
+        )
+        return _domain(stored) or {}
+
+    def chunks(self, batch_id: str, *, after: int = -1, with_recipients: bool = False) -> Iterator[tuple[int, Item]]:
+        """The batch's chunks in order, from the one after `after`, each as (number, item)."""
+        start: dict[str, Any] | None = None
+        projection = {} if with_recipients else {"ProjectionExpression": "SK, statuses, chunk_size"}
+        while True:
+            kwargs: dict[str, Any] = {
+                "KeyConditionExpression": "PK = :pk AND SK BETWEEN :low AND :high",
+                "ExpressionAttributeValues": {
+                    ":pk": {"S": self._pk(batch_id)},
+                    ":low": {"S": self.chunk_key(after + 1)},
+                    ":high": {"S": "CHUNK#~"},
+                },
+                "ConsistentRead": True,
+                **projection,
+            }
+            if start:
+                kwargs["ExclusiveStartKey"] = start
+            result = self.table.call("query", **kwargs)
+            for raw in result.get("Items", []):
+                item = self.table.deserialize(raw) or {}
+                yield int(str(item["SK"]).removeprefix("CHUNK#")), _domain(item) or {}
+            start = result.get("LastEvaluatedKey")
+            if not start:
+                return
+
+
 class Store:
     """The table and its repositories, built once per container (on Deps)."""
 
@@ -1072,19 +1424,28 @@ class Store:
         self.messages = MessageRepository(self.table)
         self.sims = SimRepository(self.table)
         self.lists = ListRepository(self.table)
+        self.commands = CommandRepository(self.table)
         self.events = EventArchive(self.table)
         self.inbound = InboundRepository(self.table)
+        self.groups = GroupRepository(self.table)
         self.rates = RateRepository(self.table)
+        self.batches = BatchRepository(self.table)
 
     @property
     def client(self) -> Any:
         return self.table.client
 
     def idempotency_persistence(self) -> Any:
-        """Powertools' idempotency persistence layer on this table (its records: PK IDEM), sharing its client."""
+        """Powertools' idempotency persistence layer on this table, sharing its client. Its records go to
+        IDEM#<shard> (idempotency_partition): one key for all of them would cap idempotent sends near 500/s."""
         from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 
-        return DynamoDBPersistenceLayer(
+        class ShardedPersistenceLayer(DynamoDBPersistenceLayer):  # type: ignore[misc]  # untyped base
+            def _get_key(self, idempotency_key: str) -> dict[str, Any]:
+                # Every read and write of a record builds its key here, so a retry finds the record it wrote.
+                return {self.key_attr: {"S": idempotency_partition(idempotency_key)}, self.sort_key_attr: {"S": idempotency_key}}
+
+        return ShardedPersistenceLayer(
             table_name=self.table.table_name,
             key_attr="PK",
             sort_key_attr="SK",
@@ -1095,6 +1456,12 @@ class Store:
 
     def expiry(self, epoch_now: float) -> int:
         return self.table.expiry(epoch_now)
+
+
+def idempotency_partition(idempotency_key: str) -> str:
+    """The partition of an idempotency record: IDEM#<two hex digits of its key's hash> (256 shards). The key
+    is Powertools' `<function>#<hash of the request's key>`, the same for every retry of a request."""
+    return f"IDEM#{hashlib.sha256(idempotency_key.encode()).hexdigest()[:2]}"
 
 
 def bounded_entry(entry: dict[str, Any]) -> dict[str, Any]:
@@ -1114,3 +1481,393 @@ def bounded_entry(entry: dict[str, Any]) -> dict[str, Any]:
 def _placeholder(names: dict[str, str], attribute: str) -> str:
     """The expression name already standing for `attribute`."""
     return next(key for key, value in names.items() if value == attribute)
+
+
+# --- groups (issue 14) ----------------------------------------------------------------------------------
+GROUP = "GROUP"  # partition of the group records
+GROUP_BUCKETS = 128  # member buckets per generation: 100,000 members of 15 digits are ~12 KB a bucket
+GROUP_TRANSACTION_BUCKETS = 96  # buckets one add commits at once (TransactWriteItems takes 100 writes)
+GROUP_PAGE_BUCKETS = 16  # buckets read per Query while a page of members fills
+GROUP_CHANGE_ATTEMPTS = 8  # reads and writes again when another change came between them
+GROUP_AUDIT_LISTED = 1000  # members an audit record names; beyond that it keeps their count and digest
+
+
+def group_bucket(digits: str) -> int:
+    """The bucket a member's digits live in: spread evenly by hash, the same for every generation."""
+    return hashlib.sha256(digits.encode()).digest()[-1] % GROUP_BUCKETS
+
+
+def members_digest(members: Collection[str]) -> str:
+    """A fingerprint of a member set, so that an audit record says what a large change was without listing it."""
+    return hashlib.sha256("\n".join(sorted(members)).encode()).hexdigest()
+
+
+@dataclasses.dataclass(frozen=True)
+class GroupChange:
+    """What a change to a group did: the group after it (None: there is no such group), the members it
+    added or removed, and whether it was refused because the group would have grown past its limit."""
+
+    group: models.Group | None
+    changed: list[str]
+    over_limit: bool = False
+
+
+class GroupReplaced(ConditionFailed):
+    """A replace was overtaken by a later replace or a delete of the same group; its writes are undone."""
+
+    def __init__(self) -> None:
+        super().__init__(None)
+
+
+class GroupRepository:
+    """Groups of SIMs: a record per group, its members in GROUP_BUCKETS buckets per generation, and an audit trail.
+
+    A replace writes a whole new generation of buckets (BatchWriteItem) beside the current one, then switches
+    the group record to it with one conditional write: readers see the old members or the new ones, never a
+    mix, and `size` is exact. The generation it replaced is deleted afterwards. An add or a remove changes the
+    current generation's buckets in one transaction with the group record: each bucket under its revision `v`,
+    the record under its generation and size, so that concurrent changes never count a member twice."""
+
+    def __init__(self, table: Table):
+        self.table = table
+
+    @staticmethod
+    def _pk(name: str) -> str:
+        return f"GRP#{name}"
+
+    @staticmethod
+    def _sk(generation: str, bucket: int) -> str:
+        return f"M#{generation}#{bucket:03d}"
+
+    @staticmethod
+    def _group(item: Item | None) -> models.Group | None:
+        """A group record as the typed group; None for none, and for a group whose first replace has not finished."""
+        if not item or "gen" not in item:
+            return None
+        return models.Group(
+            name=str(item["SK"]),
+            size=int(item["size"]),
+            generation=str(item["gen"]),
+            created_at=str(item["created_at"]),
+            created_by=str(item["created_by"]),
+            updated_at=str(item["updated_at"]),
+            updated_by=str(item["updated_by"]),
+        )
+
+    @staticmethod
+    def _bucketed(members: Collection[str]) -> dict[int, set[str]]:
+        buckets: dict[int, set[str]] = {}
+        for digits in members:
+            buckets.setdefault(group_bucket(digits), set()).add(digits)
+        return buckets
+
+    # --- reads -----------------------------------------------------------------------------------
+    def get(self, name: str) -> models.Group | None:
+        """The group (strongly consistent), or None."""
+        return self._group(self.table.get(GROUP, name))
+
+    def groups(self, limit: int, after: str | None) -> tuple[list[models.Group], str | None]:
+        """A page of groups in name order, after the group named `after`. Returns them and the name to resume after."""
+        values: dict[str, Any] = {":pk": GROUP}
+        condition = "#pk = :pk"
+        if after:
+            values[":after"] = after
+            condition += " AND #sk > :after"
+        items, last = self.table.query(
+            key_condition=condition,
+            names={"#pk": "PK", "#sk": "SK", "#gen": "gen"} if after else {"#pk": "PK", "#gen": "gen"},
+            values=values,
+            filter_expression="attribute_exists(#gen)",
+            limit=limit,
+        )
+        groups = [g for g in (self._group(i) for i in items) if g is not None]
+        return groups, (str(last["SK"]["S"]) if last else None)
+
+    def _query(
+        self, name: str, low: str, high: str, *, keys_only: bool = False, limit: int | None = None, start: Any = None
+    ) -> tuple[list[Item], Any]:
+        """One strongly consistent Query of a group's bucket items with sort keys from `low` to `high`."""
+        kwargs: dict[str, Any] = {
+            "KeyConditionExpression": "#pk = :pk AND #sk BETWEEN :low AND :high",
+            "ExpressionAttributeNames": {"#pk": "PK", "#sk": "SK"},
+            "ExpressionAttributeValues": {":pk": {"S": self._pk(name)}, ":low": {"S": low}, ":high": {"S": high}},
+            "ConsistentRead": True,  # a replace's buckets are read back at once after its switch
+        }
+        if keys_only:
+            kwargs["ProjectionExpression"] = "#sk"
+        if limit:
+            kwargs["Limit"] = limit
+        if start:
+            kwargs["ExclusiveStartKey"] = start
+        result = self.table.call("query", **kwargs)
+        return [self.table.deserialize(i) or {} for i in result.get("Items", [])], result.get("LastEvaluatedKey")
+
+    def members(self, group: models.Group) -> Iterator[str]:
+        """Every member of the group's generation: one Query per MB read (100,000 members: two)."""
+        start = None
+        while True:
+            items, start = self._query(group.name, f"M#{group.generation}#", f"M#{group.generation}#~", start=start)
+            for item in items:
+                yield from item.get("members", [])
+            if not start:
+                return
+
+    def members_page(self, group: models.Group, bucket: int, after: str, limit: int) -> tuple[list[str], tuple[int, str] | None]:
+        """Up to `limit` members from bucket `bucket` on (in it, those after `after`), buckets in order and
+        members sorted within each. Returns them and the (bucket, member) to resume after, None at the end."""
+        found: list[str] = []
+        start = None
+        while True:
+            items, start = self._query(
+                group.name, self._sk(group.generation, bucket), f"M#{group.generation}#~", limit=GROUP_PAGE_BUCKETS, start=start
+            )
+            for item in items:
+                number = int(str(item["SK"]).rsplit("#", 1)[1])
+                held = [m for m in item.get("members", []) if number != bucket or m > after]
+                room = limit - len(found)
+                found += held[:room]
+                if len(found) == limit:
+                    return found, (number, found[-1])
+            if not start:
+                return found, None
+
+    def _held(self, group: models.Group, buckets: Collection[int]) -> dict[int, tuple[set[str], int]]:
+        """The members and revision of each of these buckets of the group's generation (absent: none, 0)."""
+        keys = [(self._pk(group.name), self._sk(group.generation, b)) for b in sorted(buckets)]
+        held: dict[int, tuple[set[str], int]] = {b: (set(), 0) for b in buckets}
+        for start in range(0, len(keys), 100):  # BatchGetItem takes 100 keys
+            for item in self.table.batch_get(keys[start : start + 100]):
+                held[int(str(item["SK"]).rsplit("#", 1)[1])] = (set(item.get("members", [])), int(item.get("v", 0)))
+        return held
+
+    def audit(self, name: str, limit: int = 100) -> list[Item]:
+        """The group's audit records, oldest first: who changed it, when, and what."""
+        items, _ = self.table.query(key_condition="#pk = :pk", names={"#pk": "PK"}, values={":pk": f"GRPLOG#{name}"}, limit=limit)
+        return [{k: v for k, v in i.items() if k not in KEY_FIELDS} for i in items]
+
+    # --- writes ----------------------------------------------------------------------------------
+    def _audit(self, name: str, action: str, actor: str, at: str, members: Collection[str], **what: Any) -> dict[str, Any]:
+        listed = sorted(members)
+        item = {
+            "PK": f"GRPLOG#{name}",
+            "SK": f"{at}#{action}#{secrets.token_hex(4)}",
+            "group": name,
+            "action": action,
+            "actor": actor,
+            "at": at,
+            "count": len(listed),
+            **what,
+        }
+        if len(listed) <= GROUP_AUDIT_LISTED:
+            item["members"] = listed
+        else:
+            item["members_digest"] = members_digest(listed)
+        return {"Put": {"Item": self.table.serialize_item(item)}}
+
+    def _record_change(self, group: models.Group, change: int, actor: str, at: str) -> dict[str, Any]:
+        """The group record's part of an add or a remove: its size moves by `change`, if it is still `group`."""
+        return {
+            "Update": {
+                "Key": self.table.key(GROUP, group.name),
+                "UpdateExpression": "SET #ua = :at, #ub = :actor ADD #size :change",
+                "ConditionExpression": "#gen = :gen AND #size = :seen",
+                "ExpressionAttributeNames": {"#ua": "updated_at", "#ub": "updated_by", "#size": "size", "#gen": "gen"},
+                "ExpressionAttributeValues": {
+                    ":at": {"S": at},
+                    ":actor": {"S": actor},
+                    ":change": {"N": str(change)},
+                    ":gen": {"S": group.generation},
+                    ":seen": {"N": str(group.size)},
+                },
+            }
+        }
+
+    def replace(self, name: str, members: Collection[str], actor: str, at: str) -> tuple[models.Group, models.Group | None]:
+        """Make `members` (distinct digits) the group's members, creating the group if need be, with its audit
+        record. Returns the group and what it was before (None: new). Raises GroupReplaced if a later replace
+        or a delete overtook this one, StoreUnavailable."""
+        generation = secrets.token_hex(4)
+        before = self.table.update(
+            GROUP,
+            name,
+            UpdateExpression="SET #pending = :gen, #since = :at",
+            ExpressionAttributeNames={"#pending": "pending", "#since": "pending_since"},
+            ExpressionAttributeValues={":gen": {"S": generation}, ":at": {"S": at}},
+            ReturnValues="ALL_OLD",
+        )
+        previous = self._group(before)
+        pk = self._pk(name)
+        buckets = self._bucketed(members)
+        self.table.write_batches(puts=[{"PK": pk, "SK": self._sk(generation, b), "members": held, "v": 1} for b, held in buckets.items()])
+        switch = {
+            "Update": {
+                "Key": self.table.key(GROUP, name),
+                "UpdateExpression": "SET #gen = :gen, #size = :size, #ua = :at, #ub = :actor,"
+                " #ca = if_not_exists(#ca, :at), #cb = if_not_exists(#cb, :actor) REMOVE #pending, #since",
+                "ConditionExpression": "#pending = :gen",
+                "ExpressionAttributeNames": {
+                    "#gen": "gen",
+                    "#size": "size",
+                    "#ua": "updated_at",
+                    "#ub": "updated_by",
+                    "#ca": "created_at",
+                    "#cb": "created_by",
+                    "#pending": "pending",
+                    "#since": "pending_since",
+                },
+                "ExpressionAttributeValues": {
+                    ":gen": {"S": generation},
+                    ":size": {"N": str(len(members))},
+                    ":at": {"S": at},
+                    ":actor": {"S": actor},
+                },
+            }
+        }
+        audit = self._audit(name, "replaced", actor, at, members, size=len(members), previous_size=previous.size if previous else 0)
+        for attempt in range(GROUP_CHANGE_ATTEMPTS):
+            try:
+                self.table.transact([switch, audit])
+                break
+            except Contention:
+                if attempt == GROUP_CHANGE_ATTEMPTS - 1:
+                    self._discard(name, generation)
+                    raise
+            except ConditionFailed as exc:
+                self._discard(name, generation)
+                raise GroupReplaced() from exc
+        self._sweep(name, generation)
+        created_at = previous.created_at if previous else at
+        created_by = previous.created_by if previous else actor
+        return models.Group(name, len(members), generation, created_at, created_by, at, actor), previous
+
+    def add(self, name: str, members: Collection[str], actor: str, at: str, max_size: int) -> GroupChange:
+        """Add those of `members` (digits) the group does not hold, with an audit record per transaction, unless
+        the group would then hold more than `max_size`. Raises Contention if it kept changing, StoreUnavailable."""
+        wanted = self._bucketed(members)
+        added: list[str] = []
+        for _ in range(GROUP_CHANGE_ATTEMPTS):
+            group = self.get(name)
+            if group is None:
+                return GroupChange(None, added)
+            held = self._held(group, wanted)
+            new = {b: sorted(wanted[b] - held[b][0]) for b in wanted}
+            new = {b: fresh for b, fresh in new.items() if fresh}
+            count = sum(len(fresh) for fresh in new.values())
+            if not count:
+                return GroupChange(group, added)
+            if group.size + count > max_size:
+                return GroupChange(group, added, over_limit=True)
+            try:
+                order = sorted(new)
+                for start in range(0, len(order), GROUP_TRANSACTION_BUCKETS):
+                    chunk = order[start : start + GROUP_TRANSACTION_BUCKETS]
+                    fresh = [m for b in chunk for m in new[b]]
+                    writes = [self._bucket_add(group, b, new[b], held[b][1]) for b in chunk]
+                    writes += [
+                        self._record_change(group, len(fresh), actor, at),
+                        self._audit(name, "added", actor, at, fresh, size=group.size + len(fresh)),
+                    ]
+                    self.table.transact(writes)
+                    group = dataclasses.replace(group, size=group.size + len(fresh), updated_at=at, updated_by=actor)
+                    added += fresh
+                return GroupChange(group, added)
+            except (ConditionFailed, Contention):
+                continue  # another change came between the read and the write: read again
+        raise Contention("the group kept changing while members were added; try again")
+
+    def _bucket_add(self, group: models.Group, bucket: int, fresh: list[str], revision: int) -> dict[str, Any]:
+        names = {"#m": "members", "#v": "v"}
+        values: dict[str, AttributeValue] = {":new": {"SS": fresh}, ":one": {"N": "1"}}
+        if revision:
+            values[":seen"] = {"N": str(revision)}
+        return {
+            "Update": {
+                "Key": self.table.key(self._pk(group.name), self._sk(group.generation, bucket)),
+                "UpdateExpression": "ADD #m :new, #v :one",
+                "ConditionExpression": "#v = :seen" if revision else "attribute_not_exists(#v)",
+                "ExpressionAttributeNames": names,
+                "ExpressionAttributeValues": values,
+            }
+        }
+
+    def remove(self, name: str, digits: str, actor: str, at: str) -> GroupChange:
+        """Remove one member, with its audit record. `changed` is empty if it was not a member.
+        Raises Contention if the group kept changing, StoreUnavailable."""
+        for _ in range(GROUP_CHANGE_ATTEMPTS):
+            group = self.get(name)
+            if group is None:
+                return GroupChange(None, [])
+            take = {
+                "Update": {
+                    "Key": self.table.key(self._pk(name), self._sk(group.generation, group_bucket(digits))),
+                    "UpdateExpression": "DELETE #m :gone ADD #v :one",
+                    "ConditionExpression": "contains(#m, :digits)",
+                    "ExpressionAttributeNames": {"#m": "members", "#v": "v"},
+                    "ExpressionAttributeValues": {":gone": {"SS": [digits]}, ":digits": {"S": digits}, ":one": {"N": "1"}},
+                }
+            }
+            try:
+                self.table.transact(
+                    [take, self._record_change(group, -1, actor, at), self._audit(name, "removed", actor, at, [digits], size=group.size - 1)]
+                )
+            except ConditionFailed as exc:
+                if 1 not in exc.failed and 0 in exc.failed:
+                    return GroupChange(group, [])
+                continue
+            except Contention:
+                continue
+            return GroupChange(dataclasses.replace(group, size=group.size - 1, updated_at=at, updated_by=actor), [digits])
+        raise Contention("the group kept changing; try again")
+
+    def delete(self, name: str, actor: str, at: str) -> models.Group | None:
+        """Delete the group and its members, with an audit record. Returns what it was, or None if there was none.
+        Raises Contention if it kept changing, StoreUnavailable."""
+        for _ in range(GROUP_CHANGE_ATTEMPTS):
+            group = self.get(name)
+            if group is None:
+                return None
+            record = {
+                "Delete": {
+                    "Key": self.table.key(GROUP, name),
+                    "ConditionExpression": "#gen = :gen AND #size = :seen",
+                    "ExpressionAttributeNames": {"#gen": "gen", "#size": "size"},
+                    "ExpressionAttributeValues": {":gen": {"S": group.generation}, ":seen": {"N": str(group.size)}},
+                }
+            }
+            try:
+                self.table.transact([record, self._audit(name, "deleted", actor, at, [], size=0, previous_size=group.size)])
+            except (ConditionFailed, Contention):
+                continue
+            self._sweep(name, None)
+            return group
+        raise Contention("the group kept changing; try again")
+
+    def _discard(self, name: str, generation: str) -> None:
+        """Delete the buckets of a generation that never became the group's."""
+        keys, _ = self._bucket_keys(name, f"M#{generation}#", f"M#{generation}#~")
+        self.table.write_batches(deletes=keys)
+
+    def _bucket_keys(self, name: str, low: str, high: str) -> tuple[list[tuple[str, str]], int]:
+        """The keys of a group's bucket items from `low` to `high`, and the number of Queries it took."""
+        keys, start, calls = [], None, 0
+        while True:
+            items, start = self._query(name, low, high, keys_only=True, start=start)
+            calls += 1
+            keys += [(self._pk(name), str(i["SK"])) for i in items]
+            if not start:
+                return keys, calls
+
+    def _sweep(self, name: str, current: str | None) -> None:
+        """Delete every bucket item of the group that is not of its current generation (`current`) or of a
+        replace under way: the generation a replace switched away from, those of replaces that died, and all
+        of them after a delete. Best effort: what a failure leaves, the next replace or delete sweeps."""
+        ranges = [("M#", f"M#{current}#"), (f"M#{current}#~", "M#~")] if current else [("M#", "M#~")]
+        try:
+            keys = [key for low, high in ranges for key in self._bucket_keys(name, low, high)[0]]
+            if not keys:
+                return
+            record = self.table.get(GROUP, name) or {}  # read after the keys: a replace begun since is kept
+            live = {current, record.get("gen"), record.get("pending")}
+            self.table.write_batches(deletes=[(pk, sk) for pk, sk in keys if sk.split("#")[1] not in live])
+        except StoreUnavailable:
+            return  # the group is already right; only space is wasted until the next sweep

@@ -17,6 +17,7 @@ MT_STATUS = "sms.mt.status"
 MO_RECEIVED = "sms.mo.received"
 REPLY_TIMEOUT = "sms.mt.reply_timeout"
 BUFFER_RISK = "sms.sim.buffer_risk"
+BATCH_COMPLETED = "sms.batch.completed"
 
 # SNS counts a message's body and its attributes; ours (event_type, status, msisdn, has_callback) take
 # under 200 bytes, so a body within this limit always fits.
@@ -46,6 +47,10 @@ def event_for(new: dict[str, Any], old: dict[str, Any] | None) -> dict[str, Any]
     """The event a change of a message item (or of a SIM's state) calls for, or None."""
     if is_sim_state(new):
         return buffer_risk_event(new, old)
+    if str(new.get("PK", "")).startswith("BATCH#"):
+        from smsgw.logic import batches
+
+        return batches.completed_event(new, old)
     if new.get("reply_state") == "timed_out" and (old or {}).get("reply_state") != "timed_out":
         data = models.public_view(new)
         return {"type": REPLY_TIMEOUT, "id": f"{new['id']}:reply_timeout", "time": new.get("updated_at"), "data": data, "msisdn": new.get("to", "")}

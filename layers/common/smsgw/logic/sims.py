@@ -50,27 +50,38 @@ def _entry(at: str, event: str, status: str, cause: str, **detail: Any) -> dict[
 # --- a new message -----------------------------------------------------------------------------------
 
 
-def admit(deps: Deps, message: Message) -> tuple[Message, Admission]:
+class GuardFailed(Exception):
+    """The condition a caller committed a message under no longer holds (its batch was cancelled)."""
+
+
+def admit(deps: Deps, message: Message, *, state: SimState | None = None, guard: dict[str, Any] | None = None) -> tuple[Message, Admission]:
     """Store a new MT message (built `pending`, with its first attempt's lease) with its place in its
     SIM's queue: `pending` in a free slot, or `queued` behind the messages waiting (or in the place of a
     queued message with the same collapse_key, which ends `cancelled`). Returns the message as stored.
+    `state` is the SIM's state if the caller read it already (a batch reads its SIMs at once); `guard`, a
+    transaction item the message is created under.
 
-    Raises simqueue.QueueFull; ConditionFailed (with the stored message) if the id exists; and
-    ServiceUnavailable if the SIM's queue kept changing under every try.
+    Raises simqueue.QueueFull; ConditionFailed (with the stored message) if the id exists; GuardFailed;
+    and ServiceUnavailable if the SIM's queue kept changing under every try.
     """
     digits = str(message.to)
     defaults = deps.settings.sim_defaults()
     over_orphans = False
+    known = state
     for tries in range(MAX_TRIES):
-        state = deps.store.sims.get(digits)
+        state = known if known is not None and tries == 0 else deps.store.sims.get(digits)
         now = deps.clock()  # after the read, so that queue times follow queue positions
         at = models.iso(now)
         new_state, admission = state.admit(message.id, now, defaults, message.collapse_key, message.expires_at)
         stored = message if admission.status == models.PENDING else _queued(message, admission, at)
         writes = [deps.store.messages.create_write(stored, over_orphans=over_orphans), *_superseding(deps, admission, message.id, at)]
+        if guard is not None:
+            writes.append(guard)
         try:
             deps.store.sims.commit(state, new_state, at, writes)
         except ConditionFailed as exc:
+            if guard is not None and len(writes) in exc.failed:
+                raise GuardFailed() from exc
             existing = exc.failed.get(1)
             if 1 in exc.failed and existing is not None and not existing.status and existing.orphan_receipts:
                 # Receipts came before the message: create it over their placeholder, then apply them.
@@ -464,15 +475,33 @@ def handle_stream_batch(records: list[dict[str, Any]], deps: Deps | None = None)
     deps = deps or default_deps()
     store = deps.store
 
+    progress: list[tuple[str, Mapping[str, Any]]] = []  # (sequence number, message) of batch messages that moved
+
     def one(record: DynamoDBRecord) -> None:
         image = record.raw_event.get("dynamodb") or {}
         new = store.messages.from_stream_image(image.get("NewImage") or {})
         old = store.messages.from_stream_image(image["OldImage"]) if image.get("OldImage") else None
         if new:
             follow_change(deps, new, old)
+            if new.get("batch_id") and new.get("status") != (old or {}).get("status"):
+                progress.append((str(image.get("SequenceNumber", "")), new))
 
     processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
-    return dict(process_partial_response(event={"Records": records}, record_handler=one, processor=processor))
+    response = dict(process_partial_response(event={"Records": records}, record_handler=one, processor=processor))
+    if progress:
+        # Batch progress once for the whole stream batch (a write per chunk, not per message).
+        failed = {str(f["itemIdentifier"]) for f in list(response.get("batchItemFailures") or [])}
+        done = [(sequence, new) for sequence, new in progress if sequence not in failed]
+        try:
+            from smsgw.logic import batches
+
+            batches.record_progress([new for _, new in done], deps)
+        except Exception:  # the records come again; progress writes are idempotent
+            logger.exception("batch progress not recorded; the records will come again")
+            again = failed | {sequence for sequence, _ in done}
+            ordered = [r["dynamodb"]["SequenceNumber"] for r in records if r.get("dynamodb", {}).get("SequenceNumber") in again]
+            response["batchItemFailures"] = [{"itemIdentifier": sequence} for sequence in ordered]
+    return response
 
 
 def every_minute(deps: Deps | None = None) -> dict[str, int]:

@@ -1,0 +1,220 @@
+"""Batches (POST /batches and the fan-out) as deployed, against moto and the Eseye simulator."""
+
+import json
+
+import pytest
+
+from local_stack.pollers import passes_filters
+from tests.conftest import load_event
+from tests.helpers import body_of, receipt, received_events, stream_batch, subscribe
+
+BATCH_QUEUE = "BatchQueue"
+
+
+def batch_request(stack, event_name, body=None, batch_id=None, query=None, headers=None):
+    event = load_event(event_name)
+    if body is not None:
+        event["body"] = json.dumps(body)
+    if batch_id is not None:
+        suffix = "/messages" if event_name == "batches_messages" else ""
+        event.update(path=f"/batches/{batch_id}{suffix}", pathParameters={"id": batch_id})
+    if query is not None:
+        event["queryStringParameters"] = query
+    if headers is not None:
+        event["headers"] = {"Content-Type": "application/json", **headers}
+    return stack.invoke("BatchesFunction", event)
+
+
+def post_batch(stack, body, key=None):
+    return batch_request(stack, "batches_post", body, headers={"Idempotency-Key": key} if key else {})
+
+
+def batch_of(stack, batch_id):
+    return body_of(batch_request(stack, "batches_get", batch_id=batch_id))
+
+
+def fan_out(stack, limit=None):
+    """Run the batch queue's jobs (plans queue chunks) until it is empty, or `limit` jobs ran."""
+    ran = 0
+    while jobs := stack.queue_jobs(BATCH_QUEUE, wait=0):
+        for job in jobs:
+            if limit is not None and ran >= limit:
+                _requeue(stack, [job])
+                continue
+            event = json.loads(json.dumps(load_event("batch_fanout_chunk")))
+            event["Records"][0]["body"] = json.dumps(job)
+            assert stack.invoke("BatchFanoutFunction", event) == {"batchItemFailures": []}
+            ran += 1
+        if limit is not None and ran >= limit:
+            return ran
+    return ran
+
+
+def _requeue(stack, jobs):
+    url = stack.physical(BATCH_QUEUE)
+    for job in jobs:
+        stack.clients["sqs"].send_message(QueueUrl=url, MessageBody=json.dumps(job))
+
+
+def stream_for(stack, function):
+    """Everything on the table's stream so far that passes `function`'s filters in the template."""
+    streams = stack.clients["dynamodbstreams"]
+    arn = stack.physical("Table", "StreamArn")
+    records = []
+    for shard in streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"]:
+        iterator = streams.get_shard_iterator(StreamArn=arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+        records += streams.get_records(ShardIterator=iterator, Limit=1000)["Records"]
+    filters = next(iter(stack.context.template["Resources"][function]["Properties"]["Events"].values()))["Properties"]["FilterCriteria"]["Filters"]
+    wanted = [r for r in records if passes_filters(filters, r)]
+    for record in wanted:
+        record["dynamodb"].pop("ApproximateCreationDateTime", None)
+    return {"Records": wanted}
+
+
+def follow_stream(stack):
+    """What the table stream drives: the SIM queues (and batch progress), then the events."""
+    assert stack.invoke("SimQueueFunction", stream_batch(stack)) == {"batchItemFailures": []}
+    assert stack.invoke("PublisherFunction", stream_for(stack, "PublisherFunction")) == {"batchItemFailures": []}
+
+
+def sends_at_eseye(stack):
+    """Every send request that reached Eseye (mtsmsapi), whatever Eseye answered."""
+    return [r for r in stack.eseye.requests if r["request"] == "mtsmsapi"]
+
+
+def deliver_all(stack, batch_id):
+    """Receipts for every message of the batch Eseye has (the simulator cannot reach a webhook here)."""
+    page = body_of(batch_request(stack, "batches_messages", batch_id=batch_id, query={"status": "sent", "limit": "100"}))
+    for message in page["items"]:
+        assert receipt(stack, message["id"])["statusCode"] == 200
+    return [m["id"] for m in page["items"]]
+
+
+SIMS = [f"4477009{n:05d}" for n in range(10, 13)]
+
+
+def test_a_batch_is_answered_at_once_then_fans_out_sends_and_completes_with_an_event(stack):
+    # Given a subscriber to the events
+    subscriber = subscribe(stack)
+    # When a batch to three SIMs is posted
+    response = post_batch(stack, {"to": SIMS, "text": "FW CHECK", "client_ref": "fw"})
+    # Then it is accepted at once, before any message exists
+    assert response["statusCode"] == 202
+    batch = body_of(response)
+    assert (batch["state"], batch["total"], batch["skipped"]) == ("accepted", 3, 0)
+    assert stack.deps().store.messages.get_many([]) == {}
+    assert batch_of(stack, batch["id"])["state"] == "accepted"
+    # When its fan-out runs (a plan job, then one chunk job)
+    assert fan_out(stack) == 2
+    # Then each SIM got one ordinary message of the batch, sent to Eseye
+    after = batch_of(stack, batch["id"])
+    assert after["state"] == "sending"
+    follow_stream(stack)
+    assert batch_of(stack, batch["id"])["counts"] == {"sent": 3}
+    page = body_of(batch_request(stack, "batches_messages", batch_id=batch["id"], query={}))
+    assert sorted(m["to"] for m in page["items"]) == SIMS
+    assert {(m["batch_id"], m["status"], m["text"], m["client_ref"]) for m in page["items"]} == {(batch["id"], "sent", "FW CHECK", "fw")}
+    # When every receipt comes and the stream is followed
+    deliver_all(stack, batch["id"])
+    follow_stream(stack)
+    # Then the batch completed, with its counts, and sms.batch.completed went out once
+    done = batch_of(stack, batch["id"])
+    assert (done["state"], done["counts"]) == ("completed", {"delivered": 3})
+    assert done["completed_at"] >= done["created_at"]
+    events = [e for e in received_events(stack, subscriber) if e["type"] == "sms.batch.completed"]
+    assert [e["data"]["counts"] for e in events] == [{"delivered": 3}]
+    assert events[0]["data"]["id"] == batch["id"] and events[0]["data"]["state"] == "completed"
+
+
+def test_invalid_recipients_are_listed_with_422_or_skipped_on_request(stack):
+    # Given a batch with a malformed MSISDN and a duplicate among good ones
+    body = {"to": [SIMS[0], "12ab", SIMS[1], SIMS[0]], "text": "PING"}
+    # When it is posted as it is
+    refused = post_batch(stack, body)
+    # Then it is refused, each bad recipient named with its position and why
+    assert refused["statusCode"] == 422
+    details = body_of(refused)["error"]["details"]
+    assert details["invalid_count"] == 2
+    assert [(i["index"], i["to"], sorted(i["problems"])) for i in details["invalid"]] == [(1, "12ab", ["to"]), (3, SIMS[0], ["to"])]
+    assert "duplicate" in details["invalid"][1]["problems"]["to"]
+    assert stack.queue_jobs(BATCH_QUEUE, wait=0) == []
+    # When it is posted with skip_invalid
+    accepted = post_batch(stack, {**body, "skip_invalid": True})
+    # Then the rest is accepted and the skipped ones are reported
+    assert accepted["statusCode"] == 202
+    batch = body_of(accepted)
+    assert (batch["total"], batch["skipped"]) == (4, 2)
+    assert [s["index"] for s in batch["skipped_recipients"]] == [1, 3]
+    fan_out(stack)
+    follow_stream(stack)
+    assert batch_of(stack, batch["id"])["counts"] == {"sent": 2}
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"text": "x"}, "to"),
+        ({"to": SIMS, "group": "fleet", "text": "x"}, "to"),
+        ({"to": SIMS}, "text"),
+        ({"to": SIMS, "text": "x", "data": "00"}, "text"),
+        ({"to": SIMS, "text": "x", "expires_at": "yesterday"}, "expires_at"),
+        ({"to": SIMS, "text": "x", "colour": "red"}, "colour"),
+        ({"to": SIMS, "text": "x" * 161}, "text"),
+        ({"to": SIMS, "text": "x", "skip_invalid": "yes"}, "skip_invalid"),
+        ({"to": [f"4477{n:08d}" for n in range(10_001)], "text": "x"}, "to"),
+        ({"to": SIMS, "text": "x", "variables": {"a": "b"}}, "variables"),
+    ],
+)
+def test_a_bad_batch_request_is_refused_naming_the_field(stack, body, field):
+    # When a batch request is wrong in one field
+    response = post_batch(stack, body)
+    # Then it is refused with 422 naming that field, and nothing is queued
+    assert response["statusCode"] == 422, body_of(response)
+    error = body_of(response)["error"]
+    assert field in (error.get("details") or {}).get("fields", {}) or field in error["message"]
+    assert stack.queue_jobs(BATCH_QUEUE, wait=0) == []
+
+
+def test_a_retried_batch_with_the_same_idempotency_key_is_the_same_batch_and_sends_nothing_twice(stack):
+    # Given a batch posted with an Idempotency-Key and fanned out
+    body = {"to": SIMS, "text": "WAKE"}
+    first = body_of(post_batch(stack, body, key="wake-1"))
+    fan_out(stack)
+    sent = len(sends_at_eseye(stack))
+    # When the client retries it (its answer was lost), and even the fan-out jobs run again
+    again = post_batch(stack, body, key="wake-1")
+    fan_out(stack)
+    _requeue(stack, [{"batch": first["id"], "kind": "chunk", "chunk": 0}])
+    fan_out(stack)
+    # Then it is the same batch, and no SIM got the command twice
+    assert again["statusCode"] == 202 and body_of(again)["id"] == first["id"]
+    assert len(sends_at_eseye(stack)) == sent == 3
+    # and the same key with another body is a conflict
+    conflict = post_batch(stack, {**body, "text": "SLEEP"}, key="wake-1")
+    assert conflict["statusCode"] == 409
+
+
+def test_a_cancel_mid_way_stops_every_message_not_yet_sent(stack):
+    # Given a batch of 120 SIMs (three chunks) whose first chunk went out
+    sims = [f"4477018{n:05d}" for n in range(120)]
+    batch = body_of(post_batch(stack, {"to": sims, "text": "RESET"}))
+    fan_out(stack, limit=2)  # the plan and the first chunk
+    sent_before = len(sends_at_eseye(stack))
+    assert sent_before == 50
+    # When the batch is cancelled
+    cancelled = batch_request(stack, "batches_delete", batch_id=batch["id"])
+    assert cancelled["statusCode"] == 200 and body_of(cancelled)["state"] == "cancelled"
+    # and the rest of its fan-out runs
+    fan_out(stack)
+    # Then no message reached Eseye after the cancel
+    assert len(sends_at_eseye(stack)) == sent_before
+    # and once the sent ones are delivered, the batch ends cancelled, with everything counted
+    follow_stream(stack)
+    deliver_all(stack, batch["id"])
+    follow_stream(stack)
+    done = batch_of(stack, batch["id"])
+    assert (done["state"], done["counts"]) == ("cancelled", {"cancelled": 70, "delivered": 50})
+    assert done["completed_at"]
+    # and cancelling again changes nothing, while an unknown batch is 404
+    assert body_of(batch_request(stack, "batches_delete", batch_id=batch["id"]))["state"] == "cancelled"
+    assert batch_request(stack, "batches_get", batch_id="0" * 32)["statusCode"] == 404

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import uuid
@@ -13,8 +14,8 @@ from typing import Any
 from smsgw import encoding, models, simqueue, validation
 from smsgw.adapters.store import ConditionFailed
 from smsgw.deps import Deps, default_deps
-from smsgw.errors import Conflict, Forbidden, SimQueueFull, ValidationFailed
-from smsgw.logic import delivery, lists, replies, sims
+from smsgw.errors import Conflict, Forbidden, NotFound, SimQueueFull, ValidationFailed
+from smsgw.logic import commands, delivery, lists, replies, sims
 from smsgw.observability import follow, logger
 from smsgw.outcomes import Accepted, DryRun, Rejected, SendOutcome, from_record, to_record
 
@@ -32,6 +33,8 @@ ALLOWED_FIELDS = frozenset(
         "expect_reply_within",
         "send_at",
         "collapse_key",
+        "command",
+        "variables",
     }
 )
 MAX_REPLY_WINDOW_SECONDS = validation.REPLY_WINDOW_MAX_SECONDS
@@ -60,6 +63,8 @@ class SendRequest:
     expect_reply_within: int | None
     send_at: datetime | None = None
     collapse_key: str | None = None
+    command: str | None = None  # a saved command's name, in place of text or data (with_command renders it)
+    variables: dict[str, str] | None = None  # the command's values
 
 
 def parse_send_request(body: Any, now: datetime, allow_insecure_callbacks: bool = False) -> SendRequest:
@@ -74,19 +79,26 @@ def parse_send_request(body: Any, now: datetime, allow_insecure_callbacks: bool 
     if not validation.is_msisdn(to):
         problems["to"] = validation.MSISDN_RULE
 
-    text, data = body.get("text"), body.get("data")
-    if (text is None) == (data is None):
-        problems["text"] = "exactly one of text or data is required"
+    text, data, command = body.get("text"), body.get("data"), body.get("command")
+    if [text, data, command].count(None) != 2:
+        problems["text"] = "exactly one of text, data or command is required"
     if text is not None and (not isinstance(text, str) or not text):
         problems["text"] = "must be a non-empty string"
     if data is not None and (not isinstance(data, str) or not data):
         problems["data"] = "must be a non-empty hex string"
+    if command is not None and not (isinstance(command, str) and commands.NAME_PATTERN.match(command)):
+        problems["command"] = f"must be the name of a saved command: {commands.NAME_RULE}"
+    variables = body.get("variables")
+    if variables is not None and command is None:
+        problems["variables"] = "variables need a saved command (field command)"
+    elif variables is not None and not isinstance(variables, dict):
+        problems["variables"] = "must be an object of variable names to string values"
 
     data_coding = body.get("data_coding")
     if data_coding is not None:
         data_coding = str(data_coding).upper()
         if data is None:
-            problems["data_coding"] = "only applies to data"
+            problems["data_coding"] = "only applies to data" + ("; a saved command carries its own" if command is not None else "")
         elif data_coding not in encoding.DATA_CODINGS:
             problems["data_coding"] = f"must be one of {', '.join(encoding.DATA_CODINGS)}"
 
@@ -142,7 +154,28 @@ def parse_send_request(body: Any, now: datetime, allow_insecure_callbacks: bool 
         expect_reply_within=reply_window,
         send_at=send_at,
         collapse_key=collapse_key,
+        command=command,
+        variables=variables,
     )
+
+
+def with_command(request: SendRequest, deps: Deps) -> SendRequest:
+    """The request with its saved command's content: the text rendered with its variables, or the command's
+    data. Raises ValidationFailed naming the command (unknown) or each bad variable (`variables.<name>`)."""
+    if request.command is None:
+        return request
+    try:
+        command = commands.load(deps, request.command)
+    except NotFound as exc:
+        raise validation.invalid({"command": f"no saved command named {request.command!r}"}) from exc
+    problems = command.problems(request.variables)
+    if command.data is not None and request.encoding != "auto":
+        problems["encoding"] = f"only applies to text; command {command.name} sends data"
+    if problems:
+        raise validation.invalid(problems)
+    if command.data is not None:
+        return dataclasses.replace(request, data=command.data, data_coding=command.data_coding or "0", variables=None)
+    return dataclasses.replace(request, text=command.render(request.variables), variables=dict(request.variables or {}) or None)
 
 
 def _time(body: dict[str, Any], name: str, problems: dict[str, str]) -> datetime | None:
@@ -226,6 +259,8 @@ def new_message(
             "status_callback": request.status_callback,
             "send_at": models.iso(request.send_at) if request.send_at else None,
             "collapse_key": request.collapse_key,
+            "command": request.command,
+            "variables": request.variables,
             "expect_reply_within": request.expect_reply_within,
             "created_at": at,
             "updated_at": at,
@@ -251,7 +286,7 @@ def send_message(body: Any, receipt_base: str, dry_run: bool = False, deps: Deps
     the key named rather than creating another. Raises ValidationFailed, Forbidden, Conflict (the key
     named another request) or ServiceUnavailable when neither the outcome nor a retry could be recorded."""
     deps = deps or default_deps()
-    request = parse_send_request(body, deps.clock(), deps.settings.allow_insecure_callbacks)
+    request = with_command(parse_send_request(body, deps.clock(), deps.settings.allow_insecure_callbacks), deps)
     analysis, payload = analyse(request)
     if dry_run:
         return DryRun({"to": request.to, **analysis.as_dict(), "eseye_fields": sorted(payload)})

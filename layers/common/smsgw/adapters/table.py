@@ -139,6 +139,31 @@ class Table:
             if pending:
                 raise StoreUnavailable("DynamoDB left writes unprocessed")
 
+    def write_batches(self, puts: Sequence[Item] = (), deletes: Sequence[Key] = (), attempts: int = 10) -> int:
+        """Put `puts` and delete the items at `deletes` in BatchWriteItem calls of 25, retrying what DynamoDB
+        leaves unprocessed (throttling of one hot partition) with a growing pause, up to 1 s. Returns the
+        number of calls made. Raises StoreUnavailable."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        requests: list[dict[str, Any]] = [{"PutRequest": {"Item": self.serialize_item(i)}} for i in puts]
+        requests += [{"DeleteRequest": {"Key": self.key(pk, sk)}} for pk, sk in deletes]
+        calls = 0
+        for start in range(0, len(requests), BATCH_WRITE_MAX):
+            pending: dict[str, Any] = {self.table_name: requests[start : start + BATCH_WRITE_MAX]}
+            for attempt in range(attempts):
+                try:
+                    result = self.client.batch_write_item(RequestItems=pending)
+                except (BotoCoreError, ClientError) as exc:
+                    raise StoreUnavailable("DynamoDB batch_write_item failed") from exc
+                calls += 1
+                pending = result.get("UnprocessedItems") or {}
+                if not pending:
+                    break
+                time.sleep(min(0.05 * 2**attempt, 1.0))
+            if pending:
+                raise StoreUnavailable("DynamoDB left writes unprocessed")
+        return calls
+
     def batch_get(self, keys: Sequence[Key]) -> list[Item]:
         """The items that exist of `keys` (strongly consistent), in no particular order."""
         from botocore.exceptions import BotoCoreError, ClientError

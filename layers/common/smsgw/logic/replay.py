@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from smsgw import models, validation
+from smsgw.adapters.store import ReadBudget
 from smsgw.deps import Deps, default_deps
 from smsgw.errors import InvalidCursor, ValidationFailed
 from smsgw.logic.publish import BUFFER_RISK, MO_RECEIVED, MT_STATUS, REPLY_TIMEOUT
@@ -15,8 +16,7 @@ from smsgw.logic.publish import BUFFER_RISK, MO_RECEIVED, MT_STATUS, REPLY_TIMEO
 MAX_RANGE = timedelta(days=7)
 MAX_LIMIT = validation.REPLAY_LIMIT_MAX
 READ_BUDGET = 2 * MAX_LIMIT  # archive items read per request, whatever the filters
-QUERY_BUDGET = 200  # queries per request: the 169 hourly buckets of a 7-day range fit in one
-PAGE = 500  # items per query when filtering
+QUERY_BUDGET = 200  # queries per request: one for the week's hours that hold events, then an hour's shards
 CURSOR_KIND = "events"
 HOUR_PREFIX = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}")
 TYPES = (MT_STATUS, MO_RECEIVED, REPLY_TIMEOUT, BUFFER_RISK)
@@ -57,22 +57,19 @@ def replay_events(body: Any, deps: Deps | None = None) -> dict[str, Any]:
     after = _resume_after(deps, binding, body["cursor"], low, high) if body.get("cursor") not in (None, "") else low
     found: list[dict[str, Any]] = []
     seen: set[str] = set()
-    reads, queries = READ_BUDGET, QUERY_BUDGET
-    position: str | None = after
-    hour = datetime.fromisoformat(after[:13] + ":00:00+00:00")
     # Bounded work: at most READ_BUDGET archive items and QUERY_BUDGET queries, then a cursor.
-    while position is not None and len(found) < limit:
-        if reads <= 0 or queries <= 0:
+    budget = ReadBudget(READ_BUDGET, QUERY_BUDGET)
+    hours, rest = deps.store.events.hours(after[:13], high[:13], budget)
+    position: str | None = after
+    for bucket, shards in hours:
+        if len(found) >= limit:
             break
-        bucket = models.iso(hour)[:13]
-        # Filters are applied here, so a filtered replay reads whole pages rather than one item per query.
-        batch = min(PAGE if kind or digits else limit - len(found), reads)
-        archived, more = deps.store.events.page(bucket, position, high, batch)
-        reads, queries = reads - len(archived), queries - 1
-        for item in archived:
+        start = position if position and position[:13] == bucket else bucket
+        # Filters are applied here, so a filtered replay reads all it may rather than what it will publish.
+        batch = budget.items if kind or digits else limit - len(found)
+        for item in deps.store.events.events(bucket, shards, start, high, budget, batch):
             if len(found) >= limit:
-                more = True  # the rest of this page is for the next request
-                break
+                break  # the rest is for the next request
             position = item.position
             event = json.loads(item.body)
             # The archive may hold an event twice (a publisher retry); publish it once per request.
@@ -80,11 +77,15 @@ def replay_events(body: Any, deps: Deps | None = None) -> dict[str, Any]:
                 continue
             seen.add(event["id"])
             found.append({**event, "msisdn": item.msisdn})
-        if more:
-            continue  # more in this hour
-        hour += timedelta(hours=1)
-        # The next hour's items all sort after its bare prefix, and nothing at all is left past `until`.
-        position = models.iso(hour)[:13] if hour <= until else None
+        else:
+            if not budget.exhausted:
+                # The next hour's items all sort after its bare prefix, and nothing at all is left past `until`.
+                following = models.iso(datetime.fromisoformat(bucket + ":00:00+00:00") + timedelta(hours=1))[:13]
+                position = following if following <= high else None
+                continue
+        break
+    else:
+        position = rest  # None once every hour that holds events is done
     failed = 0
     for chunk_start in range(0, len(found), 10):
         # Republished for subscribers only: status callbacks have their own retries and are not started again.

@@ -1,0 +1,170 @@
+"""Keys every message would share are sharded (issue 14, 'Scale on paper'): the event archive and the idempotency
+records spread over many partitions, and whoever reads them still finds every record, once and in order."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from tests.helpers import body_of, hook_every_client, replay, send
+
+HOUR = 3600
+
+
+def hour_start(seconds_ago: float) -> float:
+    moment = time.time() - seconds_ago
+    return moment - moment % HOUR
+
+
+def stamp(moment: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(moment)) + f".{int(moment * 1000) % 1000:03d}Z"
+
+
+def iso(moment: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(moment))
+
+
+def archive(stack, moments: list[float], msisdns: tuple[str, ...] = ("447700900123",)) -> list[str]:
+    """Events archived as the publisher archives them, at `moments`; returns their ids in archive order."""
+    from smsgw.logic.publish import archive_item
+
+    events = []
+    for n, moment in enumerate(moments):
+        msisdn = msisdns[n % len(msisdns)]
+        data = {"id": f"m{n:05d}", "status": "delivered", "direction": "mt", "to": msisdn}
+        events.append(archive_item({"type": "sms.mt.status", "id": f"m{n:05d}:delivered", "time": stamp(moment), "data": data, "msisdn": msisdn}, 0))
+    stack.deps("PublisherFunction").store.events.append(events)
+    return [json.loads(e.body)["id"] for e in sorted(events, key=lambda e: e.position)]
+
+
+def archive_partitions(stack) -> dict[str, int]:
+    items = stack.clients["dynamodb"].scan(TableName=stack.table)["Items"]
+    counts: dict[str, int] = {}
+    for item in items:
+        if item["PK"]["S"].startswith("EVT#"):
+            counts[item["PK"]["S"]] = counts.get(item["PK"]["S"], 0) + 1
+    return counts
+
+
+def replay_all(stack, request: dict) -> list[dict]:
+    """Every event a replay republishes, request after request along its cursor, in the order it publishes them."""
+    from smsgw.logic import replay as replay_logic
+
+    deps = stack.deps("ReplayFunction")
+    published: list[dict] = []
+    publish = deps.events.publish
+
+    def recording(events, **kwargs):
+        published.extend(events)
+        return publish(events, **kwargs)
+
+    deps.events.publish = recording
+    cursor = None
+    for _ in range(100):
+        result = replay_logic.replay_events({**request, **({"cursor": cursor} if cursor else {})}, deps)
+        assert result["failed"] == 0
+        cursor = result["next_cursor"]
+        if not cursor:
+            return published
+    raise AssertionError("the replay did not end")
+
+
+def test_an_hours_events_spread_over_many_partitions_and_a_replay_returns_them_all_once_in_order(stack):
+    from smsgw.adapters.store import EVENT_SHARDS
+
+    # Given 600 events across an hour's end, archived as the publisher does
+    start = hour_start(86400) - 30
+    ids = archive(stack, [start + n * 0.1 for n in range(600)])
+    # Then they sit in many partitions, none with more than a small share of them
+    partitions = archive_partitions(stack)
+    assert sum(partitions.values()) == 600
+    assert len(partitions) >= EVENT_SHARDS and max(partitions.values()) <= 20
+    # When they are replayed
+    published = replay_all(stack, {"since": iso(start - 60), "until": iso(start + 180), "limit": 1000})
+    # Then every event comes back exactly once, in the order of the archive
+    assert [e["id"] for e in published] == ids
+
+
+def test_a_replay_pages_across_the_shards_exactly_once_even_between_events_of_the_same_millisecond(stack, monkeypatch):
+    from smsgw.adapters import store
+
+    # Given 16 shards (fewer queries per page, the same merge) and 150 events across an hour's end, three at
+    # each moment, so that pages end between events of the same millisecond that sit in different shards
+    monkeypatch.setattr(store, "EVENT_SHARDS", 16)
+    start = hour_start(86400) - 10
+    ids = archive(stack, [start + (n // 3) * 0.4 for n in range(150)])
+    assert len(archive_partitions(stack)) > 16
+    # When they are replayed seven at a time, following the cursor
+    published = replay_all(stack, {"since": iso(start - 60), "until": iso(start + 180), "limit": 7})
+    # Then every event comes back exactly once, in the order of the archive
+    assert [e["id"] for e in published] == ids
+
+
+def test_a_filtered_replay_finds_one_sims_events_across_the_shards_once_in_order(stack, monkeypatch):
+    from smsgw.adapters import store
+
+    # Given 200 events of two SIMs, interleaved, in one hour, over 16 shards
+    monkeypatch.setattr(store, "EVENT_SHARDS", 16)
+    start = hour_start(7200) + 600
+    ids = archive(stack, [start + n * 0.05 for n in range(200)], msisdns=("447700900123", "447700900456"))
+    # When one SIM's events are replayed a few at a time
+    published = replay_all(stack, {"since": iso(start - 1), "until": iso(start + 60), "msisdn": "447700900456", "limit": 9})
+    # Then exactly that SIM's events come back, each once, in order
+    assert [e["id"] for e in published] == [i for i in ids if int(i[1:6]) % 2 == 1]
+    assert {e["msisdn"] for e in published} == {"447700900456"}
+
+
+def test_a_weeks_replay_reads_only_the_partitions_that_hold_events(stack, monkeypatch):
+    # Given a week in which only one hour holds events (ten of them)
+    start = hour_start(3 * 86400) + 60
+    ids = archive(stack, [start + n for n in range(10)])
+    queries = []
+    hook_every_client(monkeypatch, "after-call.dynamodb.Query", lambda **_: queries.append(1))
+    # When the week is replayed through the API
+    response = replay(stack, {"since": iso(time.time() - 7 * 86400 + 60), "until": iso(time.time()), "limit": 100})
+    # Then all ten come back in one answer, from one read of the archive's markers and one per partition the
+    # hour's events sit in: the week's empty hours cost nothing
+    assert body_of(response) == {"republished": 10, "failed": 0, "next_cursor": None}
+    assert len(queries) == 1 + len(archive_partitions(stack)) <= 11
+    assert len(ids) == 10
+
+
+def test_events_archived_before_the_shards_are_replayed_once_their_hour_is_marked(stack):
+    from smsgw.logic.publish import archive_item
+
+    # Given events archived before the shards came (one partition for the hour) and events archived since
+    start = hour_start(5 * 3600) + 120
+    deps = stack.deps("PublisherFunction")
+    sim = "447700900123"
+    old = [
+        archive_item({"type": "sms.mt.status", "id": f"old{n}:sent", "time": stamp(start + n), "data": {"id": f"old{n}"}, "msisdn": sim}, 0)
+        for n in range(3)
+    ]
+    deps.store.table.put_items([{"PK": f"EVT#{e.hour}", "SK": e.position, **e.to_item()} for e in old])
+    ids = archive(stack, [start + 0.5 + n for n in range(3)])
+    # When the operator marks the hours archived before (a one-off after upgrading)
+    assert deps.store.events.mark_legacy_hour(old[0].hour) is True
+    assert deps.store.events.mark_legacy_hour(stamp(start + 3600)[:13]) is False
+    # Then a replay finds both, interleaved in time order, each once
+    published = replay_all(stack, {"since": iso(start - 1), "until": iso(start + 60), "limit": 4})
+    assert [e["id"] for e in published] == ["old0:sent", ids[0], "old1:sent", ids[1], "old2:sent", ids[2]]
+
+
+def test_idempotency_records_spread_over_partitions_and_a_retry_finds_its_own(stack):
+    # Given sends with twenty different Idempotency-Keys, each to a SIM of its own
+    first = {}
+    for n in range(20):
+        response = send(stack, body={"to": f"4477009013{n:02d}", "text": "CONFIG"}, headers={"Idempotency-Key": f"fleet-{n}"})
+        assert response["statusCode"] == 202, response["body"]
+        first[n] = body_of(response)
+    # When each request is retried
+    for n in range(20):
+        again = send(stack, body={"to": f"4477009013{n:02d}", "text": "CONFIG"}, headers={"Idempotency-Key": f"fleet-{n}"})
+        # Then it gets the first answer, and Eseye got each message once
+        assert (again["statusCode"], body_of(again)) == (202, first[n])
+    assert len(stack.eseye.requests) == 20
+    # and the twenty records sit in many partitions, none under one shared key, one record per request
+    items = stack.clients["dynamodb"].scan(TableName=stack.table)["Items"]
+    records = [i["PK"]["S"] for i in items if i["PK"]["S"].startswith("IDEM")]
+    assert len(records) == 20 and "IDEM" not in records
+    assert len(set(records)) >= 10

@@ -17,6 +17,8 @@ from typing import Any
 
 import requests
 
+from smsgw_cli import groups
+
 STATUS_COLOURS = {
     "scheduled": 34,
     "queued": 34,
@@ -265,6 +267,7 @@ def main(argv: list[str] | None = None) -> int:
         redrive_command.add_argument("--queue-url")
         redrive_command.add_argument("--aws-endpoint")
         redrive_command.add_argument("--limit", type=int, default=10000)
+    groups.add_parser(commands)
     args = parser.parse_args(argv)
 
     settings = outputs(args.outputs)
@@ -278,6 +281,12 @@ def main(argv: list[str] | None = None) -> int:
         print("no API: pass --api, or start the local stack with `make run`", file=sys.stderr)
         return 2
     client = Client(api, args.sign or ".execute-api." in api, args.region or settings.get("Region"))
+    if args.command == "group":
+        try:
+            return groups.run(args, client)
+        except requests.RequestException as exc:
+            print(f"cannot reach {api}: {exc}", file=sys.stderr)
+            return 2
     try:
         if args.command == "send":
             body = {"to": args.to, "text": args.text}

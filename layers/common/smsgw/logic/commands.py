@@ -53,6 +53,10 @@ KINDS = (GSM7, EXTENSION, UCS2, ASTRAL)
 # A stand-in for each kind, for what cannot be worked out: counted as the costliest.
 STAND_IN = {GSM7: "A", EXTENSION: "€", UCS2: "✓", ASTRAL: "\U0001f600"}
 REPEATS = ("MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT")  # re's opcodes, by name
+# Atoms of one command's patterns tried on every code point: tens of milliseconds each on a small Lambda.
+# A command whose patterns need more is charged the costliest case rather than the time.
+SEARCHES_MAX = 16
+EXHAUSTED = "exhausted"  # what _kinds_produced answers when an atom would need a search and none is left
 
 
 @dataclass(frozen=True)
@@ -313,7 +317,7 @@ def _pattern_problem(pattern: Any, max_length: int) -> str | None:
         return f"must be a regular expression (Python syntax) of 1 to {PATTERN_MAX} characters"
     try:
         parsed = _parse(pattern)
-    except (re.error, RecursionError, OverflowError) as exc:
+    except (re.error, RecursionError, OverflowError, ValueError) as exc:
         return f"does not compile: {exc}"
     if _nested_repetition(parsed, False):
         return f"a group repeated more than {NESTED_REPEAT_MAX} times may not hold a repetition or alternatives (exponential matching time)"
@@ -371,8 +375,9 @@ def worst_case(text: str, variables: Mapping[str, Variable]) -> tuple[encoding.T
     """The encoding analysis of `text` rendered with every variable at its longest and costliest value, and
     for each variable what was chosen: {"length", "character", "kind"}."""
     chosen: dict[str, dict[str, Any]] = {}
-    for name, variable in variables.items():
-        kind, character = costliest(variable.pattern)
+    searches = [SEARCHES_MAX]
+    for name, variable in sorted(variables.items()):
+        kind, character = costliest(variable.pattern, searches)
         chosen[name] = {"length": longest(variable.pattern, variable.max_length), "character": character, "kind": kind}
     rendered = "".join(literal if name is None else chosen[name]["character"] * chosen[name]["length"] for literal, name in _segments(text))
     return encoding.analyse_text(rendered, "auto"), chosen
@@ -396,17 +401,25 @@ def kind_of(character: str) -> str:
     return GSM7 if not encoding.non_gsm7_characters(character) else UCS2
 
 
-def costliest(pattern: str) -> tuple[str, str]:
+def costliest(pattern: str, searches: list[int] | None = None) -> tuple[str, str]:
     """The costliest kind of character `pattern` can produce, and one such character. What cannot be
-    worked out counts as the costliest (ASTRAL)."""
+    worked out counts as the costliest (ASTRAL), as does a pattern met once `searches` (a one-item list,
+    shared by a command's patterns: how many atoms may still be tried on every code point) ran out."""
+    searches = [SEARCHES_MAX] if searches is None else searches
     try:
         parsed = _parse(pattern)
         atoms = list(_atoms(parsed, parsed.state.flags))
     except Exception:  # re's parser is private; a Python that changed it gets the costliest case
         return ASTRAL, STAND_IN[ASTRAL]
     best = (-1, "")
+    tried: dict[tuple[str, int], list[tuple[int, str, str]]] = {}
     for atom, flags in atoms:
-        for rank, kind, character in _kinds_produced(atom, flags):
+        key = (repr(atom), flags)
+        if key not in tried:
+            tried[key] = _kinds_produced(atom, flags, searches)
+            if tried[key] and tried[key][-1][1] == EXHAUSTED:
+                return ASTRAL, STAND_IN[ASTRAL]
+        for rank, kind, character in tried[key]:
             if rank > best[0]:
                 best = (rank, character or STAND_IN[kind])
             if rank == len(KINDS) - 1:
@@ -452,18 +465,51 @@ def _atoms(parsed: Any, flags: int) -> Any:
         # group produced) add no kind of their own.
 
 
-def _kinds_produced(atom: tuple[Any, Any], flags: int) -> list[tuple[int, str, str]]:
-    """(rank, kind, a character) for each kind of character one atom matches, found by trying the atom,
-    compiled alone with its flags, on every code point of that kind."""
+def _kinds_produced(atom: tuple[Any, Any], flags: int, searches: list[int]) -> list[tuple[int, str, str]]:
+    """(rank, kind, a character) for each kind of character one atom matches. Literals and classes of
+    literals and ranges (case-sensitive) are read directly; anything else (a category such as \\d, a negated
+    class, `.`, case-insensitive matching) is found by trying the atom, compiled alone with its flags, on
+    every code point of each kind, if `searches` has one left; else the answer is [(-1, EXHAUSTED, "")]."""
+    op, av = atom
+    if not flags & re.IGNORECASE and str(op) in ("LITERAL", "IN") and all(str(o) in ("LITERAL", "RANGE") for o, _ in _items(op, av)):
+        found: dict[str, str] = {}
+        for item_op, value in _items(op, av):
+            low, high = (value, value) if str(item_op) == "LITERAL" else value
+            for kind, character in _kinds_in_range(low, high):
+                found.setdefault(kind, character)
+        return [(KINDS.index(k), k, c) for k, c in sorted(found.items(), key=lambda kc: KINDS.index(kc[0]))]
+    if searches[0] <= 0:
+        return [(-1, EXHAUSTED, "")]
+    searches[0] -= 1
     parser = _private("_parser")
     state = parser.State()
     state.flags = flags
     matcher = _private("_compiler").compile(parser.SubPattern(state, [atom]), flags)
-    found = []
+    searched = []
     for rank, kind in enumerate(KINDS):
         match = matcher.search(_universe(kind))
         if match:
-            found.append((rank, kind, match.group()))
+            searched.append((rank, kind, match.group()))
+    return searched
+
+
+def _items(op: Any, av: Any) -> list[tuple[Any, Any]]:
+    """The members of a class (IN), or a literal as a class of one."""
+    return list(av) if str(op) == "IN" else [(op, av)]
+
+
+def _kinds_in_range(low: int, high: int) -> list[tuple[str, str]]:
+    """(kind, a character) for each kind of character from code point `low` to `high`."""
+    found = []
+    if high > 0xFFFF:
+        found.append((ASTRAL, chr(max(low, 0x10000))))
+    common = {c for c in _universe(GSM7) + _universe(EXTENSION) if low <= ord(c) <= high}
+    found += [(kind, min(c for c in common if kind_of(c) == kind)) for kind in (GSM7, EXTENSION) if any(kind_of(c) == kind for c in common)]
+    # Past at most the surrogates and the GSM-7 characters, a BMP range reaches a character that forces UCS-2.
+    for code in range(low, min(high, 0xFFFF) + 1):
+        if not 0xD800 <= code < 0xE000 and chr(code) not in common:
+            found.append((UCS2, chr(code)))
+            break
     return found
 
 

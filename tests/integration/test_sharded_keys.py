@@ -168,3 +168,31 @@ def test_idempotency_records_spread_over_partitions_and_a_retry_finds_its_own(st
     records = [i["PK"]["S"] for i in items if i["PK"]["S"].startswith("IDEM")]
     assert len(records) == 20 and "IDEM" not in records
     assert len(set(records)) >= 10
+
+
+def test_commands_waiting_for_replies_spread_over_partitions_and_the_sweep_times_out_every_one(stack):
+    from datetime import timedelta
+
+    from smsgw.logic import replies
+
+    # Given 24 commands that expect a reply within a minute, each to a SIM of its own, and one that waits
+    # under the index's single partition of before the shards
+    commands = [body_of(send(stack, body={"to": f"4477009014{n:02d}", "text": "STATUS?", "expect_reply_within": 60})) for n in range(25)]
+    assert {c["reply_state"] for c in commands} == {"waiting"}
+    old = stack.message_item(commands[-1]["id"])
+    stack.clients["dynamodb"].update_item(
+        TableName=stack.table,
+        Key={"PK": {"S": f"MSG#{old['id']}"}, "SK": {"S": "META"}},
+        UpdateExpression="SET GSI2PK = :old",
+        ExpressionAttributeValues={":old": {"S": "REPLYWAIT"}},
+    )
+    # Then their waits sit in many partitions of the reply-wait index
+    partitions = {stack.message_item(c["id"])["GSI2PK"] for c in commands[:-1]}
+    assert len(partitions) >= 12 and "REPLYWAIT" not in partitions
+    # When the sweep runs after their windows, with room for ten at a time
+    later = stack.deps("ReplyTimeoutsFunction")
+    later.clock = lambda: stack.deps().clock() + timedelta(minutes=2)
+    swept = [replies.sweep_timeouts(later, limit=10) for _ in range(4)]
+    # Then every command is timed out, once
+    assert swept == [10, 10, 5, 0]
+    assert {stack.message_item(c["id"])["reply_state"] for c in commands} == {"timed_out"}

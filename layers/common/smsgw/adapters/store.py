@@ -33,7 +33,7 @@ Key design (the one place it is written; template.yaml points here). Keys are st
 
   index  partition key                       sort key                  holds (GSI2 and GSI3 are sparse)
   GSI1   MSISDN#<digits> (MO: of `from`)     <created_at>#<id>         every message, by SIM
-  GSI2   REPLYWAIT                           <reply_deadline>#<id>     commands waiting for a device's reply
+  GSI2   REPLYWAIT#<sha256(id) % 64, 2 hex>  <reply_deadline>#<id>     commands waiting for a device's reply
   GSI3   PENDING#<last hex digit of id>      <created_at>#<id>         messages while `pending` (16 shards)
   GSI3   CONCAT#<hex digit of sha256(PK)>    <opened_at>#<buffer PK>   concat buffers while open (16 shards)
   GSI3   SCHED#<last hex digit of id>        <send_at>#<id>            messages while `scheduled` (16 shards)
@@ -103,7 +103,12 @@ FIELD_LIMIT = 2048  # bytes of one free-form string: Eseye's raw answers and des
 LEASE_FIELDS = ("lease_owner", "lease_until")
 KEY_FIELDS = ("PK", "SK", "GSI1PK", "GSI1SK", "GSI2PK", "GSI2SK", "GSI3PK", "GSI3SK")
 BY_MSISDN_KEY = frozenset({"PK", "SK", "GSI1PK", "GSI1SK"})  # a GSI1 page's LastEvaluatedKey
-REPLY_WAIT = "REPLYWAIT"
+REPLY_WAIT = "REPLYWAIT"  # GSI2's partitions: REPLYWAIT#<shard>; REPLYWAIT alone holds waits from before the shards
+REPLY_WAIT_SHARDS = 64  # a waiting command costs GSI2 about four writes (in, two status changes, out)
+
+
+def _reply_wait_pk(message_id: str) -> str:
+    return f"{REPLY_WAIT}#{int(hashlib.sha256(message_id.encode()).hexdigest()[:2], 16) % REPLY_WAIT_SHARDS:02x}"
 
 
 def _message_pk(message_id: str) -> str:
@@ -227,15 +232,19 @@ class MessageRepository:
         return [self._one(i) for i in items]
 
     def replies_due(self, now: str, limit: int) -> list[models.Message]:
-        """Commands whose reply window ended before `now`, oldest deadline first."""
-        items, _ = self.table.query(
-            index="GSI2",
-            key_condition="#pk = :pk AND #sk < :now",
-            names={"#pk": "GSI2PK", "#sk": "GSI2SK"},
-            values={":pk": REPLY_WAIT, ":now": now},
-            limit=limit,
-        )
-        return [self._one(i) for i in items]
+        """Commands whose reply window ended before `now`, oldest deadline first: the first `limit` of all the
+        shards (and of the unsharded partition, which holds waits from before the shards)."""
+        due: list[Item] = []
+        for partition in (REPLY_WAIT, *(f"{REPLY_WAIT}#{shard:02x}" for shard in range(REPLY_WAIT_SHARDS))):
+            items, _ = self.table.query(
+                index="GSI2",
+                key_condition="#pk = :pk AND #sk < :now",
+                names={"#pk": "GSI2PK", "#sk": "GSI2SK"},
+                values={":pk": partition, ":now": now},
+                limit=limit,
+            )
+            due.extend(items)
+        return [self._one(i) for i in sorted(due, key=lambda i: str(i["GSI2SK"]))[:limit]]
 
     def get_many(self, message_ids: Sequence[str]) -> dict[str, models.Message]:
         """The stored messages of `message_ids` (at most 100), by id; ids not stored are left out."""
@@ -300,7 +309,7 @@ class MessageRepository:
         if message.get("status") == models.SCHEDULED and message.get("send_at"):
             fields.update(GSI3PK=f"{SCHEDULED}#{message_id[-1]}", GSI3SK=f"{message['send_at']}#{message_id}")
         if message.get("reply_state") == "waiting" and message.get("reply_deadline"):
-            fields.update(GSI2PK=REPLY_WAIT, GSI2SK=f"{message['reply_deadline']}#{message_id}")
+            fields.update(GSI2PK=_reply_wait_pk(message_id), GSI2SK=f"{message['reply_deadline']}#{message_id}")
         fields["ttl"] = self.table.expiry(models.parse_time(created).timestamp())
         return fields
 
@@ -369,7 +378,7 @@ class MessageRepository:
     def start_reply_wait(self, command_id: str, entry: Mapping[str, Any], deadline: str) -> models.Message:
         """Put a command on the reply-wait index until `deadline`. Raises ConditionFailed if it has a reply
         state already (waiting, replied or timed out)."""
-        sets = {"reply_deadline": deadline, "reply_state": "waiting", "GSI2PK": REPLY_WAIT, "GSI2SK": f"{deadline}#{command_id}"}
+        sets = {"reply_deadline": deadline, "reply_state": "waiting", "GSI2PK": _reply_wait_pk(command_id), "GSI2SK": f"{deadline}#{command_id}"}
         return self._change(command_id, entry, sets=sets, absent=("reply_state",))
 
     def link_reply(self, command_id: str, entry: Mapping[str, Any], reply_id: str) -> models.Message:

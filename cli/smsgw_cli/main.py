@@ -17,7 +17,7 @@ from typing import Any
 
 import requests
 
-from smsgw_cli import groups
+from smsgw_cli import groups, saved_commands
 
 STATUS_COLOURS = {
     "scheduled": 34,
@@ -234,13 +234,15 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     send = commands.add_parser("send", help="send an SMS")
     send.add_argument("to")
-    send.add_argument("text")
+    send.add_argument("text", nargs="?", help="the text (or --command)")
     send.add_argument("--client-ref")
     send.add_argument("--encoding", choices=["auto", "gsm7", "ucs2", "8bit"])
     send.add_argument("--dry-run", action="store_true")
     send.add_argument("--idempotency-key")
     send.add_argument("--at", metavar="TIME", help="send later: ISO 8601 with a zone, 1 minute to 35 days ahead (status scheduled)")
     send.add_argument("--collapse-key", metavar="KEY", help="replace a message with the same key still queued for this SIM")
+    send.add_argument("--command", dest="saved_command", metavar="NAME", help="send a saved command (smsgw command save) instead of a text")
+    send.add_argument("--var", dest="variables", action="append", type=saved_commands.variable_value, default=[], metavar="NAME=VALUE")
     get = commands.add_parser("get", help="a message and its history")
     get.add_argument("id")
     get.add_argument("--refresh", action="store_true", help="ask Eseye first")
@@ -268,7 +270,10 @@ def main(argv: list[str] | None = None) -> int:
         redrive_command.add_argument("--aws-endpoint")
         redrive_command.add_argument("--limit", type=int, default=10000)
     groups.add_parser(commands)
+    saved_commands.add_parser(commands)
     args = parser.parse_args(argv)
+    if args.command == "send" and (args.saved_command is None) == (args.text is None):
+        parser.error("send takes a text or --command NAME, one of the two")
 
     settings = outputs(args.outputs)
     tty = sys.stdout.isatty() and not args.json
@@ -281,6 +286,8 @@ def main(argv: list[str] | None = None) -> int:
         print("no API: pass --api, or start the local stack with `make run`", file=sys.stderr)
         return 2
     client = Client(api, args.sign or ".execute-api." in api, args.region or settings.get("Region"))
+    if args.command == "command":
+        return saved_commands.guarded(args, client, show_error, api)
     if args.command == "group":
         try:
             return groups.run(args, client)
@@ -290,6 +297,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "send":
             body = {"to": args.to, "text": args.text}
+            if args.saved_command:
+                body = {"to": args.to, "command": args.saved_command, "variables": dict(args.variables)}
             if args.client_ref:
                 body["client_ref"] = args.client_ref
             if args.encoding:

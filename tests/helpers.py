@@ -332,7 +332,7 @@ def submit_pdu(text: str = "", *, dcs: int = 0, udh: bytes = b"", octets: bytes 
 SAM_PYTHON = ROOT / ".venv-sam" / "bin" / "python"
 
 
-ESEYE_CALLERS = {"SendFunction", "GetMessageFunction", "CancelMessageFunction", "DispatcherFunction"}
+ESEYE_CALLERS = {"SendFunction", "GetMessageFunction", "CancelMessageFunction", "DispatcherFunction", "BatchFanoutFunction"}
 
 
 @cache

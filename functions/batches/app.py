@@ -17,19 +17,19 @@ def post_batch():
     return http.json_response(202, batch)
 
 
-@app.get("/batches/<batch_id>")
-def get_batch(batch_id: str):
-    return http.json_response(200, batches.get_batch(batch_id))
+@app.get("/batches/<id>")
+def get_batch(id: str):
+    return http.json_response(200, batches.get_batch(id))
 
 
-@app.get("/batches/<batch_id>/messages")
-def list_messages(batch_id: str):
-    return http.json_response(200, batches.list_messages(batch_id, dict(app.current_event.query_string_parameters or {})))
+@app.get("/batches/<id>/messages")
+def list_messages(id: str):
+    return http.json_response(200, batches.list_messages(id, dict(app.current_event.query_string_parameters or {})))
 
 
-@app.delete("/batches/<batch_id>")
-def cancel_batch(batch_id: str):
-    return http.json_response(200, batches.cancel(batch_id))
+@app.delete("/batches/<id>")
+def cancel_batch(id: str):
+    return http.json_response(200, batches.cancel(id))
 
 
 lambda_handler = http.handler(app)

@@ -7,6 +7,7 @@ worst case per record is every outside call waiting out its connect and read tim
 import pytest
 
 from local_stack.template import load_template
+from smsgw.logic.batches import CHUNK_SIZE
 from smsgw.logic.pacing import MAX_WAIT_SECONDS
 from tests.helpers import ESEYE_CALLERS, translated
 
@@ -27,6 +28,8 @@ WORST_CASE_PER_RECORD = {
     # a status probe, then the send, after waiting for its slot in Eseye's send rate (logic/pacing.py)
     "DispatcherFunction": lambda: 2 * eseye_call() + MAX_WAIT_SECONDS + AWS_MARGIN,
     "CallbacksFunction": lambda: ESEYE_CONNECT_TIMEOUT + 10 + AWS_MARGIN,  # one POST to the receiver
+    # one chunk of a batch: each recipient's message created, then sent at its slot (logic/batches.py)
+    "BatchFanoutFunction": lambda: CHUNK_SIZE * (MAX_WAIT_SECONDS + eseye_call() + AWS_MARGIN),
 }
 
 
@@ -73,5 +76,20 @@ def test_the_attempt_lease_outlives_every_function_that_talks_to_eseye():
     assert variables["SEND_LEASE_SECONDS"] == {"Ref": "SendLeaseSeconds"}
     lease = min(parameter_default("SendLeaseSeconds"), float(load_template()["Parameters"]["SendLeaseSeconds"]["MinValue"]))
     # Then no holder can still be running when its lease runs out, so an expired lease has no live holder
-    for function in ESEYE_CALLERS:
+    # (the batch fan-out runs longer, and claims a message again unless its lease outlasts one attempt: below)
+    for function in ESEYE_CALLERS - {"BatchFanoutFunction"}:
         assert template["Resources"][function]["Properties"]["Timeout"] < lease, function
+
+
+def test_a_batch_message_is_sent_only_with_the_lease_its_attempt_needs_left():
+    # Given the fan-out, which creates a chunk's messages (each with its lease) before sending them one by one
+    from smsgw.config import Settings
+    from smsgw.deps import build_deps
+    from smsgw.logic.batches import lease_margin
+
+    deps = build_deps(Settings(table_name="t", secret_id="s"))
+    # Then a message is claimed again unless its lease outlasts the longest attempt: its slot wait, a
+    # probe and the send each waiting out Eseye's timeouts, and DynamoDB
+    assert lease_margin(deps) >= MAX_WAIT_SECONDS + 2 * eseye_call() + AWS_MARGIN
+    # and the lease is longer than that margin, so a fresh message is sent without a claim
+    assert parameter_default("SendLeaseSeconds") > lease_margin(deps)

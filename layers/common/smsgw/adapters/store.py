@@ -34,14 +34,16 @@ Key design (the one place it is written; template.yaml points here). Keys are st
   index  partition key                       sort key                  holds (GSI2 and GSI3 are sparse)
   GSI1   MSISDN#<digits> (MO: of `from`)     <created_at>#<id>         every message, by SIM
   GSI2   REPLYWAIT#<sha256(id) % 64, 2 hex>  <reply_deadline>#<id>     commands waiting for a device's reply
-  GSI3   PENDING#<last hex digit of id>      <created_at>#<id>         messages while `pending` (16 shards)
-  GSI3   CONCAT#<hex digit of sha256(PK)>    <opened_at>#<buffer PK>   concat buffers while open (16 shards)
-  GSI3   SCHED#<last hex digit of id>        <send_at>#<id>            messages while `scheduled` (16 shards)
-  GSI3   SIMQ#<hex digit of sha256(digits)>  <updated_at>#<digits>     SIM states while messages wait (16 shards)
+  GSI3   PENDING#<shard of id>               <created_at>#<id>         messages while `pending`
+  GSI3   CONCAT#<shard of PK>                <opened_at>#<buffer PK>   concat buffers while open
+  GSI3   SCHED#<shard of id>                 <send_at>#<id>            messages while `scheduled`
+  GSI3   SIMQ#<shard of digits>              <updated_at>#<digits>     SIM states while messages wait
+         GSI3's shard of a key: sha256(key) % 64, 2 hex digits; entries from before the shards sit under
+         one hex digit (16 shards: the last of the id, the last of sha256(PK or digits)) and are read too
 
 Access: a message by id (GetItem, strongly consistent); one MSISDN's messages newest first (GSI1,
 ScanIndexForward=false); commands waiting for a reply by deadline (GSI2); stale pending messages and
-open concat buffers by age (GSI3, 16 shards each). A message's status history lives inside its item
+open concat buffers by age (GSI3, 64 shards each). A message's status history lives inside its item
 (a list), so a status change is one conditional UpdateItem and the table stream carries the whole
 message to the event publisher. Everything but list items and groups expires through `ttl`.
 
@@ -82,7 +84,8 @@ __all__ = [
 META = "META"
 SCHEDULED = "SCHED"  # GSI3 prefix of scheduled messages
 SIM_QUEUE = "SIMQ"  # GSI3 prefix of SIMs with messages waiting
-SHARDS = "0123456789abcdef"
+SHARDS = "0123456789abcdef"  # GSI3's shards before there were 64: still read, no longer written
+GSI3_SHARDS = 64  # a pending message costs GSI3 two writes (in, out): 16 shards would cap sends at 8,000/s
 # Hot keys spread over shards so that none takes more than a share of 1,000 writes/s at 10,000 messages/s
 # (docs/performance.md, "Scale on paper", works the numbers out).
 EVENT_SHARDS = 128  # an hour's archive partitions: about 4-8 write units of events per message
@@ -109,6 +112,11 @@ REPLY_WAIT_SHARDS = 64  # a waiting command costs GSI2 about four writes (in, tw
 
 def _reply_wait_pk(message_id: str) -> str:
     return f"{REPLY_WAIT}#{int(hashlib.sha256(message_id.encode()).hexdigest()[:2], 16) % REPLY_WAIT_SHARDS:02x}"
+
+
+def _gsi3_shard(key: str) -> str:
+    """The GSI3 shard of a message id, SIM digits or buffer name."""
+    return f"{int(hashlib.sha256(key.encode()).hexdigest()[:2], 16) % GSI3_SHARDS:02x}"
 
 
 def _message_pk(message_id: str) -> str:
@@ -305,9 +313,9 @@ class MessageRepository:
         party = message.get("to") if message.get("direction") == "mt" else message.get("from")
         fields: dict[str, Any] = {"GSI1PK": _msisdn_pk(str(party) if party else None), "GSI1SK": f"{created}#{message_id}"}
         if message.get("status") == models.PENDING:
-            fields.update(GSI3PK=f"PENDING#{message_id[-1]}", GSI3SK=f"{created}#{message_id}")
+            fields.update(GSI3PK=f"PENDING#{_gsi3_shard(message_id)}", GSI3SK=f"{created}#{message_id}")
         if message.get("status") == models.SCHEDULED and message.get("send_at"):
-            fields.update(GSI3PK=f"{SCHEDULED}#{message_id[-1]}", GSI3SK=f"{message['send_at']}#{message_id}")
+            fields.update(GSI3PK=f"{SCHEDULED}#{_gsi3_shard(message_id)}", GSI3SK=f"{message['send_at']}#{message_id}")
         if message.get("reply_state") == "waiting" and message.get("reply_deadline"):
             fields.update(GSI2PK=_reply_wait_pk(message_id), GSI2SK=f"{message['reply_deadline']}#{message_id}")
         fields["ttl"] = self.table.expiry(models.parse_time(created).timestamp())
@@ -441,7 +449,7 @@ class MessageRepository:
         if status == models.SENT:
             sets.setdefault("sent_at", entry["at"])
         if status == models.PENDING:
-            sets.update(GSI3PK=f"PENDING#{message_id[-1]}", GSI3SK=f"{entry['at']}#{message_id}")
+            sets.update(GSI3PK=f"PENDING#{_gsi3_shard(message_id)}", GSI3SK=f"{entry['at']}#{message_id}")
         bounded_sets = {name: bounded(value, FIELD_LIMIT) for name, value in sets.items()} if sets else {}
         names = {"#history": "history", "#updated": "updated_at", "#status": "status"}
         values: dict[str, AttributeValue] = {":entry": self.table.serialize([entry]), ":now": self.table.serialize(entry["at"])}
@@ -622,9 +630,9 @@ class MessageRepository:
 
 
 def _sharded_before(table: Table, prefix: str, before: str, limit_per_shard: int) -> Iterator[Item]:
-    """GSI3's entries under `prefix` (PENDING or CONCAT) that sort before `before`, oldest first in each of
-    the 16 shards, at most `limit_per_shard` from each."""
-    for shard in SHARDS:
+    """GSI3's entries under `prefix` (PENDING, SCHED, SIMQ or CONCAT) that sort before `before`, oldest first
+    in each of the 64 shards and of the 16 from before them, at most `limit_per_shard` from each."""
+    for shard in (*(f"{n:02x}" for n in range(GSI3_SHARDS)), *SHARDS):
         items, _ = table.query(
             index="GSI3",
             key_condition="#pk = :pk AND #sk < :before",
@@ -638,6 +646,11 @@ def _sharded_before(table: Table, prefix: str, before: str, limit_per_shard: int
 def is_sim_state(item: Mapping[str, Any]) -> bool:
     """Whether a stream image (keys included) is a SIM's queue state."""
     return str(item.get("PK", "")).startswith("SIM#")
+
+
+def is_batch(item: Mapping[str, Any]) -> bool:
+    """Whether a stream image (keys included) is a batch's record."""
+    return str(item.get("PK", "")).startswith("BATCH#") and item.get("SK") == META
 
 
 def item_keys(item: Mapping[str, Any]) -> dict[str, Any]:
@@ -678,8 +691,7 @@ class SimRepository:
         # None removes: a setting the SIM no longer overrides, the sweep index once nothing waits.
         item: dict[str, Any] = {**dict.fromkeys(SETTING_NAMES), **new.to_item(), "updated_at": at, "GSI3PK": None, "GSI3SK": None}
         if new.queue:  # on the sweep index while messages wait, by the time of the last change
-            shard = hashlib.sha256(new.msisdn.encode()).hexdigest()[-1]
-            item.update(GSI3PK=f"{SIM_QUEUE}#{shard}", GSI3SK=f"{at}#{new.msisdn}")
+            item.update(GSI3PK=f"{SIM_QUEUE}#{_gsi3_shard(new.msisdn)}", GSI3SK=f"{at}#{new.msisdn}")
         names: dict[str, str] = {"#rev": "rev"}
         values: dict[str, AttributeValue] = {":rev": {"N": str(old.rev + 1)}}
         sets, removes = ["#rev = :rev"], []
@@ -1108,8 +1120,7 @@ class InboundRepository:
         return f"CONCAT#{sender or 'unknown'}#{reference}#{total}"
 
     def _index(self, name: str, opened_at: str) -> dict[str, str]:
-        shard = hashlib.sha256(name.encode()).hexdigest()[-1]
-        return {"GSI3PK": f"CONCAT#{shard}", "GSI3SK": f"{opened_at}#{name}"}
+        return {"GSI3PK": f"CONCAT#{_gsi3_shard(name)}", "GSI3SK": f"{opened_at}#{name}"}
 
     def _buffer(self, item: Item | None) -> Item | None:
         if item is None:

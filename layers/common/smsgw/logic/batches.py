@@ -28,7 +28,9 @@ from smsgw.models import Message
 from smsgw.observability import count, logger
 
 MAX_RECIPIENTS = 10_000
-CHUNK_SIZE = 50  # recipients per fan-out job: a chunk's work fits well inside the function's timeout
+# Recipients per fan-out job: each may wait out its send slot and Eseye's timeouts, and a chunk still
+# ends inside the function's timeout (tests/unit/test_batch_budget.py).
+CHUNK_SIZE = 25
 BODY_LIMIT = 5 * 1024 * 1024  # 10,000 recipients with variables; Lambda takes 6 MB
 INVALID_SHOWN = 1000  # invalid recipients listed in a 422 or kept on the batch (the count is always whole)
 VARIABLE_VALUE_MAX = 160
@@ -37,9 +39,9 @@ OPTION_FIELDS = frozenset({"expires_at", "send_at", "status_callback", "client_r
 CONTENT_FIELDS = frozenset({"text", "data", "data_coding", "command", "variables"})
 ALLOWED_FIELDS = frozenset(RECIPIENT_SOURCES) | CONTENT_FIELDS | OPTION_FIELDS | {"skip_invalid"}
 PROBE_MSISDN = "10000000"  # stands in for the recipient while the options are checked once
-LEASE_MARGIN_SECONDS = 30  # a created message whose lease ends sooner is claimed again before its send
 PLACEHOLDER = "accepted"  # how progress counts a recipient whose message is not created yet
 STATUS_PAGE_MAX = 100
+CANCEL_SETTLE_SECONDS = 0.2  # beyond the pacing horizon: a granted send's request reaches Eseye within this
 
 
 # --- POST /batches ---------------------------------------------------------------------------------------
@@ -422,6 +424,11 @@ def cancel(batch_id: str, deps: Deps | None = None) -> dict[str, Any]:
             return public_view(current, None)
         raise Conflict(f"batch is already {current.get('state')} and cannot be cancelled", {"state": current.get("state")}) from exc
     deps.batch_queue.send_jobs([{"batch": batch_id, "kind": "cancel"}])
+    # A batch send granted its slot just before the cancel may still be waiting for it (a batch sender
+    # reserves at most HORIZON ahead): answer once those have gone, so that nothing reaches Eseye after.
+    from smsgw.logic import pacing
+
+    deps.sleep(pacing.HORIZON_US / 1_000_000 + CANCEL_SETTLE_SECONDS)
     count("BatchCancelled")
     logger.info("batch cancelled", extra={"batch_id": batch_id})
     return public_view(batch, None)
@@ -593,11 +600,21 @@ def fan_out_chunk(batch_id: str, number: int, deps: Deps) -> str:
     return "fanned out"
 
 
+def lease_margin(deps: Deps) -> float:
+    """The lease a send needs left: its slot wait and Eseye's timeouts (a probe and the send), with room
+    for DynamoDB. A message created earlier in the chunk with less is claimed again, so that no holder
+    still runs when its lease runs out."""
+    from smsgw.logic import pacing
+
+    eseye_call = deps.settings.eseye_connect_timeout + deps.settings.eseye_read_timeout
+    return pacing.MAX_WAIT_SECONDS + 2 * eseye_call + 5
+
+
 def _send(message: Message, deps: Deps) -> None:
     """Send one created message whose slot it holds (or reclaim it first if its lease is running out)."""
     from datetime import timedelta
 
-    if message.lease_until and models.parse_time(message.lease_until) < deps.clock() + timedelta(seconds=LEASE_MARGIN_SECONDS):
+    if message.lease_until and models.parse_time(message.lease_until) < deps.clock() + timedelta(seconds=lease_margin(deps)):
         from smsgw.logic import dispatch
 
         dispatch.dispatch({"id": message.id, "attempt": int(message.attempts or 1), "ambiguous": False}, deps)

@@ -10,7 +10,7 @@ import json
 from typing import Any
 
 from smsgw import limits, models
-from smsgw.adapters.store import is_sim_state, item_keys
+from smsgw.adapters.store import is_batch, is_sim_state, item_keys
 from smsgw.observability import count, logger
 
 MT_STATUS = "sms.mt.status"
@@ -47,7 +47,7 @@ def event_for(new: dict[str, Any], old: dict[str, Any] | None) -> dict[str, Any]
     """The event a change of a message item (or of a SIM's state) calls for, or None."""
     if is_sim_state(new):
         return buffer_risk_event(new, old)
-    if str(new.get("PK", "")).startswith("BATCH#"):
+    if is_batch(new):
         from smsgw.logic import batches
 
         return batches.completed_event(new, old)

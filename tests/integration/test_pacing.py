@@ -45,7 +45,7 @@ def sent_at_eseye(stack, message_id: str) -> list[float]:
     return [s["at"] for s in stack.eseye.sends_seen()["sends"] if s["message_id"] == message_id]
 
 
-def test_two_batches_and_single_sends_at_once_reach_eseye_at_the_configured_rate(stack, atomic_items):
+def test_two_batches_and_single_sends_at_once_reach_eseye_at_the_configured_rate(stack, atomic_items, monkeypatch):
     # Given two batches with their messages stored and due, each sent by a container of its own
     batches = {}
     for number, batch_id in enumerate((f"b1-{uuid.uuid4().hex[:8]}", f"b2-{uuid.uuid4().hex[:8]}")):
@@ -78,6 +78,15 @@ def test_two_batches_and_single_sends_at_once_reach_eseye_at_the_configured_rate
 
         return threading.Thread(target=run)
 
+    slots: list[tuple[str, pacing.Slot]] = []  # (lane, slot): what each send's slot cost in conditional writes
+    take_slot = pacing.take_slot
+
+    def counted(deps, lane=pacing.SINGLE, guard=None, max_wait=pacing.MAX_WAIT_SECONDS):
+        slot = take_slot(deps, lane, guard, max_wait)
+        slots.append((lane, slot))
+        return slot
+
+    monkeypatch.setattr(pacing, "take_slot", counted)
     threads = [guarded(batch_sender, deps, messages) for deps, messages in batches.values()]
     threads += [guarded(single_sender, n) for n in range(2)]
     # When they all send at once
@@ -105,6 +114,9 @@ def test_two_batches_and_single_sends_at_once_reach_eseye_at_the_configured_rate
     # and single sends were not held behind the batches' backlog: each reached Eseye within the horizon and a few slots
     delays = sorted(sent_at_eseye(stack, message_id)[0] - began for message_id, began in singles.items())
     print(f"single sends' time from request to Eseye: median {delays[len(delays) // 2]:.2f} s, worst {delays[-1]:.2f} s")
+    for lane in (pacing.SINGLE, pacing.BATCH):
+        writes = [slot.writes for kind, slot in slots if kind == lane]
+        print(f"{lane} sends: {len(writes)}, conditional writes per slot: mean {sum(writes) / len(writes):.2f}, most {max(writes)}")
     batch_run = seen["span_seconds"]
     assert delays[-1] < pacing.HORIZON_US / 1e6 + 1.0 < batch_run / 2
 

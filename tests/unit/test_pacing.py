@@ -160,6 +160,27 @@ def test_a_container_that_guessed_wrong_learns_the_counter_from_its_failed_write
     assert first.at < start
 
 
+def test_a_container_whose_last_slot_was_behind_a_backlog_expects_one_and_needs_one_write(paced, stack):
+    deps, time = paced
+    other = other_container(stack, time)
+
+    def burst(sender, count):
+        start = time.now
+        for _ in range(count):
+            time.now = start
+            pacing.take_slot(sender, SINGLE)
+        time.now = start
+
+    # Given this container's last send queued behind another container's burst
+    burst(other, 3)
+    assert pacing.take_slot(deps, SINGLE).writes == 2  # it guessed idle, and learned
+    # When, later than the slot after its own, the other container queues another burst
+    time.sleep(1.5 * T / 1e6)
+    burst(other, 3)
+    # Then this container's next send plans on a backlog and takes its slot in one write
+    assert pacing.take_slot(deps, SINGLE).writes == 1
+
+
 def test_single_sends_are_not_delayed_behind_a_batch_backlog(paced, stack):
     deps, time = paced
     batch = other_container(stack, time)

@@ -6,7 +6,7 @@ import pytest
 
 from local_stack.pollers import passes_filters
 from tests.conftest import load_event
-from tests.helpers import body_of, receipt, received_events, stream_batch, subscribe
+from tests.helpers import body_of, receipt, received_events, stream_batch, subscribe, validate_event
 
 BATCH_QUEUE = "BatchQueue"
 
@@ -124,6 +124,7 @@ def test_a_batch_is_answered_at_once_then_fans_out_sends_and_completes_with_an_e
     events = [e for e in received_events(stack, subscriber) if e["type"] == "sms.batch.completed"]
     assert [e["data"]["counts"] for e in events] == [{"delivered": 3}]
     assert events[0]["data"]["id"] == batch["id"] and events[0]["data"]["state"] == "completed"
+    validate_event(events[0])
 
 
 def test_invalid_recipients_are_listed_with_422_or_skipped_on_request(stack):
@@ -195,6 +196,7 @@ def test_a_retried_batch_with_the_same_idempotency_key_is_the_same_batch_and_sen
 
 
 def test_a_cancel_mid_way_stops_every_message_not_yet_sent(stack):
+    subscriber = subscribe(stack)
     # Given a batch of 120 SIMs (five chunks) whose first chunk went out
     sims = [f"4477018{n:05d}" for n in range(120)]
     batch = body_of(post_batch(stack, {"to": sims, "text": "RESET"}))
@@ -215,6 +217,9 @@ def test_a_cancel_mid_way_stops_every_message_not_yet_sent(stack):
     done = batch_of(stack, batch["id"])
     assert (done["state"], done["counts"]) == ("cancelled", {"cancelled": 95, "delivered": 25})
     assert done["completed_at"]
+    [event] = [e for e in received_events(stack, subscriber) if e["type"] == "sms.batch.completed"]
+    assert (event["data"]["state"], event["data"]["counts"]) == ("cancelled", {"cancelled": 95, "delivered": 25})
+    validate_event(event)
     # and cancelling again changes nothing, while an unknown batch is 404
     assert body_of(batch_request(stack, "batches_delete", batch_id=batch["id"]))["state"] == "cancelled"
     assert batch_request(stack, "batches_get", batch_id="0" * 32)["statusCode"] == 404

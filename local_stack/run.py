@@ -82,6 +82,7 @@ class LocalStack:
             ("SIM_MAX_PER_HOUR", "SimMaxPerHour"),
             ("SIM_IN_FLIGHT_TIMEOUT_SECONDS", "SimInFlightTimeoutSeconds"),
             ("SIM_BUFFER_WARN_AT", "SimBufferWarnAt"),
+            ("ESEYE_MAX_SENDS_PER_SECOND", "EseyeMaxSendsPerSecond"),  # the steady rate toward Eseye (README, Pacing)
         ]:
             if env.get(variable):
                 self.parameter_overrides[parameter] = env[variable]

@@ -131,6 +131,20 @@ def test_adds_and_removes_keep_the_size_exact(stack):
     assert set(seen) == (set(msisdns(400)) - {"447000000007"})
 
 
+def test_a_group_may_be_emptied_and_filled_again(stack):
+    # Given a group of three, replaced by no members at all
+    put(stack, "fleet-empty", msisdns(3))
+    emptied = put(stack, "fleet-empty", [])
+    assert (emptied["statusCode"], body_of(emptied)["size"]) == (200, 0)
+    # Then it exists with no members, and no buckets are left stored
+    page = body_of(group_request(stack, "groups_get", "fleet-empty"))
+    assert (page["size"], page["members"], page["next_cursor"]) == (0, [], None)
+    assert stored_generations(stack, "fleet-empty") == set()
+    # and adding none changes nothing, adding two gives two
+    assert body_of(add(stack, "fleet-empty", []))["added"] == 0
+    assert body_of(add(stack, "fleet-empty", msisdns(2)))["size"] == 2
+
+
 def test_changes_to_a_group_that_does_not_exist_are_404(stack):
     # Given no group named ghost
     for response in (

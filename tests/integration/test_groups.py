@@ -319,6 +319,30 @@ def test_a_reader_during_a_replace_sees_the_old_members_whole(stack, monkeypatch
     assert sorted(groups.members(stack.deps(), "fleet-k")) == sorted(new)
 
 
+def test_a_batch_reading_members_while_a_replace_switches_and_sweeps_gets_one_version_whole(stack, monkeypatch):
+    # Given a group of 1,000, read by the batches' interface a few buckets per Query (as a group past 1 MB is)
+    from smsgw.adapters.store import GroupRepository
+    from smsgw.logic import groups
+
+    old, new = msisdns(1000), msisdns(1000, start=447_310_000_000)
+    put(stack, "fleet-r", old)
+    original = GroupRepository._query
+    replaced = []
+
+    def paged(self, name, low, high, *, keys_only=False, limit=None, start=None):
+        items, last = original(self, name, low, high, keys_only=keys_only, limit=limit or (None if keys_only else 8), start=start)
+        if not keys_only and not replaced:
+            # When, after the reader's first page, the group is replaced: switched, and the old buckets swept away
+            replaced.append(True)
+            self.replace(name, set(new), "someone-else", "2026-11-26T03:00:00.000Z")
+        return items, last
+
+    monkeypatch.setattr(GroupRepository, "_query", paged)
+    read = list(groups.members(stack.deps(), "fleet-r"))
+    # Then the reader got one version of the group whole (here the new one), not the old one's first page alone
+    assert replaced and sorted(read) == sorted(new)
+
+
 def test_a_replace_overtaken_by_another_is_409_and_leaves_nothing_behind(stack, monkeypatch):
     # Given a group, and a second replace that runs while the first writes its members
     from smsgw.adapters.table import Table
@@ -383,8 +407,8 @@ def test_a_group_holds_100000_members_and_refuses_the_100001st(stack, monkeypatc
     counter.reset()
     read = list(groups.members(deps, "fleet-big"))
     assert len(read) == len(set(read)) == LIMIT and set(read) == set(members)
-    # the group, then one Query per MB read: 100,000 members of 12 digits are about 1.3 MB
-    assert counter.operations == ["dynamodb.GetItem", "dynamodb.Query", "dynamodb.Query"], counter.operations
+    # the group, one Query per MB read (100,000 members of 12 digits are about 1.3 MB), the group again
+    assert counter.operations == ["dynamodb.GetItem", "dynamodb.Query", "dynamodb.Query", "dynamodb.GetItem"], counter.operations
     # and a replace of the whole group (another 100,000) stays well inside API Gateway's 29 s here too
     counter.reset()
     started = time.monotonic()

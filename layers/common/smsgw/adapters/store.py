@@ -1622,15 +1622,29 @@ class GroupRepository:
         result = self.table.call("query", **kwargs)
         return [self.table.deserialize(i) or {} for i in result.get("Items", [])], result.get("LastEvaluatedKey")
 
-    def members(self, group: models.Group) -> Iterator[str]:
-        """Every member of the group's generation: one Query per MB read (100,000 members: two)."""
-        start = None
-        while True:
-            items, start = self._query(group.name, f"M#{group.generation}#", f"M#{group.generation}#~", start=start)
-            for item in items:
-                yield from item.get("members", [])
-            if not start:
-                return
+    def members(self, group: models.Group) -> list[str] | None:
+        """Every member of the group, all of one generation: one Query per MB read (100,000 members: two), and a
+        read of the group after them. A replace that switched generations meanwhile (and may have deleted some
+        of the old buckets before they were read) makes it read the new generation instead. Returns None if the
+        group was deleted meanwhile. Raises Contention if it kept being replaced, StoreUnavailable."""
+        current: models.Group | None = group
+        for _ in range(GROUP_CHANGE_ATTEMPTS):
+            assert current is not None
+            held: list[str] = []
+            start = None
+            while True:
+                items, start = self._query(current.name, f"M#{current.generation}#", f"M#{current.generation}#~", start=start)
+                for item in items:
+                    held += item.get("members", [])
+                if not start:
+                    break
+            read = current
+            current = self.get(group.name)
+            if current is None:
+                return None
+            if current.generation == read.generation:
+                return held
+        raise Contention("the group kept being replaced while its members were read; try again")
 
     def members_page(self, group: models.Group, bucket: int, after: str, limit: int) -> tuple[list[str], tuple[int, str] | None]:
         """Up to `limit` members from bucket `bucket` on (in it, those after `after`), buckets in order and
@@ -1718,7 +1732,11 @@ class GroupRepository:
         previous = self._group(before)
         pk = self._pk(name)
         buckets = self._bucketed(members)
-        self.table.write_batches(puts=[{"PK": pk, "SK": self._sk(generation, b), "members": held, "v": 1} for b, held in buckets.items()])
+        try:
+            self.table.write_batches(puts=[{"PK": pk, "SK": self._sk(generation, b), "members": held, "v": 1} for b, held in buckets.items()])
+        except StoreUnavailable:
+            self._discard_quietly(name, generation)
+            raise
         switch = {
             "Update": {
                 "Key": self.table.key(GROUP, name),
@@ -1866,6 +1884,13 @@ class GroupRepository:
         """Delete the buckets of a generation that never became the group's."""
         keys, _ = self._bucket_keys(name, f"M#{generation}#", f"M#{generation}#~")
         self.table.write_batches(deletes=keys)
+
+    def _discard_quietly(self, name: str, generation: str) -> None:
+        """`_discard` when DynamoDB is failing already: what it cannot delete, the next sweep of the group does."""
+        try:
+            self._discard(name, generation)
+        except StoreUnavailable:
+            return
 
     def _bucket_keys(self, name: str, low: str, high: str) -> tuple[list[tuple[str, str]], int]:
         """The keys of a group's bucket items from `low` to `high`, and the number of Queries it took."""

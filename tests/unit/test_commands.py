@@ -198,3 +198,16 @@ def test_a_saved_command_reads_back_as_it_was_stored():
     command = commands.define("cfg", {"text": "SET {v}", "variables": {"v": var("[0-9]", 1)}, "description": "one digit"})
     again = commands.SavedCommand.from_item(command.view())
     assert again == command and again.variables == {"v": Variable("[0-9]", 1)}
+
+
+def test_patterns_beyond_the_search_budget_are_charged_the_costliest_case():
+    # Given a budget with no code-point search left
+    # When a pattern needs one (a category) / Then it counts as astral, rather than costing the time
+    assert commands.costliest(r"(?a)\w", [0]) == (ASTRAL, "\U0001f600")
+    # while literals and plain classes need none
+    assert commands.costliest(r"[0-9A-F]{4}", [0]) == (GSM7, "0")
+    # and a command's variables share one budget: the seventeenth searched pattern is charged astral
+    names = [f"v{i:02d}" for i in range(17)]
+    patterns = {n: var(rf"(?a)\w|{chr(0x3B1 + i)}", 1) for i, n in enumerate(names)}  # each needs a search; α... force UCS-2
+    command = commands.define("cmd", {"text": "".join(f"{{{n}}}" for n in names), "variables": patterns})
+    assert command.worst_case == {"encoding": "ucs2", "length": 18, "limit": 70}

@@ -376,8 +376,11 @@ def worst_case(text: str, variables: Mapping[str, Variable]) -> tuple[encoding.T
     for each variable what was chosen: {"length", "character", "kind"}."""
     chosen: dict[str, dict[str, Any]] = {}
     searches = [SEARCHES_MAX]
+    known: dict[str, tuple[str, str]] = {}  # variables often share a pattern
     for name, variable in sorted(variables.items()):
-        kind, character = costliest(variable.pattern, searches)
+        if variable.pattern not in known:
+            known[variable.pattern] = costliest(variable.pattern, searches)
+        kind, character = known[variable.pattern]
         chosen[name] = {"length": longest(variable.pattern, variable.max_length), "character": character, "kind": kind}
     rendered = "".join(literal if name is None else chosen[name]["character"] * chosen[name]["length"] for literal, name in _segments(text))
     return encoding.analyse_text(rendered, "auto"), chosen

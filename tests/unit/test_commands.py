@@ -211,3 +211,37 @@ def test_patterns_beyond_the_search_budget_are_charged_the_costliest_case():
     patterns = {n: var(rf"(?a)\w|{chr(0x3B1 + i)}", 1) for i, n in enumerate(names)}  # each needs a search; α... force UCS-2
     command = commands.define("cmd", {"text": "".join(f"{{{n}}}" for n in names), "variables": patterns})
     assert command.worst_case == {"encoding": "ucs2", "length": 18, "limit": 70}
+
+
+def test_the_document_states_the_rules_the_gateway_checks():
+    import json
+
+    import jsonschema
+    import yaml
+
+    from local_stack.template import ROOT
+
+    document = yaml.safe_load((ROOT / "openapi" / "openapi.yaml").read_text())
+    schemas = document["components"]["schemas"]
+    # Given the rules as openapi/openapi.yaml states them / Then they are the ones logic/commands.py checks
+    assert document["components"]["parameters"]["CommandName"]["schema"]["pattern"] == commands.NAME_PATTERN.pattern
+    assert schemas["SendRequest"]["properties"]["command"]["pattern"] == commands.NAME_PATTERN.pattern
+    variable = schemas["CommandVariable"]["properties"]
+    assert (variable["max_length"]["minimum"], variable["max_length"]["maximum"]) == (1, commands.MAX_LENGTH_MAX)
+    assert variable["pattern"]["maxLength"] == commands.PATTERN_MAX
+    request = schemas["CommandRequest"]
+    assert set(request["properties"]) == commands.ALLOWED_FIELDS
+    assert request["properties"]["text"]["maxLength"] == commands.TEXT_MAX
+    assert request["properties"]["variables"]["maxProperties"] == commands.VARIABLES_MAX
+    assert request["properties"]["description"]["maxLength"] == commands.DESCRIPTION_MAX
+    assert set(schemas["WorstCase"]["required"]) == set(commands.define("x", {"text": "GO"}).worst_case)
+    # and the sample events' bodies are valid requests of the documented shape
+    put = json.loads(json.loads((ROOT / "events" / "commands_put.json").read_text())["body"])
+    jsonschema.validate(put, {**request, "components": document["components"]}, cls=jsonschema.Draft7Validator)
+    sent = json.loads(json.loads((ROOT / "events" / "send_command.json").read_text())["body"])
+    jsonschema.validate(sent, schemas["SendRequest"])
+    # and what the API shows of a command is the documented SavedCommand
+    shown = commands.SavedCommand.from_item(
+        {**commands.define("set-apn", put).view(), "created_at": "t", "created_by": "a", "updated_at": "t", "updated_by": "a"}
+    )
+    assert set(schemas["SavedCommand"]["required"]) <= set(shown.view()) <= set(schemas["SavedCommand"]["properties"])

@@ -285,7 +285,7 @@ def test_messages_leave_the_pending_index_when_they_move_on(stack):
     assert "GSI3PK" not in stored
     stack.eseye.stop()
     pending = stack.message_item(body_of(send(stack))["id"])
-    assert pending["GSI3PK"] == f"PENDING#{pending['id'][-1]}"
+    assert pending["GSI3PK"] in {f"PENDING#{shard:02x}" for shard in range(64)}
 
 
 def test_dead_lettered_callbacks_are_redriven_by_the_operator_command(stack, tmp_path):

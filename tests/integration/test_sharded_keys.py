@@ -196,3 +196,32 @@ def test_commands_waiting_for_replies_spread_over_partitions_and_the_sweep_times
     # Then every command is timed out, once
     assert swept == [10, 10, 5, 0]
     assert {stack.message_item(c["id"])["reply_state"] for c in commands} == {"timed_out"}
+
+
+def test_scheduled_messages_spread_over_the_sweep_index_and_every_one_starts_at_its_time(stack):
+    from datetime import timedelta
+
+    from smsgw.logic import sims
+
+    # Given 40 messages scheduled two minutes ahead, each to a SIM of its own, and one of them indexed as
+    # before the shards (under its id's last hex digit)
+    send_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 120))
+    scheduled = [body_of(send(stack, body={"to": f"4477009015{n:02d}", "text": "REPORT", "send_at": send_at})) for n in range(40)]
+    assert {m["status"] for m in scheduled} == {"scheduled"}
+    old = scheduled[-1]["id"]
+    stack.clients["dynamodb"].update_item(
+        TableName=stack.table,
+        Key={"PK": {"S": f"MSG#{old}"}, "SK": {"S": "META"}},
+        UpdateExpression="SET GSI3PK = :old",
+        ExpressionAttributeValues={":old": {"S": f"SCHED#{old[-1]}"}},
+    )
+    # Then the sweep index holds them in more partitions than the 16 of before
+    partitions = {stack.message_item(m["id"])["GSI3PK"] for m in scheduled[:-1]}
+    assert len(partitions) > 16
+    # When the minute's sweep runs after their time
+    later = stack.deps("SchedulerFunction")
+    later.clock = lambda: stack.deps().clock() + timedelta(minutes=3)
+    # Then every one of them enters its SIM's queue, once
+    assert sims.start_due_scheduled(later) == 40
+    assert sims.start_due_scheduled(later) == 0
+    assert "scheduled" not in {stack.message_item(m["id"])["status"] for m in scheduled}

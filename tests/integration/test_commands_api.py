@@ -191,3 +191,17 @@ def test_a_command_deleted_after_a_send_leaves_the_message_as_it_was(stack):
     commands_call(stack, "DELETE", "set-apn")
     assert stack.deps().store.messages.get(message["id"]).text == "SET APN x PIN 1234"
     assert "command" in error_fields(send(stack, body={"to": SIM, "command": "set-apn", "variables": {"apn": "x", "pin": "1234"}}))
+
+
+def test_a_retried_command_send_with_an_idempotency_key_is_one_message_at_eseye(stack):
+    save(stack, "set-apn", SET_APN)
+    body = {"to": SIM, "command": "set-apn", "variables": {"apn": "iot.example", "pin": "1234"}}
+    # When a client sends it twice with the same Idempotency-Key
+    first = body_of(send(stack, body=body, headers={"Idempotency-Key": "apn-change-1"}))
+    again = body_of(send(stack, body=body, headers={"Idempotency-Key": "apn-change-1"}))
+    # Then both answers are the one message, and Eseye saw one request
+    assert again["id"] == first["id"] and again["text"] == "SET APN iot.example PIN 1234"
+    assert len(stack.eseye.requests) == 1
+    # and the same key with other values is a conflict, not a second message
+    body["variables"]["pin"] = "9999"
+    assert send(stack, body=body, headers={"Idempotency-Key": "apn-change-1"})["statusCode"] == 409

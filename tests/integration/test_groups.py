@@ -131,6 +131,23 @@ def test_adds_and_removes_keep_the_size_exact(stack):
     assert set(seen) == (set(msisdns(400)) - {"447000000007"})
 
 
+def test_a_large_add_commits_in_transactions_each_exact_and_audited(stack):
+    # Given a group of 100
+    put(stack, "fleet-m", msisdns(100))
+    # When 5,000 new members are added at once (every one of the 128 buckets gets some)
+    response = add(stack, "fleet-m", msisdns(5000, start=447_700_000_000))
+    # Then all were added and the size is exact
+    assert (body_of(response)["added"], body_of(response)["size"]) == (5000, 5100)
+    seen, _ = every_member(stack, "fleet-m")
+    assert len(seen) == len(set(seen)) == 5100
+    # and each transaction (25 buckets at most, to spare the partition's write rate) left its own audit record
+    added = [a for a in stack.deps().store.groups.audit("fleet-m") if a["action"] == "added"]
+    assert len(added) == 6  # ceil(128 / 25)
+    assert sum(a["count"] for a in added) == 5000
+    sizes = sorted(a["size"] for a in added)  # one request: the same time on each
+    assert sizes[-1] == 5100 and [b - a for a, b in itertools.pairwise([100, *sizes])] == [a["count"] for a in sorted(added, key=lambda a: a["size"])]
+
+
 def test_a_group_may_be_emptied_and_filled_again(stack):
     # Given a group of three, replaced by no members at all
     put(stack, "fleet-empty", msisdns(3))

@@ -57,7 +57,9 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import random
 import secrets
+import time
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -1506,10 +1508,18 @@ def _placeholder(names: dict[str, str], attribute: str) -> str:
 # --- groups (issue 14) ----------------------------------------------------------------------------------
 GROUP = "GROUP"  # partition of the group records
 GROUP_BUCKETS = 128  # member buckets per generation: 100,000 members of 15 digits are ~12 KB a bucket
-GROUP_TRANSACTION_BUCKETS = 96  # buckets one add commits at once (TransactWriteItems takes 100 writes)
+# Buckets one add commits in a transaction. A transaction costs twice the size of what it writes: 25 buckets
+# of ~10 KB are ~550 write units, half of what one partition takes in a second (so a 100,000-member add is
+# six transactions, none of which the partition has to refuse).
+GROUP_TRANSACTION_BUCKETS = 25
 GROUP_PAGE_BUCKETS = 16  # buckets read per Query while a page of members fills
 GROUP_CHANGE_ATTEMPTS = 8  # reads and writes again when another change came between them
 GROUP_AUDIT_LISTED = 1000  # members an audit record names; beyond that it keeps their count and digest
+
+
+def _pause(attempt: int) -> None:
+    """A short, growing, jittered wait before another try, when another change or throttling got in the way."""
+    time.sleep(min(0.02 * 2**attempt, 0.5) * (0.5 + random.random()))  # jitter, so that two retriers part
 
 
 def group_bucket(digits: str) -> int:
@@ -1768,8 +1778,9 @@ class GroupRepository:
                 break
             except Contention:
                 if attempt == GROUP_CHANGE_ATTEMPTS - 1:
-                    self._discard(name, generation)
+                    self._discard_quietly(name, generation)
                     raise
+                _pause(attempt)
             except ConditionFailed as exc:
                 self._discard(name, generation)
                 raise GroupReplaced() from exc
@@ -1783,7 +1794,7 @@ class GroupRepository:
         the group would then hold more than `max_size`. Raises Contention if it kept changing, StoreUnavailable."""
         wanted = self._bucketed(members)
         added: list[str] = []
-        for _ in range(GROUP_CHANGE_ATTEMPTS):
+        for attempt in range(GROUP_CHANGE_ATTEMPTS):
             group = self.get(name)
             if group is None:
                 return GroupChange(None, added)
@@ -1810,7 +1821,7 @@ class GroupRepository:
                     added += fresh
                 return GroupChange(group, added)
             except (ConditionFailed, Contention):
-                continue  # another change came between the read and the write: read again
+                _pause(attempt)  # another change came between the read and the write, or throttling: read again
         raise Contention("the group kept changing while members were added; try again")
 
     def _bucket_add(self, group: models.Group, bucket: int, fresh: list[str], revision: int) -> dict[str, Any]:
@@ -1831,7 +1842,7 @@ class GroupRepository:
     def remove(self, name: str, digits: str, actor: str, at: str) -> GroupChange:
         """Remove one member, with its audit record. `changed` is empty if it was not a member.
         Raises Contention if the group kept changing, StoreUnavailable."""
-        for _ in range(GROUP_CHANGE_ATTEMPTS):
+        for attempt in range(GROUP_CHANGE_ATTEMPTS):
             group = self.get(name)
             if group is None:
                 return GroupChange(None, [])
@@ -1851,8 +1862,10 @@ class GroupRepository:
             except ConditionFailed as exc:
                 if 1 not in exc.failed and 0 in exc.failed:
                     return GroupChange(group, [])
+                _pause(attempt)
                 continue
             except Contention:
+                _pause(attempt)
                 continue
             return GroupChange(dataclasses.replace(group, size=group.size - 1, updated_at=at, updated_by=actor), [digits])
         raise Contention("the group kept changing; try again")
@@ -1860,7 +1873,7 @@ class GroupRepository:
     def delete(self, name: str, actor: str, at: str) -> models.Group | None:
         """Delete the group and its members, with an audit record. Returns what it was, or None if there was none.
         Raises Contention if it kept changing, StoreUnavailable."""
-        for _ in range(GROUP_CHANGE_ATTEMPTS):
+        for attempt in range(GROUP_CHANGE_ATTEMPTS):
             group = self.get(name)
             if group is None:
                 return None
@@ -1875,6 +1888,7 @@ class GroupRepository:
             try:
                 self.table.transact([record, self._audit(name, "deleted", actor, at, [], size=0, previous_size=group.size)])
             except (ConditionFailed, Contention):
+                _pause(attempt)
                 continue
             self._sweep(name, None)
             return group

@@ -112,7 +112,7 @@ def take_slot(deps: Deps, lane: str = SINGLE, guard: dict[str, Any] | None = Non
     if lane not in (SINGLE, BATCH):
         raise ValueError(f"unknown lane {lane!r}")
     interval = interval_us(deps.settings.eseye_max_sends_per_second)
-    seen = deps.once("pacing", dict)  # the counter as this container last saw it: one write when it is right
+    seen: dict[str, int] = deps.once("pacing", dict)  # the counter as this container last saw it: one write when it is right
     start = micros(deps.clock())
     deadline = start + int(min(max_wait, MAX_WAIT_CAP_SECONDS) * 1_000_000)
     tat: int | None = seen.get("tat")

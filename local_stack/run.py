@@ -178,7 +178,11 @@ class LocalStack:
                 if event["Type"] == "SQS":
                     arn = props["Queue"]
                     url = next(p["Ref"] for p in physical.values() if p.get("Arn") == arn)
-                    self.pollers.append(SqsPoller(clients["sqs"], url, arn, self.pools[logical_id], int(props.get("BatchSize", 10)), REGION, log))
+                    # As Lambda does: up to the mapping's MaximumConcurrency invocations at once (the pool's size at most).
+                    pool = self.pools[logical_id]
+                    concurrency = min(int((props.get("ScalingConfig") or {}).get("MaximumConcurrency", 1)), pool.size)
+                    for _ in range(concurrency):
+                        self.pollers.append(SqsPoller(clients["sqs"], url, arn, pool, int(props.get("BatchSize", 10)), REGION, log))
                 elif event["Type"] == "DynamoDB":
                     self.pollers.append(
                         StreamPoller(clients["dynamodbstreams"], clients["sqs"], props["Stream"], self.pools[logical_id], props, REGION, log)

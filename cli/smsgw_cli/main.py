@@ -17,7 +17,7 @@ from typing import Any
 
 import requests
 
-from smsgw_cli import groups, saved_commands
+from smsgw_cli import batches, groups, saved_commands
 
 STATUS_COLOURS = {
     "scheduled": 34,
@@ -271,6 +271,7 @@ def main(argv: list[str] | None = None) -> int:
         redrive_command.add_argument("--limit", type=int, default=10000)
     groups.add_parser(commands)
     saved_commands.add_parser(commands)
+    batches.add_parser(commands)
     args = parser.parse_args(argv)
     if args.command == "send" and (args.saved_command is None) == (args.text is None):
         parser.error("send takes a text or --command NAME, one of the two")
@@ -288,6 +289,12 @@ def main(argv: list[str] | None = None) -> int:
     client = Client(api, args.sign or ".execute-api." in api, args.region or settings.get("Region"))
     if args.command == "command":
         return saved_commands.guarded(args, client, show_error, api)
+    if args.command == "batch":
+        try:
+            return batches.run(args, client, tty)
+        except requests.RequestException as exc:
+            print(f"cannot reach {api}: {exc}", file=sys.stderr)
+            return 2
     if args.command == "group":
         try:
             return groups.run(args, client)

@@ -58,7 +58,8 @@ class RunningStack:
 
 
 @contextlib.contextmanager
-def running_stack(state: Path):
+def running_stack(state: Path, **environment: str):
+    """The stack as `make run` starts it; `environment` sets more of its variables (ESEYE_MAX_SENDS_PER_SECOND...)."""
     eseye = EseyeSimulator(port=free_port(), receipt_delay=0.3, log=lambda *_: None).start()
     env = {
         **os.environ,
@@ -71,6 +72,7 @@ def running_stack(state: Path):
         "ESEYE_READ_TIMEOUT": "2",
         "SEND_MAX_ATTEMPTS": "4",
         "PYTHONUNBUFFERED": "1",
+        **environment,
     }
     log_path = state / "stack.log"
     with open(log_path, "w") as log:

@@ -483,7 +483,8 @@ def handle_stream_batch(records: list[dict[str, Any]], deps: Deps | None = None)
         old = store.messages.from_stream_image(image["OldImage"]) if image.get("OldImage") else None
         if new:
             follow_change(deps, new, old)
-            if new.get("batch_id") and new.get("status") != (old or {}).get("status"):
+            # A batch message's first status is written by its fan-out; the stream brings the moves after it.
+            if new.get("batch_id") and old is not None and new.get("status") != old.get("status"):
                 progress.append((str(image.get("SequenceNumber", "")), new))
 
     processor = BatchProcessor(event_type=EventType.DynamoDBStreams)

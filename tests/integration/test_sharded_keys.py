@@ -24,16 +24,18 @@ def iso(moment: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(moment))
 
 
-def archive(stack, moments: list[float], msisdns: tuple[str, ...] = ("447700900123",)) -> list[str]:
-    """Events archived as the publisher archives them, at `moments`; returns their ids in archive order."""
+def archive(stack, moments: list[float], msisdns: tuple[str, ...] = ("447700900123",), into=None, prefix="m") -> list[str]:
+    """Events archived as the publisher archives them (by `into`, a container's archive, or a new one), at
+    `moments`; returns their ids in archive order."""
     from smsgw.logic.publish import archive_item
 
     events = []
     for n, moment in enumerate(moments):
         msisdn = msisdns[n % len(msisdns)]
-        data = {"id": f"m{n:05d}", "status": "delivered", "direction": "mt", "to": msisdn}
-        events.append(archive_item({"type": "sms.mt.status", "id": f"m{n:05d}:delivered", "time": stamp(moment), "data": data, "msisdn": msisdn}, 0))
-    stack.deps("PublisherFunction").store.events.append(events)
+        data = {"id": f"{prefix}{n:05d}", "status": "delivered", "direction": "mt", "to": msisdn}
+        event = {"type": "sms.mt.status", "id": f"{prefix}{n:05d}:delivered", "time": stamp(moment), "data": data, "msisdn": msisdn}
+        events.append(archive_item(event, 0))
+    (into or stack.deps("PublisherFunction").store.events).append(events)
     return [json.loads(e.body)["id"] for e in sorted(events, key=lambda e: e.position)]
 
 
@@ -225,3 +227,26 @@ def test_scheduled_messages_spread_over_the_sweep_index_and_every_one_starts_at_
     assert sims.start_due_scheduled(later) == 40
     assert sims.start_due_scheduled(later) == 0
     assert "scheduled" not in {stack.message_item(m["id"])["status"] for m in scheduled}
+
+
+def test_a_busy_publisher_marks_the_next_hours_shards_ahead_so_the_turn_of_the_hour_brings_no_burst_of_markers(stack):
+    # Given a publisher archiving a busy hour's last minute (events in every shard)
+    archive_ = stack.deps("PublisherFunction").store.events
+    written: list[str] = []
+
+    def count_markers(params, **_):
+        requests = params["RequestItems"][stack.table]
+        written.extend(r["PutRequest"]["Item"]["SK"]["S"] for r in requests if r["PutRequest"]["Item"]["PK"]["S"] == "EVTHOURS")
+
+    archive_.table.client.meta.events.register("before-parameter-build.dynamodb.BatchWriteItem", count_markers)
+    start = hour_start(86400) - 60
+    ids = archive(stack, [start + n * 0.1 for n in range(500)], into=archive_)
+    first_hour, next_hour = stamp(start)[:13], stamp(start + 60)[:13]
+    assert {m[:13] for m in written} == {first_hour, next_hour}
+    # When the next hour's first events come to the same container
+    written.clear()
+    later = archive(stack, [start + 60 + n * 0.01 for n in range(200)], into=archive_, prefix="n")
+    # Then it writes them with no marker: every shard of the hour was marked ahead
+    assert written == []
+    published = replay_all(stack, {"since": iso(start - 1), "until": iso(start + 120), "limit": 1000})
+    assert [e["id"] for e in published] == ids + later

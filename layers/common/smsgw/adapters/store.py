@@ -61,6 +61,7 @@ import random
 import secrets
 import time
 from collections.abc import Collection, Iterator, Mapping, Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
 from smsgw import models
@@ -1015,6 +1016,7 @@ class EventArchive:
     def __init__(self, table: Table):
         self.table = table
         self._marked: set[str] = set()  # (hour, shard) markers this container wrote
+        self._ahead_minute = random.randint(40, 57)  # containers spread their marking ahead over the hour's end
 
     @staticmethod
     def _partition(hour: str, shard: str) -> str:
@@ -1031,11 +1033,25 @@ class EventArchive:
             marker = f"{event.hour}#{shard}"
             if marker not in self._marked:
                 markers[marker] = max(markers.get(marker, 0), event.ttl)
+        if events:
+            markers.update(self._ahead(max(events, key=lambda e: e.position), markers))
         rows = [{"PK": EVENT_HOURS, "SK": m, **({"ttl": ttl + self.MARKER_MARGIN} if ttl else {})} for m, ttl in markers.items()]
         self.table.put_items(rows + items)  # markers first: an event is never stored without its marker
         if len(self._marked) > 20_000:  # a long-lived container: forget old hours (a marker written again is harmless)
             self._marked.clear()
         self._marked.update(markers)
+
+    def _ahead(self, latest: models.ArchivedEvent, new: Mapping[str, int]) -> dict[str, int]:
+        """A busy container marks the next hour's shards ahead, at a minute of its own late in the hour:
+        otherwise every container would mark all of them in the first seconds of each hour, a burst of
+        containers x 128 writes on the markers' one partition. A quiet one marks as it goes (few markers)."""
+        hour, minute = latest.hour, int(latest.position[14:16])
+        used = {m.split("#", 1)[1] for m in (*self._marked, *new) if m.startswith(hour)}
+        if minute < self._ahead_minute or len(used) < EVENT_SHARDS // 4:
+            return {}
+        following = (datetime.fromisoformat(hour + ":00:00+00:00") + timedelta(hours=1)).strftime("%Y-%m-%dT%H")
+        ahead = {f"{following}#{shard:02x}" for shard in range(EVENT_SHARDS)} - self._marked
+        return dict.fromkeys(ahead, latest.ttl + 3600 if latest.ttl else 0)
 
     def mark_legacy_hour(self, hour: str) -> bool:
         """Mark `hour` as holding events archived before the shards (EVT#<hour>) if it does. A one-off for a

@@ -1017,6 +1017,7 @@ class EventArchive:
         self.table = table
         self._marked: set[str] = set()  # (hour, shard) markers this container wrote
         self._ahead_minute = random.randint(40, 57)  # containers spread their marking ahead over the hour's end
+        self._ahead_done: set[str] = set()  # hours whose following hour this container marked ahead
 
     @staticmethod
     def _partition(hour: str, shard: str) -> str:
@@ -1046,9 +1047,12 @@ class EventArchive:
         otherwise every container would mark all of them in the first seconds of each hour, a burst of
         containers x 128 writes on the markers' one partition. A quiet one marks as it goes (few markers)."""
         hour, minute = latest.hour, int(latest.position[14:16])
-        used = {m.split("#", 1)[1] for m in (*self._marked, *new) if m.startswith(hour)}
-        if minute < self._ahead_minute or len(used) < EVENT_SHARDS // 4:
+        if minute < self._ahead_minute or hour in self._ahead_done:
             return {}
+        used = {m for m in (*self._marked, *new) if m.startswith(hour)}
+        if len(used) < EVENT_SHARDS // 4:
+            return {}
+        self._ahead_done.add(hour)
         following = (datetime.fromisoformat(hour + ":00:00+00:00") + timedelta(hours=1)).strftime("%Y-%m-%dT%H")
         ahead = {f"{following}#{shard:02x}" for shard in range(EVENT_SHARDS)} - self._marked
         return dict.fromkeys(ahead, latest.ttl + 3600 if latest.ttl else 0)

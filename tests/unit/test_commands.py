@@ -143,8 +143,12 @@ def test_no_value_the_pattern_allows_renders_costlier_than_the_worst_case(patter
         ({"text": "GO }"}, "text", "}}"),
         ({"text": "GO {X}", "variables": {"X": var("[0-9]", 1)}}, "text", "{{"),
         ({"text": "GO {x}", "variables": {"x": var("[0-9", 1)}}, "variables.x.pattern", "does not compile"),
-        ({"text": "GO {x}", "variables": {"x": var("(a+)+", 20)}}, "variables.x.pattern", "exponential"),
-        ({"text": "GO {x}", "variables": {"x": var("(ON|OFF)*", 20)}}, "variables.x.pattern", "exponential"),
+        ({"text": "GO {x}", "variables": {"x": var("(a+)+", 20)}}, "variables.x.pattern", "very long"),
+        ({"text": "GO {x}", "variables": {"x": var("(ON|OFF)*", 20)}}, "variables.x.pattern", "very long"),
+        ({"text": "GO {x}", "variables": {"x": var("(a{0,10}){0,10}b", 20)}}, "variables.x.pattern", "at most 4 times"),
+        ({"text": "GO {x}", "variables": {"x": var("[a-z]*[a-z]*[a-z]*[a-z]*[0-9]", 20)}}, "variables.x.pattern", "at most 3 repetitions"),
+        ({"text": "GO {x}", "variables": {"x": var("(a|a)" * 13 + "b", 20)}}, "variables.x.pattern", "4096 ways"),
+        ({"text": "GO {x}", "variables": {"x": var("((ab|cd){2}){2}", 20)}}, "variables.x.pattern", "another repeated group"),
         ({"text": "GO {x}", "variables": {"x": var("[0-9]{6}", 5)}}, "variables.x.pattern", "shortest match has 6"),
         ({"text": "GO {x}", "variables": {"x": var("[0-9]", 0)}}, "variables.x.max_length", "1 to 160"),
         ({"text": "GO {x}", "variables": {"x": var("[0-9]", 161)}}, "variables.x.max_length", "1 to 160"),
@@ -245,3 +249,14 @@ def test_the_document_states_the_rules_the_gateway_checks():
         {**commands.define("set-apn", put).view(), "created_at": "t", "created_by": "a", "updated_at": "t", "updated_by": "a"}
     )
     assert set(schemas["SavedCommand"]["required"]) <= set(shown.view()) <= set(schemas["SavedCommand"]["properties"])
+
+
+@pytest.mark.parametrize("pattern", [r"(?:[0-9]{1,3}\.){3}[0-9]{1,3}", r"(ON|OFF){1,4}", r"[A-Z]+-[0-9]+-[a-z]+", r"\d+(\.\d+)?", r"(a+){0,3}b"])
+def test_patterns_that_backtrack_little_are_accepted_and_match_a_hostile_value_at_once(pattern):
+    import time
+
+    assert commands._pattern_problem(pattern, 160) is None
+    started = time.process_time()
+    for value in ("a" * 160, "1" * 159 + "x", "ON" * 80):
+        Variable(pattern, 160).problem(value)
+    assert time.process_time() - started < 0.5

@@ -40,9 +40,13 @@ MAX_LENGTH_MAX = 160  # a value longer than one GSM-7 SMS could never fit
 VARIABLES_MAX = 20
 TEXT_MAX = 1024  # characters of the text as written ({{ and }} included); what renders must fit one SMS anyway
 DESCRIPTION_MAX = 256
-# A group repeated more often than this may not itself hold a repetition or alternatives: matching such
-# a pattern ((a+)+, (a|a)*) can take exponential time, and values come from clients.
-NESTED_REPEAT_MAX = 10
+# Matching a value against a pattern must stay cheap whatever the value (values come from clients, and
+# Python's re backtracks). Each bound below stops a measured blow-up on a 160-character value:
+# (a{0,10}){0,10}b took 264 s, [a-z]*[a-z]*[a-z]*[a-z]*[a-z]*[0-9] several, (a|a)(a|a)... doubles per group.
+NESTED_REPEAT_MAX = 4  # a repetition holding a repetition or alternatives repeats at most this often
+LONG_REPEAT = 10  # a repetition of more than this counts as long...
+LONG_REPEATS_MAX = 3  # ...and a pattern has at most this many, (a+){3} counting 3 (a*a*a*a* is n^4 on a failing value)
+PATHS_MAX = 4096  # ways alternatives (and short repetitions of them) can combine
 LIST_LIMIT_MAX = 100
 CURSOR_KIND = "commands"
 ALLOWED_FIELDS = frozenset({"text", "data", "data_coding", "variables", "description"})
@@ -319,8 +323,9 @@ def _pattern_problem(pattern: Any, max_length: int) -> str | None:
         parsed = _parse(pattern)
     except (re.error, RecursionError, OverflowError, ValueError) as exc:
         return f"does not compile: {exc}"
-    if _nested_repetition(parsed, False):
-        return f"a group repeated more than {NESTED_REPEAT_MAX} times may not hold a repetition or alternatives (exponential matching time)"
+    backtracking = _backtracking_problem(parsed)
+    if backtracking:
+        return f"{backtracking}: matching some values could take very long"
     shortest, _ = parsed.getwidth()
     if shortest > max_length:
         return f"matches nothing of at most {max_length} characters (its shortest match has {shortest})"
@@ -529,17 +534,74 @@ def _universe(kind: str) -> str:
     return "".join(chr(c) for c in range(0x10000) if not 0xD800 <= c < 0xE000 and chr(c) not in skip)
 
 
-def _nested_repetition(parsed: Any, inside_long_repeat: bool) -> bool:
-    """Whether a repetition of more than NESTED_REPEAT_MAX holds another repetition or alternatives."""
+def _backtracking_problem(parsed: Any) -> str | None:
+    """Why matching `parsed` could take exponential (or high polynomial) time, or None."""
+    long_repeats = [0]
+    try:
+        paths = _paths(parsed, long_repeats)
+    except ValueError as exc:
+        return str(exc)
+    if long_repeats[0] > LONG_REPEATS_MAX:
+        return f"at most {LONG_REPEATS_MAX} repetitions of more than {LONG_REPEAT} in a pattern"
+    if paths > PATHS_MAX:
+        return f"its alternatives combine in more than {PATHS_MAX} ways"
+    return None
+
+
+def _paths(parsed: Any, long_repeats: list[int], weight: int = 1) -> int:
+    """An upper bound of the ways the alternatives of `parsed` combine, counting its long repetitions into
+    `long_repeats` (each `weight` times: as often as the repetitions around it repeat). Raises ValueError
+    when a repetition holding a repetition or alternatives repeats more than NESTED_REPEAT_MAX times, or
+    sits inside another such repetition."""
+    total = 1
     for op, av in parsed:
         kind = str(op)
         if kind in REPEATS:
             _, high, sub = av
-            if (inside_long_repeat and high > 1) or _nested_repetition(sub, inside_long_repeat or high > NESTED_REPEAT_MAX):
-                return True
+            if high > LONG_REPEAT:
+                long_repeats[0] += weight
+            inner = _paths(sub, long_repeats, weight * max(1, min(high, NESTED_REPEAT_MAX)))
+            if high > 1 and _ambiguous(sub):
+                if high > NESTED_REPEAT_MAX:
+                    raise ValueError(f"a group holding a repetition or alternatives may repeat at most {NESTED_REPEAT_MAX} times")
+                if any(_ambiguous(s) for s in _repeated_bodies(sub)):
+                    raise ValueError("a repeated group may not hold another repeated group that holds a repetition or alternatives")
+                total *= (inner + 1) ** high
+            elif high >= 1 and inner > 1:
+                total *= inner + 1
         elif kind == "BRANCH":
-            if inside_long_repeat or any(_nested_repetition(branch, inside_long_repeat) for branch in av[1]):
-                return True
-        elif kind in ("SUBPATTERN", "ATOMIC_GROUP") and _nested_repetition(av[3] if kind == "SUBPATTERN" else av, inside_long_repeat):
+            total *= sum(_paths(branch, long_repeats, weight) for branch in av[1])
+        elif kind in ("SUBPATTERN", "ATOMIC_GROUP"):
+            total *= _paths(av[3] if kind == "SUBPATTERN" else av, long_repeats, weight)
+        total = min(total, PATHS_MAX + 1)
+    return total
+
+
+def _repeated_bodies(parsed: Any) -> list[Any]:
+    """The bodies of the repetitions (of more than once) anywhere inside `parsed`."""
+    found = []
+    for op, av in parsed:
+        kind = str(op)
+        if kind in REPEATS:
+            if av[1] > 1:
+                found.append(av[2])
+            found += _repeated_bodies(av[2])
+        elif kind == "BRANCH":
+            for branch in av[1]:
+                found += _repeated_bodies(branch)
+        elif kind in ("SUBPATTERN", "ATOMIC_GROUP"):
+            found += _repeated_bodies(av[3] if kind == "SUBPATTERN" else av)
+    return found
+
+
+def _ambiguous(parsed: Any) -> bool:
+    """Whether `parsed` holds a repetition (of more than once) or alternatives, at any depth."""
+    for op, av in parsed:
+        kind = str(op)
+        if kind == "BRANCH" or (kind in REPEATS and av[1] > 1):
+            return True
+        if kind in REPEATS and _ambiguous(av[2]):
+            return True
+        if kind in ("SUBPATTERN", "ATOMIC_GROUP") and _ambiguous(av[3] if kind == "SUBPATTERN" else av):
             return True
     return False

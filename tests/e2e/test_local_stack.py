@@ -14,7 +14,7 @@ from tests.helpers import wait_until
 
 
 def archived_events(local_stack, message_id: str) -> list[dict]:
-    """The event archive's items for one message (partitions EVT#<hour>, sort keys <time>#<event id>)."""
+    """The event archive's items for one message (partitions EVT#<hour>#<shard>, sort keys <time>#<event id>)."""
     pages = (
         local_stack.client("dynamodb")
         .get_paginator("scan")

@@ -220,6 +220,14 @@ def test_a_request_with_thousands_of_bad_members_names_the_first_hundred_and_cou
     assert (len(error["details"]["fields"]), error["details"]["invalid_count"]) == (100, 5000)
 
 
+def test_a_huge_bad_value_is_named_by_its_start_not_echoed_whole(stack):
+    response = put(stack, "fleet-d", ["447700900001", "4" * 100_000, {"msisdn": "447700900002"}])
+    error = body_of(response)["error"]
+    assert response["statusCode"] == 422
+    assert error["details"]["invalid"] == ["4" * 32 + "…", '{"msisdn": "447700900002"}']
+    assert len(response["body"]) < 2000
+
+
 @pytest.mark.parametrize(
     "body, field",
     [({"members": "447700900123"}, "members"), ({}, "members"), ({"members": [], "note": "x"}, "note"), (["447700900123"], "body")],

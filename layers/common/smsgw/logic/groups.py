@@ -8,6 +8,7 @@ in the same write as the change. The batches read a group through `size` and `me
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -74,24 +75,19 @@ def parse_members(body: Any) -> set[str]:
     listed = body.get("members")
     if not isinstance(listed, list):
         problems["members"] = MEMBERS_RULE
-    if problems:
+    if problems or not isinstance(listed, list):
         raise validation.invalid(problems)
-    assert isinstance(listed, list)
-    digits: set[str] = set()
-    bad: dict[str, str] = {}
-    bad_count = 0
-    for index, value in enumerate(listed):
-        if validation.is_msisdn(value):
-            digits.add(models.msisdn_digits(value))
-            continue
-        bad_count += 1
-        if len(bad) < INVALID_LISTED:
-            bad[f"members[{index}]"] = f"{value!r} {validation.MSISDN_RULE}"
-    if bad_count:
-        shown = ", ".join(repr(listed[int(k[8:-1])]) for k in list(bad)[:5])
+    digits = {models.msisdn_digits(value) for value in listed if validation.is_msisdn(value)}
+    bad = [index for index, value in enumerate(listed) if not validation.is_msisdn(value)]
+    if bad:
+        shown = [_echo(listed[index]) for index in bad[:INVALID_LISTED]]
         raise ValidationFailed(
-            f"{bad_count} of the members are not MSISDNs ({shown}{', ...' if bad_count > 5 else ''}); nothing was changed",
-            {"fields": bad, "invalid_count": bad_count, "invalid": [listed[int(k[8:-1])] for k in bad]},
+            f"{len(bad)} of the members are not MSISDNs ({', '.join(map(repr, shown[:5]))}{', ...' if len(bad) > 5 else ''}); nothing was changed",
+            {
+                "fields": {f"members[{index}]": f"{value!r} {validation.MSISDN_RULE}" for index, value in zip(bad, shown, strict=False)},
+                "invalid_count": len(bad),
+                "invalid": shown,
+            },
         )
     if len(digits) > MAX_MEMBERS:
         raise ValidationFailed(
@@ -99,6 +95,14 @@ def parse_members(body: Any) -> set[str]:
             {"fields": {"members": MEMBERS_RULE}, "limit": MAX_MEMBERS, "count": len(digits)},
         )
     return digits
+
+
+def _echo(value: Any, most: int = 32) -> Any:
+    """A bad value as an error repeats it: itself when short, else the start of its JSON (a client may send megabytes)."""
+    if value is None or isinstance(value, (bool, int, float)) or (isinstance(value, str) and len(value) <= most):
+        return value
+    text = value if isinstance(value, str) else json.dumps(value)
+    return text[:most] + "…" if len(text) > most else text
 
 
 def put_group(name: str, body: Any, actor: str, deps: Deps | None = None) -> tuple[bool, dict[str, Any]]:

@@ -16,8 +16,10 @@ records. Here a failed transaction puts back only the items it touched and drops
 from __future__ import annotations
 
 import argparse
+import io
 import os
 import threading
+import traceback
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -109,6 +111,18 @@ def atomic_transactions() -> None:
     dynamodb.DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]
 
 
+def fast_dispatch() -> None:
+    """Make moto's server find a request's service without a directory listing per request.
+
+    Its dispatcher asks `list_of_moto_modules()` whether the host names a service, and that lists
+    moto's package folder and stats each of its ~170 entries, under the dispatcher's lock, every time.
+    """
+    from moto import backends
+
+    modules = tuple(backends.list_of_moto_modules())  # the folders do not change while the server runs
+    backends.list_of_moto_modules = lambda: modules  # type: ignore[assignment]
+
+
 def main(argv: list[str] | None = None) -> None:
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
     from werkzeug.serving import run_simple
@@ -119,8 +133,58 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     os.environ.setdefault("MOTO_PORT", str(args.port))  # as moto.server sets it: some answers name the server's own URL
     atomic_transactions()
-    app = DomainDispatcherApplication(create_backend_app)
-    run_simple(args.host, args.port, SerialDynamoDb(app), threaded=True, request_handler=MotoRequestHandler)
+    fast_dispatch()
+
+    class RequestHandler(MotoRequestHandler):
+        """werkzeug's handler, keeping connections open. werkzeug closes each after one answer (it cannot
+        tell whether the application read the whole body), so every AWS call paid a new connection and a
+        new thread. Here a request whose body has a length is read whole first, and answered whole."""
+
+        # Headers and body leave in separate writes: on a kept connection, Nagle would hold the body
+        # back until the client's delayed ACK (~40 ms a call).
+        disable_nagle_algorithm = True
+
+        def run_wsgi(self) -> None:
+            length = self.headers.get("Content-Length", "0").strip()
+            if self.headers.get("Transfer-Encoding") or self.headers.get("Expect") or not length.isdigit():
+                return super().run_wsgi()  # werkzeug's way, and the connection closes
+            self.environ = environ = self.make_environ()
+            environ["wsgi.input"] = io.BytesIO(self.rfile.read(int(length)))
+            started: list[Any] = []
+            written: list[bytes] = []
+
+            def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Callable[[bytes], None]:
+                started[:] = [status, headers]
+                return written.append
+
+            try:
+                answer = app(environ, start_response)
+                try:
+                    body = b"".join([*written, *answer])
+                finally:
+                    close = getattr(answer, "close", None)
+                    if close:
+                        close()
+                status, headers = started[-2], started[-1]
+            except Exception:
+                self.close_connection = True
+                self.log_error("%s", traceback.format_exc())
+                status, headers, body = "500 INTERNAL SERVER ERROR", [("Content-Type", "text/plain")], b"Internal Server Error"
+            code, _, reason = status.partition(" ")
+            self.send_response(int(code), reason)
+            for name, value in headers:
+                if name.lower() not in ("content-length", "connection", "transfer-encoding"):
+                    self.send_header(name, value)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(body)
+
+        def log_request(self, *args: Any, **kwargs: Any) -> None:
+            pass  # a line per request, formatted under the GIL, that nobody reads
+
+    app = SerialDynamoDb(DomainDispatcherApplication(create_backend_app))
+    run_simple(args.host, args.port, app, threaded=True, request_handler=RequestHandler)
 
 
 if __name__ == "__main__":

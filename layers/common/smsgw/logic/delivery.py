@@ -303,9 +303,9 @@ def put_back(deps: Deps, message: Message, busy: pacing.NoSlot, ask_first: bool)
     return updated
 
 
-def attempt(deps: Deps, message: Message, *, ask_first: bool = False, max_wait: float = pacing.MAX_WAIT_SECONDS) -> Message:
+def attempt(deps: Deps, message: Message, *, ask_first: bool = False, max_wait: float = pacing.MAX_WAIT_SECONDS, slot_taken: bool = False) -> Message:
     """One attempt on a message whose lease we hold: ask Eseye first if an earlier attempt may have
-    reached it, wait for a send slot (at most `max_wait` seconds), then send. Returns the stored item
+    reached it, wait for a send slot (at most `max_wait` seconds; none when the caller holds one), then send. Returns the stored item
     after the outcome is recorded.
 
     When the outcome cannot be recorded (Eseye answered, the store did not take it), the message stays
@@ -317,7 +317,7 @@ def attempt(deps: Deps, message: Message, *, ask_first: bool = False, max_wait: 
             verdict, message = probe(deps, message)
             if verdict != "unknown":
                 return message
-        held = take_turn(deps, message, ask_first, max_wait)
+        held = None if slot_taken else take_turn(deps, message, ask_first, max_wait)  # a batch's block holds its slot
         if held is not None:
             return held
         try:

@@ -60,9 +60,15 @@ class GuardFailed(Exception):
 
 @dataclass(frozen=True)
 class Slot:
-    at: int  # the reserved moment, microseconds since the epoch
+    at: int  # the reserved moment (the first, of several), microseconds since the epoch
     waited: float  # seconds from the call to the slot
     writes: int  # conditional writes it took
+    count: int = 1  # consecutive slots reserved at once (a batch's chunk)
+    spacing: int = 0  # microseconds between them
+
+    def moments(self) -> list[int]:
+        """Each reserved slot, in order."""
+        return [self.at + n * self.spacing for n in range(self.count)]
 
 
 @dataclass(frozen=True)
@@ -76,6 +82,12 @@ class Plan:
     until: int = 0  # wait | defer: when the lane has room again (microseconds)
 
 
+def block_size(deps: Deps) -> int:
+    """The most batch slots one write reserves: as many as fit in half the horizon (the rest of the horizon
+    is for where the block starts), so a batch costs about one write per block rather than one per send."""
+    return max(1, (HORIZON_US // 2) // interval_us(deps.settings.eseye_max_sends_per_second))
+
+
 def interval_us(rate_per_second: float) -> int:
     """T, the gap between two sends, in whole microseconds (at least 1)."""
     return max(1, round(1_000_000 / rate_per_second))
@@ -86,24 +98,27 @@ def micros(moment: datetime) -> int:
     return (moment - _EPOCH) // timedelta(microseconds=1)
 
 
-def plan(tat: int | None, now: int, lane: str, deadline: int) -> Plan:
+def plan(tat: int | None, now: int, lane: str, deadline: int, span: int = 0) -> Plan:
     """The GCRA decision for one sender, from the counter `tat` as last seen, at `now`, when it may wait
-    until `deadline` at the latest (all in microseconds)."""
+    until `deadline` at the latest (all in microseconds). `span` is how far past its first slot a block of
+    slots reaches: a batch's block must end within the horizon too."""
     if tat is None or tat <= now:
         return Plan("reserve", seen=tat)  # idle: the slot is now
     if tat - now > STALE_US:
         return Plan("reserve", seen=tat, reset=True)
-    if lane == BATCH and tat >= now + HORIZON_US:
-        wake = tat - HORIZON_US  # yield: the backlog is single sends' (or full); come back when it has shrunk
+    if lane == BATCH and tat + span >= now + HORIZON_US:
+        wake = tat + span - HORIZON_US  # yield: the backlog is single sends' (or full); come back when it has shrunk
         return Plan("wait", until=wake) if wake < deadline else Plan("defer", until=wake)
     if tat >= deadline:
         return Plan("defer", until=tat)
-    ceiling = min(deadline, now + HORIZON_US) if lane == BATCH else deadline
+    ceiling = min(deadline, now + HORIZON_US - span) if lane == BATCH else deadline
     return Plan("reserve", seen=tat, ceiling=ceiling)
 
 
-def take_slot(deps: Deps, lane: str = SINGLE, guard: dict[str, Any] | None = None, max_wait: float = MAX_WAIT_SECONDS) -> Slot:
+def take_slot(deps: Deps, lane: str = SINGLE, guard: dict[str, Any] | None = None, max_wait: float = MAX_WAIT_SECONDS, slots: int = 1) -> Slot:
     """Reserve the next send slot toward Eseye in `lane` and sleep until it comes; returns the slot.
+    With `slots`, that many consecutive slots in one write (batch lane: a block that ends within the
+    horizon, so it holds no more than a single reservation could), and the caller sleeps to each one after the first.
 
     `guard` is an extra transaction item (a ConditionCheck from a repository) committed with the reservation.
     Raises NoSlot when no slot comes within `max_wait` seconds (nothing is reserved), GuardFailed when the
@@ -112,6 +127,8 @@ def take_slot(deps: Deps, lane: str = SINGLE, guard: dict[str, Any] | None = Non
     if lane not in (SINGLE, BATCH):
         raise ValueError(f"unknown lane {lane!r}")
     interval = interval_us(deps.settings.eseye_max_sends_per_second)
+    slots = max(1, min(slots, block_size(deps) if lane == BATCH else 1))
+    span = (slots - 1) * interval
     seen: dict[str, int] = deps.once("pacing", dict)  # the counter as this container last saw it: one write when it is right
     start = micros(deps.clock())
     deadline = start + int(min(max_wait, MAX_WAIT_CAP_SECONDS) * 1_000_000)
@@ -121,17 +138,19 @@ def take_slot(deps: Deps, lane: str = SINGLE, guard: dict[str, Any] | None = Non
         tat = start + 1
     for writes in range(1, MAX_TRIES + 1):
         now = micros(deps.clock())
-        step = plan(tat, now, lane, deadline)
+        step = plan(tat, now, lane, deadline, span)
         while step.action == "wait":
             # Jitter, so that batch senders waiting for the same moment do not all try at once.
             deps.sleep((step.until - now + random.randrange(interval)) / 1_000_000)
             now = micros(deps.clock())
-            step = plan(tat, now, lane, deadline)
+            step = plan(tat, now, lane, deadline, span)
         if step.action == "defer":
             count("SendSlotDeferred")
             raise NoSlot(lane, max(0, step.until - now) / 1_000_000)
         try:
-            slot = deps.store.rates.reserve(LIMIT, now=now, interval=interval, seen=step.seen, ceiling=step.ceiling, guard=guard, reset=step.reset)
+            slot = deps.store.rates.reserve(
+                LIMIT, now=now, interval=interval * slots, seen=step.seen, ceiling=step.ceiling, guard=guard, reset=step.reset
+            )
         except ConditionFailed as exc:
             if 1 in exc.failed:
                 raise GuardFailed() from exc
@@ -140,7 +159,7 @@ def take_slot(deps: Deps, lane: str = SINGLE, guard: dict[str, Any] | None = Non
         except Contention:
             deps.sleep(random.randrange(interval) / 1_000_000)  # a guarded reservation held the item
             continue
-        seen["tat"] = slot + interval
+        seen["tat"] = slot + interval * slots
         if slot > now:
             seen["busy_at"] = now  # this slot was behind a backlog
         wait = slot - micros(deps.clock())
@@ -148,5 +167,5 @@ def take_slot(deps: Deps, lane: str = SINGLE, guard: dict[str, Any] | None = Non
             deps.sleep(wait / 1_000_000)
         waited = (micros(deps.clock()) - start) / 1_000_000
         milliseconds("SendSlotWait", waited)
-        return Slot(slot, waited, writes)
+        return Slot(slot, waited, writes, slots, interval)
     raise NoSlot(lane, interval / 1_000_000)

@@ -488,10 +488,10 @@ def handle_stream_batch(records: list[dict[str, Any]], deps: Deps | None = None)
                 progress.append((str(image.get("SequenceNumber", "")), new))
 
     processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
-    response = dict(process_partial_response(event={"Records": records}, record_handler=one, processor=processor))
+    response: dict[str, Any] = dict(process_partial_response(event={"Records": records}, record_handler=one, processor=processor))
     if progress:
         # Batch progress once for the whole stream batch (a write per chunk, not per message).
-        failed = {str(f["itemIdentifier"]) for f in list(response.get("batchItemFailures") or [])}
+        failed = {str(f["itemIdentifier"]) for f in response.get("batchItemFailures") or []}
         done = [(sequence, new) for sequence, new in progress if sequence not in failed]
         try:
             from smsgw.logic import batches

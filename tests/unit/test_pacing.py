@@ -231,3 +231,36 @@ def test_a_guarded_reservation_reserves_nothing_when_its_guard_fails(paced):
     # while a batch still sending gets its slot, guard and all
     deps.store.table.put({"PK": "BATCH#b-live", "SK": "META", "state": "sending"})
     assert pacing.take_slot(deps, BATCH, deps.store.batches.guard("b-live")).writes == 1
+
+
+def test_a_batch_block_takes_consecutive_slots_in_one_write_and_ends_within_the_horizon(paced, stack):
+    deps, time = paced
+    deps.store.table.put({"PK": "BATCH#b-block", "SK": "META", "state": "sending"})
+    guard = deps.store.batches.guard("b-block")
+    start = pacing.micros(time.now)
+    # When a batch's chunk asks for more slots than a block holds, under its guard
+    block = pacing.take_slot(deps, BATCH, guard, slots=100)
+    # Then it gets one block of consecutive slots, in one write, no longer than half the horizon
+    size = pacing.block_size(deps)
+    assert (block.count, block.writes, size) == (size, 1, HORIZON_US // 2 // T)
+    assert block.moments() == [start + n * T for n in range(size)]
+    assert deps.store.rates.current(pacing.LIMIT) == start + size * T
+    # and a single send arriving now queues right behind it: at most the horizon
+    time.now = datetime.fromtimestamp(start / 1e6, UTC)
+    single = pacing.take_slot(other_container(stack, time), SINGLE)
+    assert single.at == start + size * T and single.waited <= HORIZON_US / 1e6
+    # while another block would end past the horizon, so it waits until the backlog allows a whole block
+    time.now = datetime.fromtimestamp(start / 1e6, UTC)
+    second = pacing.take_slot(deps, BATCH, guard, slots=size)
+    assert second.at == single.at + T
+    assert second.at + (size - 1) * T - pacing.micros(time.now) <= HORIZON_US
+
+
+def test_a_block_is_planned_so_that_its_last_slot_is_inside_the_horizon():
+    span = 4 * T
+    # Given a backlog that leaves room for a single batch slot but not for a block of five
+    tat = NOW + HORIZON_US - 2 * T
+    assert plan(tat, NOW, BATCH, DEADLINE).action == "reserve"
+    step = plan(tat, NOW, BATCH, DEADLINE, span)
+    # Then the block waits until the whole of it fits
+    assert (step.action, step.until) == ("wait", tat + span - HORIZON_US)

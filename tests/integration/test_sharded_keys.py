@@ -145,7 +145,9 @@ def test_events_archived_before_the_shards_are_replayed_once_their_hour_is_marke
     deps.store.table.put_items([{"PK": f"EVT#{e.hour}", "SK": e.position, **e.to_item()} for e in old])
     ids = archive(stack, [start + 0.5 + n for n in range(3)])
     # When the operator marks the hours archived before (a one-off after upgrading)
-    assert deps.store.events.mark_legacy_hour(old[0].hour) is True
+    from tools.mark_archive_hours import main as mark_archive_hours
+
+    assert mark_archive_hours(["--table", stack.table, "--days", "1"], client=stack.clients["dynamodb"]) == 0
     assert deps.store.events.mark_legacy_hour(stamp(start + 3600)[:13]) is False
     # Then a replay finds both, interleaved in time order, each once
     published = replay_all(stack, {"since": iso(start - 1), "until": iso(start + 60), "limit": 4})

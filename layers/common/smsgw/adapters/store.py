@@ -1479,13 +1479,13 @@ class Store:
 
     def idempotency_persistence(self) -> Any:
         """Powertools' idempotency persistence layer on this table, sharing its client. Its records go to
-        IDEM#<shard> (idempotency_partition): one key for all of them would cap idempotent sends near 500/s."""
+        IDEM#<shard> (idempotency_partition): one key for all of them would cap idempotent sends at 333-500/s."""
         from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 
-        class ShardedPersistenceLayer(DynamoDBPersistenceLayer):  # type: ignore[misc]  # untyped base
+        class ShardedPersistenceLayer(DynamoDBPersistenceLayer):
             def _get_key(self, idempotency_key: str) -> dict[str, Any]:
                 # Every read and write of a record builds its key here, so a retry finds the record it wrote.
-                return {self.key_attr: {"S": idempotency_partition(idempotency_key)}, self.sort_key_attr: {"S": idempotency_key}}
+                return {self.key_attr: {"S": idempotency_partition(idempotency_key)}, str(self.sort_key_attr): {"S": idempotency_key}}
 
         return ShardedPersistenceLayer(
             table_name=self.table.table_name,

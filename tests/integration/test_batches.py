@@ -223,3 +223,70 @@ def test_a_cancel_mid_way_stops_every_message_not_yet_sent(stack):
     # and cancelling again changes nothing, while an unknown batch is 404
     assert body_of(batch_request(stack, "batches_delete", batch_id=batch["id"]))["state"] == "cancelled"
     assert batch_request(stack, "batches_get", batch_id="0" * 32)["statusCode"] == 404
+
+
+def test_a_batch_to_a_group_renders_a_saved_command_with_shared_and_per_recipient_variables(stack):
+    from tests.integration.test_commands_api import save
+    from tests.integration.test_groups import put
+
+    # Given a group of three SIMs and a command with two variables
+    fleet = [f"4477019{n:05d}" for n in range(1002, 1005)]
+    assert put(stack, "depot-9", fleet)["statusCode"] == 201
+    variables = {"key": {"pattern": "[A-Z]{1,8}", "max_length": 8}, "value": {"pattern": "[0-9]{1,4}", "max_length": 4}}
+    assert save(stack, "set-kv", {"text": "SET {key}={value}", "variables": variables})["statusCode"] == 201
+    # When a batch sends the command to the group with the batch's variables
+    to_group = post_batch(stack, {"group": "depot-9", "command": "set-kv", "variables": {"key": "APN", "value": "7"}})
+    # and another to listed SIMs, each with a value of its own over the batch's
+    recipients = [{"to": sim, "variables": {"value": str(n)}} for n, sim in enumerate(fleet)]
+    listed = post_batch(stack, {"recipients": recipients, "command": "set-kv", "variables": {"key": "TIMER", "value": "0"}})
+    assert (to_group["statusCode"], listed["statusCode"]) == (202, 202)
+    assert body_of(to_group)["total"] == 3 and body_of(to_group)["command"] == "set-kv"
+    fan_out(stack)
+    follow_stream(stack)
+    # Then each SIM got each rendered text, recorded with the command and its variables
+    group_page = body_of(batch_request(stack, "batches_messages", batch_id=body_of(to_group)["id"], query={}))["items"]
+    assert sorted((m["to"], m["text"], m["command"], m["variables"]["key"]) for m in group_page) == [
+        (sim, "SET APN=7", "set-kv", "APN") for sim in fleet
+    ]
+    listed_page = body_of(batch_request(stack, "batches_messages", batch_id=body_of(listed)["id"], query={}))["items"]
+    assert sorted((m["to"], m["text"]) for m in listed_page) == [(sim, f"SET TIMER={n}") for n, sim in enumerate(fleet)]
+    assert sorted(m.destination for m in stack.eseye.messages.values()) == sorted(fleet * 2)
+
+
+def test_a_recipient_whose_variables_break_the_command_is_named_and_others_are_sent_with_skip_invalid(stack):
+    from tests.integration.test_commands_api import save
+
+    variables = {"value": {"pattern": "[0-9]{1,4}", "max_length": 4}}
+    assert save(stack, "set-timer", {"text": "TIMER {value}", "variables": variables})["statusCode"] == 201
+    recipients = [{"to": SIMS[0], "variables": {"value": "12"}}, {"to": SIMS[1], "variables": {"value": "twelve"}}, {"to": SIMS[2]}]
+    # When a recipient's value does not match its pattern and another has none
+    refused = post_batch(stack, {"recipients": recipients, "command": "set-timer"})
+    # Then both are named, with the variable at fault
+    assert refused["statusCode"] == 422
+    invalid = body_of(refused)["error"]["details"]["invalid"]
+    assert [(i["index"], sorted(i["problems"])) for i in invalid] == [(1, ["variables.value"]), (2, ["variables.value"])]
+    # and an unknown command is refused naming the field
+    unknown = post_batch(stack, {"to": SIMS, "command": "no-such-command"})
+    assert unknown["statusCode"] == 422 and "command" in body_of(unknown)["error"]["details"]["fields"]
+    # When sent with skip_invalid, the valid one goes
+    accepted = body_of(post_batch(stack, {"recipients": recipients, "command": "set-timer", "skip_invalid": True}))
+    assert (accepted["total"], accepted["skipped"]) == (3, 2)
+    fan_out(stack)
+    assert [m.fields["text"] for m in stack.eseye.messages.values()] == ["TIMER 12"]
+
+
+def test_a_blocklisted_recipient_becomes_a_blocked_message_with_the_reason(stack):
+    # Given a SIM on the blocklist
+    event = load_event("list_put_block")
+    event.update(path=f"/lists/block/{SIMS[1]}", pathParameters={"list_name": "block", "msisdn": SIMS[1]})
+    assert stack.invoke("ListsFunction", event)["statusCode"] in (200, 201)
+    # When a batch includes a blocklisted SIM
+    batch = body_of(post_batch(stack, {"to": SIMS, "text": "PING"}))
+    fan_out(stack)
+    follow_stream(stack)
+    # Then it is stored as blocked, with the reason, and never reaches Eseye
+    blocked = body_of(batch_request(stack, "batches_messages", batch_id=batch["id"], query={"status": "blocked"}))["items"]
+    assert [(m["to"], m["status"]) for m in blocked] == [(SIMS[1], "blocked")]
+    assert "blocklist" in blocked[0]["history"][0]["cause"]
+    assert SIMS[1] not in {m.destination for m in stack.eseye.messages.values()}
+    assert batch_of(stack, batch["id"])["counts"] == {"blocked": 1, "sent": 2}

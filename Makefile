@@ -69,6 +69,7 @@ test-fast: venv ## Unit and integration tests only
 bench: build ## Benchmarks: cold start, AWS calls per operation, warm overhead, package size, local stack throughput
 	@echo "== cold start"; $(PY) benchmarks/cold_start.py 2>&1 | grep -v "^WARNING: Location"
 	@echo "== AWS calls per operation (warm)"; $(PY) -m pytest -q -p no:cacheprovider tests/integration/test_aws_call_budgets.py >/dev/null && cat .local/aws_calls.txt
+	@echo "== AWS requests per batch recipient, whole life"; $(PY) -m pytest -q -p no:cacheprovider tests/integration/test_batch_cost.py >/dev/null && cat .local/batch_cost.txt
 	@echo "== warm handler overhead"; $(PY) benchmarks/warm_overhead.py 2>/dev/null | grep -A4 "^Warm invocation"
 	@echo "== package size (sam build)"; $(PY) benchmarks/package_size.py
 	@echo "== local stack throughput"; $(PY) load/run_load.py
@@ -77,8 +78,9 @@ fuzz: venv ## Longer hostile-input runs: schemathesis (200 examples per operatio
 	SCHEMATHESIS_EXAMPLES=$${SCHEMATHESIS_EXAMPLES:-200} FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-1000} \
 	  $(PY) -m pytest tests/e2e/test_contract_fuzz.py tests/integration/test_hostile_input.py
 
-load: venv ## Bounded load on loopback against the local stack, then reconcile every message (LOAD_CLIENTS, LOAD_MESSAGES)
+load: venv ## Load on loopback against the local stack, then reconcile: single sends (LOAD_CLIENTS, LOAD_MESSAGES), then one batch of LOAD_BATCH (10,000)
 	$(PY) load/run_load.py
+	$(PY) load/batch_load.py
 
 run: venv ## The whole system locally: moto server, API on :3000, Eseye simulator on :5010
 	$(PY) -m local_stack.run

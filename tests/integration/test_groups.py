@@ -394,6 +394,59 @@ def test_a_replace_overtaken_by_another_is_409_and_leaves_nothing_behind(stack, 
     assert len(stored_generations(stack, "fleet-l")) == 1
 
 
+def hot_partition(monkeypatch, applied: int) -> list[int]:
+    """DynamoDB throttling one partition: each BatchWriteItem applies only its first `applied` writes and hands
+    the rest back as UnprocessedItems, as DynamoDB does. Returns the number of writes each call was given."""
+    from moto.dynamodb.responses import DynamoHandler
+
+    original = DynamoHandler.batch_write_item
+    given: list[int] = []
+
+    def partly(self):
+        [(table, requests)] = self.body["RequestItems"].items()
+        given.append(len(requests))
+        self.body["RequestItems"] = {table: requests[:applied]}
+        result = original(self)
+        result.result["UnprocessedItems"] = {table: requests[applied:]} if requests[applied:] else {}
+        return result
+
+    monkeypatch.setattr(DynamoHandler, "batch_write_item", partly)
+    return given
+
+
+def test_a_replace_rides_out_a_throttled_partition(stack, monkeypatch):
+    # Given a group, and a partition that takes only 10 of each 25 writes
+    put(stack, "fleet-t", msisdns(100))
+    given = hot_partition(monkeypatch, 10)
+    # When it is replaced by 2,000 members (128 buckets)
+    response = put(stack, "fleet-t", msisdns(2000, start=447_330_000_000))
+    # Then the writes DynamoDB left were retried until all were in, and the members are exactly the new ones
+    assert response["statusCode"] == 200 and body_of(response)["size"] == 2000
+    assert any(n < 25 for n in given[1:])  # it came back for what was left
+    seen, _ = every_member(stack, "fleet-t")
+    assert sorted(seen) == msisdns(2000, start=447_330_000_000)
+    assert len(stored_generations(stack, "fleet-t")) == 1
+
+
+def test_a_replace_against_a_partition_that_takes_nothing_answers_503_in_time_and_changes_nothing(stack, monkeypatch):
+    # Given a group, and a partition that applies no batch write at all (and a replace given 2 s for its writes)
+    from smsgw.adapters import store
+
+    put(stack, "fleet-u", msisdns(10))
+    monkeypatch.setattr(store, "GROUP_WRITE_SECONDS", 2.0)
+    monkeypatch.setattr(store, "GROUP_SWEEP_SECONDS", 3.0)
+    hot_partition(monkeypatch, 0)
+    # When it is replaced
+    started = time.monotonic()
+    response = put(stack, "fleet-u", msisdns(500, start=447_340_000_000))
+    # Then the answer comes by the deadline, as a 503 the client may retry, and the group is as it was
+    assert time.monotonic() - started < 3.0 + 2.0  # the deadline, and one last try's pause
+    assert (response["statusCode"], body_of(response)["error"]["code"]) == (503, "service_unavailable")
+    seen, _ = every_member(stack, "fleet-u")
+    assert sorted(seen) == msisdns(10)
+    assert body_of(group_request(stack, "groups_get", "fleet-u"))["size"] == 10
+
+
 def test_a_group_holds_100000_members_and_refuses_the_100001st(stack, monkeypatch):
     counter = CallCounter()
     hook_every_client(monkeypatch, "before-call", counter)

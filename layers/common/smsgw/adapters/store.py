@@ -1535,6 +1535,11 @@ GROUP_TRANSACTION_BUCKETS = 25
 GROUP_PAGE_BUCKETS = 16  # buckets read per Query while a page of members fills
 GROUP_CHANGE_ATTEMPTS = 8  # reads and writes again when another change came between them
 GROUP_AUDIT_LISTED = 1000  # members an audit record names; beyond that it keeps their count and digest
+# A replace answers inside API Gateway's 29 s (the function has 25) however hard DynamoDB throttles: its bucket
+# writes, retries included, stop after this long (503, nothing changed), and the deletes of the old generation
+# after the switch stop here too (what is left, the next replace or delete sweeps).
+GROUP_WRITE_SECONDS = 15.0
+GROUP_SWEEP_SECONDS = 20.0
 
 
 def _pause(attempt: int) -> None:
@@ -1751,6 +1756,7 @@ class GroupRepository:
         record. Returns the group and what it was before (None: new). Raises GroupReplaced if a later replace
         or a delete overtook this one, StoreUnavailable."""
         generation = secrets.token_hex(4)
+        started = time.monotonic()
         before = self.table.update(
             GROUP,
             name,
@@ -1762,10 +1768,11 @@ class GroupRepository:
         previous = self._group(before)
         pk = self._pk(name)
         buckets = self._bucketed(members)
+        puts = [{"PK": pk, "SK": self._sk(generation, b), "members": held, "v": 1} for b, held in buckets.items()]
         try:
-            self.table.write_batches(puts=[{"PK": pk, "SK": self._sk(generation, b), "members": held, "v": 1} for b, held in buckets.items()])
+            self.table.write_batches(puts=puts, deadline=started + GROUP_WRITE_SECONDS)
         except StoreUnavailable:
-            self._discard_quietly(name, generation)
+            self._discard_quietly(name, generation, started + GROUP_SWEEP_SECONDS)
             raise
         switch = {
             "Update": {
@@ -1798,13 +1805,13 @@ class GroupRepository:
                 break
             except Contention:
                 if attempt == GROUP_CHANGE_ATTEMPTS - 1:
-                    self._discard_quietly(name, generation)
+                    self._discard_quietly(name, generation, started + GROUP_SWEEP_SECONDS)
                     raise
                 _pause(attempt)
             except ConditionFailed as exc:
-                self._discard(name, generation)
+                self._discard_quietly(name, generation, started + GROUP_SWEEP_SECONDS)
                 raise GroupReplaced() from exc
-        self._sweep(name, generation)
+        self._sweep(name, generation, started + GROUP_SWEEP_SECONDS)
         created_at = previous.created_at if previous else at
         created_by = previous.created_by if previous else actor
         return models.Group(name, len(members), generation, created_at, created_by, at, actor), previous
@@ -1914,15 +1921,12 @@ class GroupRepository:
             return group
         raise Contention("the group kept changing; try again")
 
-    def _discard(self, name: str, generation: str) -> None:
-        """Delete the buckets of a generation that never became the group's."""
-        keys, _ = self._bucket_keys(name, f"M#{generation}#", f"M#{generation}#~")
-        self.table.write_batches(deletes=keys)
-
-    def _discard_quietly(self, name: str, generation: str) -> None:
-        """`_discard` when DynamoDB is failing already: what it cannot delete, the next sweep of the group does."""
+    def _discard_quietly(self, name: str, generation: str, deadline: float) -> None:
+        """Delete the buckets of a generation that never became the group's, as far as DynamoDB lets it by
+        `deadline`: what is left, the next sweep of the group deletes."""
         try:
-            self._discard(name, generation)
+            keys, _ = self._bucket_keys(name, f"M#{generation}#", f"M#{generation}#~")
+            self.table.write_batches(deletes=keys, deadline=deadline)
         except StoreUnavailable:
             return
 
@@ -1936,7 +1940,7 @@ class GroupRepository:
             if not start:
                 return keys, calls
 
-    def _sweep(self, name: str, current: str | None) -> None:
+    def _sweep(self, name: str, current: str | None, deadline: float | None = None) -> None:
         """Delete every bucket item of the group that is not of its current generation (`current`) or of a
         replace under way: the generation a replace switched away from, those of replaces that died, and all
         of them after a delete. Best effort: what a failure leaves, the next replace or delete sweeps."""
@@ -1947,6 +1951,6 @@ class GroupRepository:
                 return
             record = self.table.get(GROUP, name) or {}  # read after the keys: a replace begun since is kept
             live = {current, record.get("gen"), record.get("pending")}
-            self.table.write_batches(deletes=[(pk, sk) for pk, sk in keys if sk.split("#")[1] not in live])
+            self.table.write_batches(deletes=[(pk, sk) for pk, sk in keys if sk.split("#")[1] not in live], deadline=deadline)
         except StoreUnavailable:
             return  # the group is already right; only space is wasted until the next sweep

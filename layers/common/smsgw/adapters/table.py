@@ -139,10 +139,11 @@ class Table:
             if pending:
                 raise StoreUnavailable("DynamoDB left writes unprocessed")
 
-    def write_batches(self, puts: Sequence[Item] = (), deletes: Sequence[Key] = (), attempts: int = 10) -> int:
+    def write_batches(self, puts: Sequence[Item] = (), deletes: Sequence[Key] = (), attempts: int = 10, deadline: float | None = None) -> int:
         """Put `puts` and delete the items at `deletes` in BatchWriteItem calls of 25, retrying what DynamoDB
-        leaves unprocessed (throttling of one hot partition) with a growing pause, up to 1 s. Returns the
-        number of calls made. Raises StoreUnavailable."""
+        leaves unprocessed (throttling of one hot partition) with a growing pause, up to 1 s, but never past
+        `deadline` (time.monotonic()). Returns the number of calls made. Raises StoreUnavailable when DynamoDB
+        fails, or still leaves writes unprocessed after `attempts` tries or at the deadline."""
         from botocore.exceptions import BotoCoreError, ClientError
 
         requests: list[dict[str, Any]] = [{"PutRequest": {"Item": self.serialize_item(i)}} for i in puts]
@@ -157,9 +158,10 @@ class Table:
                     raise StoreUnavailable("DynamoDB batch_write_item failed") from exc
                 calls += 1
                 pending = result.get("UnprocessedItems") or {}
-                if not pending:
+                pause = min(0.05 * 2**attempt, 1.0)
+                if not pending or (deadline is not None and time.monotonic() + pause > deadline):
                     break
-                time.sleep(min(0.05 * 2**attempt, 1.0))
+                time.sleep(pause)
             if pending:
                 raise StoreUnavailable("DynamoDB left writes unprocessed")
         return calls

@@ -48,8 +48,9 @@ def archive_partitions(stack) -> dict[str, int]:
     return counts
 
 
-def replay_all(stack, request: dict) -> list[dict]:
-    """Every event a replay republishes, request after request along its cursor, in the order it publishes them."""
+def replay_all(stack, request: dict, answers: list | None = None) -> list[dict]:
+    """Every event a replay republishes, request after request along its cursor, in the order it publishes them
+    (and each request's answer, in `answers`)."""
     from smsgw.logic import replay as replay_logic
 
     deps = stack.deps("ReplayFunction")
@@ -64,6 +65,8 @@ def replay_all(stack, request: dict) -> list[dict]:
     cursor = None
     for _ in range(100):
         result = replay_logic.replay_events({**request, **({"cursor": cursor} if cursor else {})}, deps)
+        if answers is not None:
+            answers.append(result)
         assert result["failed"] == 0
         cursor = result["next_cursor"]
         if not cursor:
@@ -252,3 +255,19 @@ def test_a_busy_publisher_marks_the_next_hours_shards_ahead_so_the_turn_of_the_h
     assert written == []
     published = replay_all(stack, {"since": iso(start - 1), "until": iso(start + 120), "limit": 1000})
     assert [e["id"] for e in published] == ids + later
+
+
+def test_a_replay_of_many_busy_hours_goes_on_where_its_budget_stopped_it_and_misses_none(stack, monkeypatch):
+    from smsgw.adapters import store
+
+    # Given 16 shards and fourteen hours with forty events each: more partitions than one request may query
+    monkeypatch.setattr(store, "EVENT_SHARDS", 16)
+    start = hour_start(20 * 3600) + 30
+    ids = archive(stack, [start + hour * 3600 + n * 2 for hour in range(14) for n in range(40)])
+    assert len(archive_partitions(stack)) > 200
+    # When they are replayed, a thousand at most per request
+    answers: list[dict] = []
+    published = replay_all(stack, {"since": iso(start - 60), "until": iso(start + 14 * 3600), "limit": 1000}, answers)
+    # Then the requests, each stopped by its queries, together republish every event once, in order
+    assert len(answers) > 1 and all(a["republished"] < 1000 for a in answers)
+    assert [e["id"] for e in published] == ids

@@ -1069,7 +1069,9 @@ class EventArchive:
         """The hours from `first` to `last` (`yyyy-mm-ddThh`) that hold events, oldest first, each with its
         shards, from one query of the markers. Returns them and, when more hours follow than one query
         reads, the first hour left out (its list may be cut short, so it is left out whole)."""
-        limit = max(EVENT_SHARDS + 2, min(budget.items, 1000))  # > one hour's markers: the first hour is whole
+        # A marker is a query to come, so a request never uses more than its queries' worth; and more than one
+        # hour's markers (128 shards and the old partition), so that the first hour listed is whole.
+        limit = max(EVENT_SHARDS + 2, budget.queries)
         items, more = self.table.query(
             key_condition="#pk = :pk AND #sk BETWEEN :low AND :high",
             names={"#pk": "PK", "#sk": "SK"},

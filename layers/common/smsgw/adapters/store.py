@@ -42,8 +42,9 @@ Key design (the one place it is written; template.yaml points here). Keys are st
          one hex digit (16 shards: the last of the id, the last of sha256(PK or digits)) and are read too
 
 Access: a message by id (GetItem, strongly consistent); one MSISDN's messages newest first (GSI1,
-ScanIndexForward=false); commands waiting for a reply by deadline (GSI2); stale pending messages and
-open concat buffers by age (GSI3, 64 shards each). A message's status history lives inside its item
+ScanIndexForward=false); commands waiting for a reply by deadline (GSI2, 64 shards); stale pending messages and
+open concat buffers by age (GSI3, 64 shards each); archived events by time, an hour at a time across the
+shards its markers name (replay). A message's status history lives inside its item
 (a list), so a status change is one conditional UpdateItem and the table stream carries the whole
 message to the event publisher. Everything but list items and groups expires through `ttl`.
 

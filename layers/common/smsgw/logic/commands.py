@@ -11,11 +11,15 @@ text goes through the same encoding analysis as POST /messages (encoding.analyse
 Costliest first: a character outside the Basic Multilingual Plane (two UTF-16 units, UCS-2), any other
 character outside Eseye's GSM-7 `text` (forces UCS-2), a GSM-7 extension character (two septets, and
 Eseye's 7-bit `text` takes only the basic alphabet: it forces UCS-2 here too), a GSM-7 basic character.
-Which characters a pattern can produce is found exactly: each of its character atoms (a literal, a class,
-`.`) is compiled alone, with the flags in force there, and tried on every code point of each kind. What
-cannot be worked out counts as the costliest. Forcing UCS-2 is always at least as costly as staying in
+Which characters a pattern can produce is found exactly, atom by atom (a literal, a class, `.`): literals
+and classes of plain ranges are read directly; anything else (\\d, a negated class, `.`, `(?i)`) is compiled
+alone, with the flags in force there, and tried on every code point of each kind. What cannot be worked
+out (or would take more than SEARCHES_MAX such tries) counts as the costliest. Forcing UCS-2 is always at least as costly as staying in
 GSM-7 (a UCS-2 text that fits has at most 70 units, so its GSM-7 form would have at most 140 septets),
 so the text this builds is the costliest one a sender could make the command produce.
+
+Patterns that could make some value slow to match are refused when saved (_backtracking_problem), since
+values come from clients and Python's matcher backtracks.
 """
 
 from __future__ import annotations

@@ -53,7 +53,7 @@ def _digits(value: Any) -> str | None:
 
 
 def _variables(value: Any, field: str, problems: dict[str, str]) -> dict[str, str]:
-    """A variables object: names to strings (numbers are taken as their text)."""
+    """A variables object: names to strings (as POST /messages takes them)."""
     if value is None:
         return {}
     if not isinstance(value, dict):
@@ -61,10 +61,10 @@ def _variables(value: Any, field: str, problems: dict[str, str]) -> dict[str, st
         return {}
     result: dict[str, str] = {}
     for name, raw in value.items():
-        if isinstance(raw, bool) or not isinstance(raw, (str, int)):
+        if not isinstance(raw, str):
             problems[f"{field}.{name}"] = "must be a string"
             continue
-        text = str(raw)
+        text = raw
         if len(text) > VARIABLE_VALUE_MAX:
             problems[f"{field}.{name}"] = f"must be at most {VARIABLE_VALUE_MAX} characters"
             continue

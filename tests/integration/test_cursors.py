@@ -61,10 +61,13 @@ def archive_events(stack, count: int, msisdn: str = SIM, event_type: str = "sms.
     from smsgw.logic.publish import archive_item
 
     deps = stack.deps()
-    now = time.time()
+    start = time.time() - 120
+    turn = start + count * 0.01 - (start + count * 0.01) % 3600
+    if start < turn:  # all in one hour: an hour's archive shards are a request's worth of queries
+        start = turn - count * 0.01 - 5
     events = []
     for n in range(count):
-        at = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now - 120 + n * 0.01)) + f".{n % 1000:03d}Z"
+        at = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(start + n * 0.01)) + f".{n % 1000:03d}Z"
         data = {"id": f"ev{n:06d}", "status": "delivered", "direction": "mt", "to": msisdn}
         events.append(archive_item({"type": event_type, "id": f"ev{n:06d}:delivered", "time": at, "data": data, "msisdn": msisdn}, 0))
     deps.store.events.append(events)

@@ -225,10 +225,21 @@ def test_a_cancel_mid_way_stops_every_message_not_yet_sent(stack):
     assert batch_request(stack, "batches_get", batch_id="0" * 32)["statusCode"] == 404
 
 
-def test_a_batch_to_a_group_renders_a_saved_command_with_shared_and_per_recipient_variables(stack):
-    from tests.integration.test_commands_api import save
-    from tests.integration.test_groups import put
+def save(stack, name, body):
+    """PUT /commands/{name}, through CommandsFunction."""
+    event = load_event("commands_put")
+    event.update(path=f"/commands/{name}", pathParameters={"name": name}, body=json.dumps(body))
+    return stack.invoke("CommandsFunction", event)
 
+
+def put(stack, name, members):
+    """PUT /groups/{name}, through GroupsFunction."""
+    event = load_event("groups_put")
+    event.update(path=f"/groups/{name}", pathParameters={"name": name}, body=json.dumps({"members": members}))
+    return stack.invoke("GroupsFunction", event)
+
+
+def test_a_batch_to_a_group_renders_a_saved_command_with_shared_and_per_recipient_variables(stack):
     # Given a group of three SIMs and a command with two variables
     fleet = [f"4477019{n:05d}" for n in range(1002, 1005)]
     assert put(stack, "depot-9", fleet)["statusCode"] == 201
@@ -254,8 +265,6 @@ def test_a_batch_to_a_group_renders_a_saved_command_with_shared_and_per_recipien
 
 
 def test_a_recipient_whose_variables_break_the_command_is_named_and_others_are_sent_with_skip_invalid(stack):
-    from tests.integration.test_commands_api import save
-
     variables = {"value": {"pattern": "[0-9]{1,4}", "max_length": 4}}
     assert save(stack, "set-timer", {"text": "TIMER {value}", "variables": variables})["statusCode"] == 201
     recipients = [{"to": SIMS[0], "variables": {"value": "12"}}, {"to": SIMS[1], "variables": {"value": "twelve"}}, {"to": SIMS[2]}]

@@ -125,6 +125,10 @@ def test_a_batch_is_answered_at_once_then_fans_out_sends_and_completes_with_an_e
     assert [e["data"]["counts"] for e in events] == [{"delivered": 3}]
     assert events[0]["data"]["id"] == batch["id"] and events[0]["data"]["state"] == "completed"
     validate_event(events[0])
+    # and the batch's records expire with the messages
+    items = stack.clients["dynamodb"].scan(TableName=stack.table)["Items"]
+    records = [i for i in items if i["PK"]["S"] == f"BATCH#{batch['id']}"]
+    assert len(records) == 2 and all("ttl" in i for i in records)
 
 
 def test_invalid_recipients_are_listed_with_422_or_skipped_on_request(stack):

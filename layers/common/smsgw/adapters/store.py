@@ -25,6 +25,11 @@ Key design (the one place it is written; template.yaml points here). Keys are st
   group members   GRP#<name>                     M#<gen>#<bucket 000-127>   string set `members`, revision `v`; bucket:
                                                                             sha256(digits) % 128 (GroupRepository)
   group audit     GRPLOG#<name>                  <time>#<action>#<random>   who, when, size; members or their digest
+  batch           BATCH#<id>                     META                       state, total, skipped, content, options,
+                                                                            counts once complete; the guard that every
+                                                                            create and send of its messages checks
+  batch chunk     BATCH#<id>                     CHUNK#<nnnnn>              25 recipients, and `statuses`: message id
+                                                                            -> latest status (the stream writes it)
   event archive   EVT#<yyyy-mm-ddThh>#<shard>    <time>#<event id>          shard: sha256(event id) % 128, 2 hex digits
   archive marker  EVTHOURS                       <yyyy-mm-ddThh>#<shard>    which shards of an hour hold events (`-`:
                                                                             EVT#<hour> itself, archived before shards)
@@ -1350,12 +1355,13 @@ class BatchRepository:
         """Store a new batch and its chunks. Returns None, or the batch already stored under its id."""
         if not self.table.put({"PK": self._pk(str(batch["id"])), "SK": META, **batch}, if_absent=True):
             return self.get(str(batch["id"]))
-        self.put_chunks(str(batch["id"]), chunks, start=0)
+        self.put_chunks(str(batch["id"]), chunks, start=0, ttl=batch.get("ttl"))
         return None
 
-    def put_chunks(self, batch_id: str, chunks: Sequence[Sequence[Mapping[str, Any]]], start: int) -> None:
+    def put_chunks(self, batch_id: str, chunks: Sequence[Sequence[Mapping[str, Any]]], start: int, ttl: int | None) -> None:
+        """The chunks, expiring with their batch."""
         items = [
-            {"PK": self._pk(batch_id), "SK": self.chunk_key(start + n), "recipients": list(c), "chunk_size": len(c), "statuses": {}}
+            {"PK": self._pk(batch_id), "SK": self.chunk_key(start + n), "recipients": list(c), "chunk_size": len(c), "statuses": {}, "ttl": ttl}
             for n, c in enumerate(chunks)
         ]
         self.table.put_items(items)

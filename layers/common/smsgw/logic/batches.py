@@ -474,7 +474,7 @@ def plan(batch_id: str, deps: Deps) -> str:
 
         members = sorted(set(groups.members(deps, str(batch["group"]))))
         chunks = [[{"to": m} for m in members[i : i + CHUNK_SIZE]] for i in range(0, len(members), CHUNK_SIZE)]
-        deps.store.batches.put_chunks(batch_id, chunks, start=0)
+        deps.store.batches.put_chunks(batch_id, chunks, start=0, ttl=batch.get("ttl"))
         chunks_total, total = len(chunks), len(members)
     else:
         chunks_total = int(batch["chunks_total"])

@@ -123,6 +123,36 @@ def fast_dispatch() -> None:
     backends.list_of_moto_modules = lambda: modules  # type: ignore[assignment]
 
 
+def fast_stream_reads() -> None:
+    """Answer GetRecords with the records as moto keeps them, already in DynamoDB's JSON.
+
+    moto's generic serializer walks every record, both images, against the API model: under load that
+    took a third of the DynamoDB server's time, on the server that applies one request at a time.
+    """
+    import calendar
+    import json
+    from datetime import datetime
+
+    from moto.dynamodbstreams.responses import DynamoDBStreamsHandler
+
+    if getattr(DynamoDBStreamsHandler.get_records, "fast", False):
+        return
+
+    def timestamp(value: Any) -> float:
+        if not isinstance(value, datetime):
+            raise TypeError(f"{type(value).__name__} in a stream record")
+        # as moto's serializer writes one: seconds since the epoch (moto's clock is UTC), to the millisecond
+        return calendar.timegm(value.timetuple()) + (value.microsecond // 1000) / 1000.0
+
+    def get_records(self: Any) -> str:
+        limit = self._get_param("Limit")
+        records = self.backend.get_records(self._get_param("ShardIterator"), 1000 if limit is None else limit)
+        return json.dumps(records, default=timestamp)
+
+    get_records.fast = True  # type: ignore[attr-defined]
+    DynamoDBStreamsHandler.get_records = get_records  # type: ignore[method-assign]
+
+
 def main(argv: list[str] | None = None) -> None:
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
     from werkzeug.serving import run_simple
@@ -134,6 +164,7 @@ def main(argv: list[str] | None = None) -> None:
     os.environ.setdefault("MOTO_PORT", str(args.port))  # as moto.server sets it: some answers name the server's own URL
     atomic_transactions()
     fast_dispatch()
+    fast_stream_reads()
 
     class RequestHandler(MotoRequestHandler):
         """werkzeug's handler, keeping connections open. werkzeug closes each after one answer (it cannot

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import http.client
+import json
 import socket
 import subprocess
 import sys
 import threading
 import time
 import uuid
+from datetime import UTC, datetime, timedelta
 
 import boto3
 import pytest
@@ -157,3 +160,65 @@ def test_the_stream_goes_on_after_a_transaction_that_failed(dynamodb):
         iterator = page["NextShardIterator"]
     assert seen == ["SIM", "MSG#after"]
     assert dynamodb.get_item(TableName="s", Key={"PK": {"S": "SIM"}, "SK": {"S": "META"}})["Item"]["rev"] == {"N": "1"}
+
+
+def test_stream_records_carry_both_images_and_their_time(dynamodb):
+    # Given a table whose stream keeps both images, as the gateway's table does
+    dynamodb.create_table(
+        TableName="images",
+        BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[{"AttributeName": "PK", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": "PK", "KeyType": "HASH"}],
+        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
+    )
+    arn = dynamodb.describe_table(TableName="images")["Table"]["LatestStreamArn"]
+    streams = boto3.client(
+        "dynamodbstreams", endpoint_url=dynamodb.meta.endpoint_url, region_name="eu-west-1", aws_access_key_id="local", aws_secret_access_key="local"
+    )
+    [shard] = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"]
+    iterator = streams.get_shard_iterator(StreamArn=arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+    before = datetime.now(UTC)
+    # When an item is written, changed and deleted
+    dynamodb.put_item(TableName="images", Item={"PK": {"S": "MSG#1"}, "status": {"S": "accepted"}, "parts": {"N": "1"}, "tags": {"SS": ["a"]}})
+    dynamodb.update_item(
+        TableName="images",
+        Key={"PK": {"S": "MSG#1"}},
+        UpdateExpression="SET #s = :s",
+        ExpressionAttributeNames={"#s": "status"},
+        ExpressionAttributeValues={":s": {"S": "sent"}},
+    )
+    dynamodb.delete_item(TableName="images", Key={"PK": {"S": "MSG#1"}})
+    records = streams.get_records(ShardIterator=iterator, Limit=10)["Records"]
+    # Then the stream tells each change with the images and the time DynamoDB gives
+    assert [r["eventName"] for r in records] == ["INSERT", "MODIFY", "REMOVE"]
+    insert, modify, remove = (r["dynamodb"] for r in records)
+    assert insert["NewImage"] == {"PK": {"S": "MSG#1"}, "status": {"S": "accepted"}, "parts": {"N": "1"}, "tags": {"SS": ["a"]}}
+    assert "OldImage" not in insert
+    assert modify["OldImage"]["status"] == {"S": "accepted"} and modify["NewImage"]["status"] == {"S": "sent"}
+    assert remove["Keys"] == {"PK": {"S": "MSG#1"}} and remove["OldImage"]["status"] == {"S": "sent"} and "NewImage" not in remove
+    assert [int(r["dynamodb"]["SequenceNumber"]) for r in records] == sorted(int(r["dynamodb"]["SequenceNumber"]) for r in records)
+    for record in records:
+        created = record["dynamodb"]["ApproximateCreationDateTime"]
+        assert before - timedelta(seconds=2) <= created <= datetime.now(UTC) + timedelta(seconds=2)
+
+
+def test_one_connection_serves_call_after_call(dynamodb):
+    # Given the local server, and one HTTP connection to it
+    host, port = dynamodb.meta.endpoint_url.removeprefix("http://").split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=10)
+    headers = {
+        "X-Amz-Target": "DynamoDB_20120810.ListTables",
+        "Content-Type": "application/x-amz-json-1.0",
+        "Authorization": "AWS4-HMAC-SHA256 Credential=local/20260101/eu-west-1/dynamodb/aws4_request, SignedHeaders=host, Signature=0",
+    }
+    # When calls follow one another on it
+    sockets, answers = set(), []
+    for _ in range(3):
+        connection.request("POST", "/", body=b"{}", headers=headers)
+        response = connection.getresponse()
+        answers.append((response.status, json.loads(response.read())))
+        sockets.add(id(connection.sock))
+    # Then each is answered, and the connection stays open for the next (no new connection per call)
+    assert answers == [(200, {"TableNames": []})] * 3
+    assert len(sockets) == 1 and connection.sock is not None
+    connection.close()

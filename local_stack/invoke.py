@@ -22,9 +22,15 @@ def main(function: str, event_path: str) -> int:
 
     from local_stack.resources import discover
 
+    # DynamoDB has a moto server of its own (local_stack/run.py); stacks from before that serve it with the rest.
+    dynamodb_url = outputs.get("DynamoDbEndpointUrl", outputs["AwsEndpointUrl"])
     clients = {
         name: boto3.client(
-            name, endpoint_url=outputs["AwsEndpointUrl"], region_name=outputs["Region"], aws_access_key_id="local", aws_secret_access_key="local"
+            name,
+            endpoint_url=dynamodb_url if name == "dynamodb" else outputs["AwsEndpointUrl"],
+            region_name=outputs["Region"],
+            aws_access_key_id="local",
+            aws_secret_access_key="local",
         )
         for name in ("dynamodb", "sqs", "sns", "secretsmanager")
     }
@@ -44,6 +50,8 @@ def main(function: str, event_path: str) -> int:
         {
             **spec.environment,
             "AWS_ENDPOINT_URL": outputs["AwsEndpointUrl"],
+            "AWS_ENDPOINT_URL_DYNAMODB": dynamodb_url,
+            "AWS_ENDPOINT_URL_DYNAMODB_STREAMS": dynamodb_url,
             "AWS_ACCESS_KEY_ID": "local",
             "AWS_SECRET_ACCESS_KEY": "local",
             "AWS_DEFAULT_REGION": outputs["Region"],

@@ -7,6 +7,7 @@ batch is retried up to MaximumRetryAttempts, then described to the OnFailure des
 
 from __future__ import annotations
 
+import collections
 import hashlib
 import json
 import threading
@@ -55,6 +56,8 @@ class SqsPoller(threading.Thread):
             try:
                 self.poll_once()
             except Exception as exc:
+                if self.stopping.is_set():
+                    return  # the stack is stopping: its moto servers went first
                 self.log(f"sqs   poll of {self.queue_arn.rsplit(':', 1)[1]} failed: {exc}")
                 self.stopping.wait(1)
 
@@ -95,27 +98,29 @@ class SqsPoller(threading.Thread):
         self.log(f"sqs   {self.pool.spec.logical_id} <- {len(records)} record(s), {len(failed)} to retry")
 
 
-class StreamPoller(threading.Thread):
-    def __init__(
-        self,
-        streams: Any,
-        sqs: Any,
-        stream_arn: str,
-        pool: FunctionPool,
-        properties: dict[str, Any],
-        region: str,
-        log: Callable[[str], None],
-    ):
-        super().__init__(daemon=True, name=f"stream-{pool.spec.logical_id}")
-        self.streams, self.sqs, self.stream_arn, self.pool, self.region, self.log = streams, sqs, stream_arn, pool, region, log
-        self.batch_size = int(properties.get("BatchSize", 100))
-        self.max_retries = int(properties.get("MaximumRetryAttempts", 3))
-        self.filters = (properties.get("FilterCriteria") or {}).get("Filters", [])
-        self.on_failure_arn = ((properties.get("DestinationConfig") or {}).get("OnFailure") or {}).get("Destination")
-        self.stopping = threading.Event()
+class StreamReader(threading.Thread):
+    """Reads a table's stream once for every mapping on it, and hands each record to each mapping's poller.
+
+    Two functions map the one table stream: each reading it for itself had moto serialise every record
+    (both images) twice, and describe the stream before every read, all on DynamoDB's one-at-a-time
+    server. Each mapping still keeps its own place, batches, filters and retries (StreamPoller).
+    """
+
+    BACKLOG = 10_000  # records a mapping may fall behind before the reader waits for it
+
+    def __init__(self, streams: Any, stream_arn: str, log: Callable[[str], None]):
+        super().__init__(daemon=True, name=f"stream-{stream_arn.rsplit('/', 1)[-1]}")
+        self.streams, self.stream_arn, self.log = streams, stream_arn, log
+        self.subscribers: list[StreamPoller] = []
         self.iterators: dict[str, str | None] = {}
+        self.refreshed = 0.0
+        self.stopping = threading.Event()
 
     def _refresh_shards(self) -> None:
+        # moto gives a table's stream one shard for its whole life: look again now and then, not before every read.
+        if self.iterators and time.monotonic() - self.refreshed < 10:
+            return
+        self.refreshed = time.monotonic()
         description = self.streams.describe_stream(StreamArn=self.stream_arn)["StreamDescription"]
         for shard in description.get("Shards", []):
             if shard["ShardId"] not in self.iterators:
@@ -127,24 +132,70 @@ class StreamPoller(threading.Thread):
         while not self.stopping.is_set():
             try:
                 self._refresh_shards()
+                if any(subscriber.backlog() >= self.BACKLOG for subscriber in self.subscribers):
+                    self.stopping.wait(0.05)
+                    continue
                 busy = False
                 for shard_id, iterator in list(self.iterators.items()):
                     if iterator:
-                        busy |= self._poll_shard(shard_id, iterator)
+                        response = self.streams.get_records(ShardIterator=iterator, Limit=1000)
+                        records = response.get("Records", [])
+                        for subscriber in self.subscribers:
+                            subscriber.offer(records)
+                        self.iterators[shard_id] = response.get("NextShardIterator")
+                        busy |= bool(records)
                 if not busy:
                     self.stopping.wait(0.2)
             except Exception as exc:
                 self.log(f"stream poll failed: {exc}")
                 self.stopping.wait(1)
 
-    def _poll_shard(self, shard_id: str, iterator: str) -> bool:
-        response = self.streams.get_records(ShardIterator=iterator, Limit=self.batch_size)
-        records = [self._record(r) for r in response.get("Records", [])]
-        records = [r for r in records if passes_filters(self.filters, r)]
-        if records:
-            self._deliver(records)
-        self.iterators[shard_id] = response.get("NextShardIterator")
-        return bool(response.get("Records"))
+
+class StreamPoller(threading.Thread):
+    """One DynamoDB event source mapping: batches of its stream's records, filtered, to its function."""
+
+    def __init__(
+        self,
+        reader: StreamReader,
+        sqs: Any,
+        pool: FunctionPool,
+        properties: dict[str, Any],
+        region: str,
+        log: Callable[[str], None],
+    ):
+        super().__init__(daemon=True, name=f"stream-{pool.spec.logical_id}")
+        self.sqs, self.stream_arn, self.pool, self.region, self.log = sqs, reader.stream_arn, pool, region, log
+        self.batch_size = int(properties.get("BatchSize", 100))
+        self.max_retries = int(properties.get("MaximumRetryAttempts", 3))
+        self.filters = (properties.get("FilterCriteria") or {}).get("Filters", [])
+        self.on_failure_arn = ((properties.get("DestinationConfig") or {}).get("OnFailure") or {}).get("Destination")
+        self.stopping = threading.Event()
+        self.pending: collections.deque[dict[str, Any]] = collections.deque()
+        self.arrived = threading.Condition()
+        reader.subscribers.append(self)
+
+    def offer(self, raw_records: list[dict[str, Any]]) -> None:
+        if raw_records:
+            with self.arrived:
+                self.pending.extend(raw_records)
+                self.arrived.notify()
+
+    def backlog(self) -> int:
+        return len(self.pending)
+
+    def run(self) -> None:
+        while not self.stopping.is_set():
+            with self.arrived:
+                if not self.pending:
+                    self.arrived.wait(0.5)
+                    continue
+                batch = [self.pending.popleft() for _ in range(min(self.batch_size, len(self.pending)))]
+            try:
+                records = [r for r in map(self._record, batch) if passes_filters(self.filters, r)]
+                if records:
+                    self._deliver(records)
+            except Exception as exc:
+                self.log(f"stream {self.pool.spec.logical_id} failed: {exc}")
 
     def _record(self, raw: dict[str, Any]) -> dict[str, Any]:
         dynamodb = dict(raw["dynamodb"])

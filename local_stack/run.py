@@ -1,8 +1,9 @@
 """`make run`: the whole gateway on one machine, with no Docker and no AWS account.
 
-moto server (AWS) on AWS_PORT, resources created from template.yaml, every function in its own worker
-processes, the API and webhooks on API_PORT from the template's routes, queue and stream pollers, and
-the Eseye simulator on SIM_PORT (unless ESEYE_BASE_URL points at a real Eseye).
+moto servers (AWS): DynamoDB and its stream on DYNAMODB_PORT, SQS, SNS and Secrets Manager on AWS_PORT;
+resources created from template.yaml, every function in its own worker processes, the API and webhooks
+on API_PORT from the template's routes, queue and stream pollers, and the Eseye simulator on SIM_PORT
+(unless ESEYE_BASE_URL points at a real Eseye).
 """
 
 from __future__ import annotations
@@ -25,6 +26,19 @@ def log(line: str) -> None:
     print(f"{time.strftime('%H:%M:%S')} {line}", flush=True)
 
 
+# Services served by the DynamoDB server; every other goes to the general one. moto's SNS delivers to SQS
+# inside its own process, so SNS and SQS must share a server; DynamoDB Streams reads DynamoDB's tables.
+DYNAMODB_SERVICES = ("dynamodb", "dynamodbstreams")
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 class MotoProcess:
     """moto's server mode in a child process, stopped with the stack."""
 
@@ -33,12 +47,19 @@ class MotoProcess:
         self.process: Any = None
 
     def start(self) -> None:
-        import socket
+        self.launch()
+        self.wait_ready()
+
+    def launch(self) -> None:
         import subprocess
 
         # moto's server with DynamoDB requests applied one at a time, as DynamoDB applies them (local_stack/moto_server.py)
         command = [sys.executable, "-m", "local_stack.moto_server", "-H", self.host, "-p", str(self.port)]
         self.process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def wait_ready(self) -> None:
+        import socket
+
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -64,6 +85,9 @@ class LocalStack:
         self.host = "127.0.0.1"
         self.api_port = int(env.get("API_PORT", 3000))
         self.aws_port = int(env.get("AWS_PORT", 5000))
+        # DynamoDB in a moto server of its own (the other core): 5001 for `make run`; a stack started on a
+        # chosen AWS_PORT (tests, load runs) gets a free port unless DYNAMODB_PORT names one.
+        self.dynamodb_port = int(env.get("DYNAMODB_PORT") or (free_port() if env.get("AWS_PORT") else 5001))
         self.sim_port = int(env.get("SIM_PORT", 5010))
         self.external_eseye = env.get("ESEYE_BASE_URL", "")
         self.state_dir = Path(env.get("LOCAL_STATE_DIR", ROOT / ".local"))
@@ -99,25 +123,36 @@ class LocalStack:
     def aws_url(self) -> str:
         return f"http://{self.host}:{self.aws_port}"
 
+    @property
+    def dynamodb_url(self) -> str:
+        return f"http://{self.host}:{self.dynamodb_port}"
+
+    def endpoint(self, service: str) -> str:
+        return self.dynamodb_url if service in DYNAMODB_SERVICES else self.aws_url
+
     def start(self) -> dict[str, str]:
         import boto3
 
         from local_stack.eseye_simulator import EseyeSimulator
         from local_stack.gateway import Gateway
-        from local_stack.pollers import Scheduler, SqsPoller, StreamPoller
+        from local_stack.pollers import Scheduler, SqsPoller, StreamPoller, StreamReader
         from local_stack.resources import create_resources, outputs
         from local_stack.workers import FunctionPool
 
         for name, value in {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local", "AWS_DEFAULT_REGION": REGION}.items():
             os.environ.setdefault(name, value)
-        # moto in a process of its own: it does most of the work, and one process's GIL would serialise
-        # it with the gateway, the pollers and the simulator.
-        moto = MotoProcess(self.host, self.aws_port)
-        moto.start()
-        self.components.append(moto)
-        log(f"aws   moto server on {self.aws_url}")
+        # moto in processes of its own: it does most of the work, and one process's GIL would serialise it
+        # with the gateway, the pollers and the simulator. Two of them, so that DynamoDB (the most work,
+        # applied one request at a time) has a core to itself while SQS, SNS and Secrets Manager use the other.
+        servers = [MotoProcess(self.host, self.dynamodb_port), MotoProcess(self.host, self.aws_port)]
+        for server in servers:
+            server.launch()
+            self.components.append(server)
+        for server in servers:
+            server.wait_ready()
+        log(f"aws   moto servers: DynamoDB on {self.dynamodb_url}, SQS, SNS and Secrets Manager on {self.aws_url}")
         clients = {
-            name: boto3.client(name, endpoint_url=self.aws_url, region_name=REGION, aws_access_key_id="local", aws_secret_access_key="local")
+            name: boto3.client(name, endpoint_url=self.endpoint(name), region_name=REGION, aws_access_key_id="local", aws_secret_access_key="local")
             for name in ("dynamodb", "dynamodbstreams", "sqs", "sns", "secretsmanager")
         }
 
@@ -145,6 +180,9 @@ class LocalStack:
             "HOME": os.environ.get("HOME", ""),
             "LANG": "C.UTF-8",
             "AWS_ENDPOINT_URL": self.aws_url,
+            # botocore's per-service endpoints (AWS_ENDPOINT_URL_<service id>) send DynamoDB to its own server
+            "AWS_ENDPOINT_URL_DYNAMODB": self.dynamodb_url,
+            "AWS_ENDPOINT_URL_DYNAMODB_STREAMS": self.dynamodb_url,
             "AWS_ACCESS_KEY_ID": "local",
             "AWS_SECRET_ACCESS_KEY": "local",
             "AWS_DEFAULT_REGION": REGION,
@@ -166,6 +204,7 @@ class LocalStack:
             thread.join()
         log(f"fn    {len(self.pools)} functions warm: {', '.join(sorted(self.pools))}")
 
+        readers: dict[str, Any] = {}  # one reader per table stream, shared by the mappings on it
         for logical_id, spec in specs.items():
             for event in spec.events.values():
                 if event["Type"] == "Schedule":
@@ -184,9 +223,10 @@ class LocalStack:
                     for _ in range(concurrency):
                         self.pollers.append(SqsPoller(clients["sqs"], url, arn, pool, int(props.get("BatchSize", 10)), REGION, log))
                 elif event["Type"] == "DynamoDB":
-                    self.pollers.append(
-                        StreamPoller(clients["dynamodbstreams"], clients["sqs"], props["Stream"], self.pools[logical_id], props, REGION, log)
-                    )
+                    if props["Stream"] not in readers:
+                        readers[props["Stream"]] = StreamReader(clients["dynamodbstreams"], props["Stream"], log)
+                        self.pollers.append(readers[props["Stream"]])
+                    self.pollers.append(StreamPoller(readers[props["Stream"]], clients["sqs"], self.pools[logical_id], props, REGION, log))
         for poller in self.pollers:
             poller.start()
 
@@ -200,6 +240,7 @@ class LocalStack:
             {
                 "ApiUrl": self.api_url,
                 "AwsEndpointUrl": self.aws_url,
+                "DynamoDbEndpointUrl": self.dynamodb_url,
                 "Region": REGION,
                 "WebhookToken": token,
                 "EseyeBaseUrl": eseye_url,
@@ -230,7 +271,8 @@ def banner(values: dict[str, str]) -> str:
     return f"""
   Eseye SMS gateway, running locally
     API          {values["ApiUrl"]}
-    AWS (moto)   {values["AwsEndpointUrl"]}   region {values["Region"]}
+    AWS (moto)   {values["AwsEndpointUrl"]}   region {values["Region"]}   (SQS, SNS, Secrets Manager)
+                 {values["DynamoDbEndpointUrl"]}   (DynamoDB and its stream)
     Eseye        {values["EseyeBaseUrl"]}
     outputs      .local/outputs.json
 
@@ -257,7 +299,7 @@ def main() -> None:
     except KeyboardInterrupt:
         pass
     except OSError as exc:
-        log(f"could not start: {exc} (is another `make run` using the ports? set API_PORT, AWS_PORT, SIM_PORT)")
+        log(f"could not start: {exc} (is another `make run` using the ports? set API_PORT, AWS_PORT, DYNAMODB_PORT, SIM_PORT)")
         stack.stop()
         sys.exit(1)
     except BaseException:

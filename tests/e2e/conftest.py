@@ -35,9 +35,11 @@ class RunningStack:
         self.session = requests.Session()
 
     def client(self, service: str):
+        # DynamoDB has a moto server of its own, the other services share one (local_stack/run.py)
+        dynamodb = service in ("dynamodb", "dynamodbstreams")
         return boto3.client(
             service,
-            endpoint_url=self.outputs["AwsEndpointUrl"],
+            endpoint_url=self.outputs["DynamoDbEndpointUrl" if dynamodb else "AwsEndpointUrl"],
             region_name=self.outputs["Region"],
             aws_access_key_id="local",
             aws_secret_access_key="local",
@@ -65,6 +67,7 @@ def running_stack(state: Path, **environment: str):
         **os.environ,
         "API_PORT": str(free_port()),
         "AWS_PORT": str(free_port()),
+        "DYNAMODB_PORT": str(free_port()),
         "SIM_PORT": str(free_port()),
         "ESEYE_BASE_URL": eseye.url,
         "LOCAL_STATE_DIR": str(state),

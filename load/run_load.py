@@ -41,6 +41,7 @@ def start_stack(state: Path) -> tuple[subprocess.Popen, dict]:
         **os.environ,
         "API_PORT": str(free_port()),
         "AWS_PORT": str(free_port()),
+        "DYNAMODB_PORT": str(free_port()),
         "SIM_PORT": str(free_port()),
         "LOCAL_STATE_DIR": str(state),
         "RECEIPT_DELAY": "0.2",
@@ -100,6 +101,35 @@ def receipt_phase(api: str, token: str) -> tuple[float, int]:
     return RECEIPTS / elapsed, len(set(failures) | set(not_delivered))
 
 
+def cpu_seconds(root: int) -> dict[str, float]:
+    """CPU time used so far by the stack's processes, by kind: a figure other load on the machine barely moves."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    parents: dict[int, int] = {}
+    used: dict[int, tuple[str, float]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+        except OSError:
+            continue
+        parents[int(entry.name)] = int(fields[1])
+        used[int(entry.name)] = (command, (int(fields[11]) + int(fields[12])) / ticks)
+    kinds: dict[str, float] = {}
+    for pid, (command, seconds) in used.items():
+        ancestor = pid
+        while ancestor not in (root, 0, 1) and ancestor in parents:
+            ancestor = parents[ancestor]
+        if ancestor != root:
+            continue
+        kind = "moto" if "local_stack.moto_server" in command else "functions" if "multiprocessing" in command else "stack"
+        if kind == "moto" and pid != root:
+            kind = f"moto :{command.rsplit(' ', 1)[-1]}"
+        kinds[kind] = kinds.get(kind, 0.0) + seconds
+    return kinds
+
+
 def percentile(values: list[float], fraction: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
@@ -114,12 +144,14 @@ def main() -> int:
             results: list = []
             errors: list = []
             threads = [threading.Thread(target=client, args=(api, i, results, errors)) for i in range(CLIENTS)]
+            cpu_before = cpu_seconds(process.pid)
             started = time.perf_counter()
             for thread in threads:
                 thread.start()
             for thread in threads:
                 thread.join()
             duration = time.perf_counter() - started
+            cpu_at_sends = {kind: seconds - cpu_before.get(kind, 0.0) for kind, seconds in cpu_seconds(process.pid).items()}
             # Reconcile: every accepted message must reach a final status, the expected one.
             pending = {message_id: should_fail for message_id, _, should_fail in results}
             wrong: list[str] = []
@@ -150,6 +182,15 @@ def main() -> int:
     print(f"all receipts applied {settle:.1f} s after the last send")
     print(f"lost {len(pending)} (not final after {SETTLE_SECONDS:.0f} s), wrong status {len(wrong)}")
     print(f"receipt webhook {receipts_per_second:.1f} receipts/s ({RECEIPTS} receipts, {CLIENTS} senders), not applied {receipt_failures}")
+    if results:
+        # CPU the stack spent while the sends were accepted, per accepted send (pipeline work included)
+        ports = {
+            outputs.get("DynamoDbEndpointUrl", "").rsplit(":", 1)[-1]: "DynamoDB server",
+            outputs["AwsEndpointUrl"].rsplit(":", 1)[-1]: "AWS server",
+        }
+        named = {ports.get(kind.rsplit(":", 1)[-1], kind) if kind.startswith("moto") else kind: seconds for kind, seconds in cpu_at_sends.items()}
+        parts = ", ".join(f"{kind} {seconds / len(results) * 1000:.0f}" for kind, seconds in sorted(named.items()))
+        print(f"stack CPU {sum(named.values()) / len(results) * 1000:.0f} ms per send ({parts})")
     for line in errors[:5] + wrong[:5]:
         print("  ", line)
     return 0 if not pending and not wrong and not errors and not receipt_failures else 1

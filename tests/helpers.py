@@ -81,17 +81,33 @@ def sent_message(stack, to="447700900001"):
     return body_of(send(stack, body={"to": to, "text": "REBOOT"}))
 
 
-def stream_batch(stack):
-    """Everything on the table's stream so far, as Lambda would deliver it to the publisher."""
+def stream_records(stack) -> list[dict]:
+    """Every record on the table's stream so far, in order, as Lambda delivers them."""
     streams = stack.clients["dynamodbstreams"]
     arn = stack.physical("Table", "StreamArn")
     records = []
     for shard in streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"]:
         iterator = streams.get_shard_iterator(StreamArn=arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
-        records += streams.get_records(ShardIterator=iterator, Limit=1000)["Records"]
-    wanted = [r for r in records if r["dynamodb"]["Keys"]["SK"]["S"] == "META" and r["dynamodb"]["Keys"]["PK"]["S"].startswith("MSG#")]
-    for record in wanted:
+        while iterator:
+            page = streams.get_records(ShardIterator=iterator, Limit=1000)
+            records += page["Records"]
+            iterator = page.get("NextShardIterator") if page["Records"] else None
+    for record in records:
         record["dynamodb"].pop("ApproximateCreationDateTime", None)
+    return records
+
+
+def passing_filters(stack, function: str, records: list[dict]) -> list[dict]:
+    """The records `function`'s stream mapping lets through (its FilterCriteria in the template)."""
+    from local_stack.pollers import passes_filters
+
+    properties = next(iter(stack.context.template["Resources"][function]["Properties"]["Events"].values()))["Properties"]
+    return [r for r in records if passes_filters(properties["FilterCriteria"]["Filters"], r)]
+
+
+def stream_batch(stack):
+    """Everything on the table's stream so far, as Lambda would deliver it to the publisher."""
+    wanted = [r for r in stream_records(stack) if r["dynamodb"]["Keys"]["SK"]["S"] == "META" and r["dynamodb"]["Keys"]["PK"]["S"].startswith("MSG#")]
     return {"Records": wanted}
 
 
@@ -360,21 +376,13 @@ class StreamTail:
         self.stack, self.prefixes, self.seen = stack, tuple(prefixes), set()
 
     def __call__(self):
-        streams = self.stack.clients["dynamodbstreams"]
-        arn = self.stack.physical("Table", "StreamArn")
         fresh = []
-        for shard in streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"]:
-            iterator = streams.get_shard_iterator(StreamArn=arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
-            while iterator:
-                page = streams.get_records(ShardIterator=iterator, Limit=1000)
-                for record in page["Records"]:
-                    keys, sequence = record["dynamodb"]["Keys"], record["dynamodb"]["SequenceNumber"]
-                    if keys["SK"]["S"] != "META" or not keys["PK"]["S"].startswith(self.prefixes) or sequence in self.seen:
-                        continue
-                    self.seen.add(sequence)
-                    record["dynamodb"].pop("ApproximateCreationDateTime", None)
-                    fresh.append(record)
-                iterator = page.get("NextShardIterator") if page["Records"] else None
+        for record in stream_records(self.stack):
+            keys, sequence = record["dynamodb"]["Keys"], record["dynamodb"]["SequenceNumber"]
+            if keys["SK"]["S"] != "META" or not keys["PK"]["S"].startswith(self.prefixes) or sequence in self.seen:
+                continue
+            self.seen.add(sequence)
+            fresh.append(record)
         return {"Records": fresh}
 
 

@@ -59,6 +59,19 @@ class RunningStack:
         return wait_until(reached, timeout, interval=0.2, message=f"message {message_id} reaches {sorted(wanted)}")
 
 
+def smsgw(stack: RunningStack, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    """The smsgw command-line client, as a user runs it, against `stack`."""
+    outputs = stack.log_path.parent / "outputs.json"
+    return subprocess.run(
+        [sys.executable, "-m", "smsgw_cli.main", "--outputs", str(outputs), *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={"PYTHONPATH": str(ROOT / "cli"), "PATH": "/usr/bin:/bin"},
+    )
+
+
 @contextlib.contextmanager
 def running_stack(state: Path, **environment: str):
     """The stack as `make run` starts it; `environment` sets more of its variables (ESEYE_MAX_SENDS_PER_SECOND...)."""

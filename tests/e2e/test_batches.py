@@ -1,8 +1,6 @@
 """Batches through the running local stack: the CLI's progress bar, groups with saved commands, and the
 steady rate toward Eseye under two batches and single sends at once."""
 
-import subprocess
-import sys
 import threading
 import time
 from collections import Counter
@@ -10,22 +8,10 @@ from collections import Counter
 import pytest
 import requests
 
-from tests.e2e.conftest import ROOT, running_stack
+from tests.e2e.conftest import running_stack, smsgw
 from tests.helpers import wait_until
 
 BATCH_SIZE = 100  # make test's batch; `make load` sends 10,000 (load/run_load.py)
-
-
-def smsgw(stack, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    outputs = stack.log_path.parent / "outputs.json"
-    return subprocess.run(
-        [sys.executable, "-m", "smsgw_cli.main", "--outputs", str(outputs), *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={"PYTHONPATH": str(ROOT / "cli"), "PATH": "/usr/bin:/bin"},
-    )
 
 
 def sends_per_destination(stack, since: float) -> Counter:

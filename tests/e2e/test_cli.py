@@ -5,19 +5,7 @@ import signal
 import subprocess
 import sys
 
-from tests.e2e.conftest import ROOT
-
-
-def smsgw(local_stack, *args: str) -> subprocess.CompletedProcess:
-    outputs = local_stack.log_path.parent / "outputs.json"
-    return subprocess.run(
-        [sys.executable, "-m", "smsgw_cli.main", "--outputs", str(outputs), *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={"PYTHONPATH": str(ROOT / "cli"), "PATH": "/usr/bin:/bin"},
-    )
+from tests.e2e.conftest import ROOT, smsgw
 
 
 def test_send_get_history_and_cancel(local_stack):

@@ -3,23 +3,9 @@ and what reaches the Eseye simulator."""
 
 import json
 import random
-import subprocess
-import sys
 
-from tests.e2e.conftest import ROOT
+from tests.e2e.conftest import smsgw
 from tests.helpers import wait_until
-
-
-def smsgw(local_stack, *args: str) -> subprocess.CompletedProcess:
-    outputs = local_stack.log_path.parent / "outputs.json"
-    return subprocess.run(
-        [sys.executable, "-m", "smsgw_cli.main", "--outputs", str(outputs), *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={"PYTHONPATH": str(ROOT / "cli"), "PATH": "/usr/bin:/bin"},
-    )
 
 
 def unused_sim() -> str:

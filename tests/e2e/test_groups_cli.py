@@ -4,19 +4,7 @@ import json
 import subprocess
 import sys
 
-from tests.e2e.conftest import ROOT
-
-
-def smsgw(local_stack, *args: str) -> subprocess.CompletedProcess:
-    outputs = local_stack.log_path.parent / "outputs.json"
-    return subprocess.run(
-        [sys.executable, "-m", "smsgw_cli.main", "--outputs", str(outputs), *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={"PYTHONPATH": str(ROOT / "cli"), "PATH": "/usr/bin:/bin"},
-    )
+from tests.e2e.conftest import ROOT, smsgw
 
 
 def test_a_group_is_set_from_a_csv_file_shown_changed_listed_and_deleted(local_stack, tmp_path):

@@ -12,9 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from local_stack.pollers import passes_filters
 from tests.conftest import load_event
-from tests.helpers import CallCounter, hook_every_client
+from tests.helpers import CallCounter, StreamTail, hook_every_client, passing_filters
 
 RECIPIENTS = 100
 GOAL = 6.0
@@ -25,30 +24,13 @@ class StreamReader:
     """The table's stream, each record once, in the batch sizes and filters the template gives a function."""
 
     def __init__(self, stack):
-        self.stack, self.seen = stack, set()
+        self.stack, self.tail, self.receipted = stack, StreamTail(stack, ("MSG#", "SIM#", "BATCH#")), set()
 
-    def new_records(self) -> list[dict]:
-        streams = self.stack.clients["dynamodbstreams"]  # the test's own client: not counted
-        arn = self.stack.physical("Table", "StreamArn")
-        records = []
-        for shard in streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"]:
-            iterator = streams.get_shard_iterator(StreamArn=arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
-            while iterator:
-                page = streams.get_records(ShardIterator=iterator, Limit=1000)
-                records += page["Records"]
-                iterator = page.get("NextShardIterator") if page["Records"] else None
-        fresh = [r for r in records if r["dynamodb"]["SequenceNumber"] not in self.seen]
-        self.seen.update(r["dynamodb"]["SequenceNumber"] for r in fresh)
-        for record in fresh:
-            record["dynamodb"].pop("ApproximateCreationDateTime", None)
-        return fresh
-
-    def deliver(self, handlers: dict, records: list[dict]) -> None:
-        resources = self.stack.context.template["Resources"]
+    def deliver(self, handlers: dict) -> None:
+        records = self.tail()["Records"]
         for function, handler in handlers.items():
-            properties = next(iter(resources[function]["Properties"]["Events"].values()))["Properties"]
-            wanted = [r for r in records if passes_filters(properties["FilterCriteria"]["Filters"], r)]
-            size = int(properties.get("BatchSize", 100))
+            wanted = passing_filters(self.stack, function, records)
+            size = int(next(iter(self.stack.context.template["Resources"][function]["Properties"]["Events"].values()))["Properties"]["BatchSize"])
             for start in range(0, len(wanted), size):
                 assert handler({"Records": wanted[start : start + size]}) == {"batchItemFailures": []}
 
@@ -75,7 +57,7 @@ def run_batch(stack, handlers, stream, sims) -> str:
             event["Records"][0]["body"] = json.dumps(job)
             assert handlers["BatchFanoutFunction"](event) == {"batchItemFailures": []}
     followers = {f: handlers[f] for f in ("SimQueueFunction", "PublisherFunction")}
-    stream.deliver(followers, stream.new_records())
+    stream.deliver(followers)
     receipt = load_event("receipt_get_delivered")
     for message_id in list(stack.eseye.messages):
         fields = {"messageid": message_id, "referenceid": "ref", "statuscode": "delivered", "status": "delivered"}
@@ -84,7 +66,7 @@ def run_batch(stack, handlers, stream, sims) -> str:
         stream.receipted.add(message_id)
         event = {**receipt, "queryStringParameters": fields, "multiValueQueryStringParameters": {k: [v] for k, v in fields.items()}}
         assert handlers["ReceiptWebhookFunction"](event)["statusCode"] == 200
-    stream.deliver(followers, stream.new_records())
+    stream.deliver(followers)
     get = load_event("batches_get")
     get.update(path=f"/batches/{batch_id}", pathParameters={"id": batch_id})
     batch = json.loads(handlers["BatchesFunction"](get)["body"])
@@ -97,7 +79,6 @@ def test_a_batch_costs_few_aws_requests_per_recipient_across_its_whole_life(stac
     functions = ("BatchesFunction", "BatchFanoutFunction", "ReceiptWebhookFunction", "SimQueueFunction", "PublisherFunction")
     handlers = {f: stack.handler(f) for f in functions}
     stream = StreamReader(stack)
-    stream.receipted = set()
     run_batch(stack, handlers, stream, [f"4478100{n:05d}" for n in range(1002, 1004)])
     # When a batch of 100 SIMs is accepted, fanned out, sent, delivered, followed and published
     counted.reset()

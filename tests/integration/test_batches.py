@@ -4,9 +4,8 @@ import json
 
 import pytest
 
-from local_stack.pollers import passes_filters
 from tests.conftest import load_event
-from tests.helpers import body_of, receipt, received_events, stream_batch, subscribe, validate_event
+from tests.helpers import body_of, passing_filters, receipt, received_events, stream_batch, stream_records, subscribe, validate_event
 
 BATCH_QUEUE = "BatchQueue"
 
@@ -56,25 +55,11 @@ def _requeue(stack, jobs):
         stack.clients["sqs"].send_message(QueueUrl=url, MessageBody=json.dumps(job))
 
 
-def stream_for(stack, function):
-    """Everything on the table's stream so far that passes `function`'s filters in the template."""
-    streams = stack.clients["dynamodbstreams"]
-    arn = stack.physical("Table", "StreamArn")
-    records = []
-    for shard in streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"]:
-        iterator = streams.get_shard_iterator(StreamArn=arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
-        records += streams.get_records(ShardIterator=iterator, Limit=1000)["Records"]
-    filters = next(iter(stack.context.template["Resources"][function]["Properties"]["Events"].values()))["Properties"]["FilterCriteria"]["Filters"]
-    wanted = [r for r in records if passes_filters(filters, r)]
-    for record in wanted:
-        record["dynamodb"].pop("ApproximateCreationDateTime", None)
-    return {"Records": wanted}
-
-
 def follow_stream(stack):
     """What the table stream drives: the SIM queues (and batch progress), then the events."""
     assert stack.invoke("SimQueueFunction", stream_batch(stack)) == {"batchItemFailures": []}
-    assert stack.invoke("PublisherFunction", stream_for(stack, "PublisherFunction")) == {"batchItemFailures": []}
+    publisher = passing_filters(stack, "PublisherFunction", stream_records(stack))
+    assert stack.invoke("PublisherFunction", {"Records": publisher}) == {"batchItemFailures": []}
 
 
 def sends_at_eseye(stack):

@@ -222,3 +222,95 @@ def test_one_connection_serves_call_after_call(dynamodb):
     assert answers == [(200, {"TableNames": []})] * 3
     assert len(sockets) == 1 and connection.sock is not None
     connection.close()
+
+
+def _answers_of_every_item_call(client) -> list:
+    """The item calls the gateway makes (and a few more), with every attribute type, and what each answered."""
+    client.create_table(
+        TableName="kinds",
+        BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[{"AttributeName": "PK", "AttributeType": "S"}, {"AttributeName": "SK", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": "PK", "KeyType": "HASH"}, {"AttributeName": "SK", "KeyType": "RANGE"}],
+    )
+    item = {
+        "PK": {"S": "MSG#1"},
+        "SK": {"S": "META"},
+        "text": {"S": "héllo 😀"},
+        "parts": {"N": "2"},
+        "ratio": {"N": "0.5"},
+        "raw": {"B": b"\x00\x01\xff"},
+        "tags": {"SS": ["a", "b"]},
+        "counts": {"NS": ["1", "2"]},
+        "blobs": {"BS": [b"x", b"y"]},
+        "history": {"L": [{"M": {"at": {"S": "t1"}, "ok": {"BOOL": True}}}, {"NULL": True}]},
+    }
+    key = {"PK": {"S": "MSG#1"}, "SK": {"S": "META"}}
+    calls = [
+        lambda: client.put_item(TableName="kinds", Item=item, ReturnConsumedCapacity="TOTAL"),
+        lambda: client.put_item(TableName="kinds", Item={**item, "SK": {"S": "H#2"}}, ReturnValues="ALL_OLD"),
+        lambda: client.get_item(TableName="kinds", Key=key, ConsistentRead=True),
+        lambda: client.get_item(TableName="kinds", Key={**key, "SK": {"S": "absent"}}),
+        lambda: client.query(
+            TableName="kinds", KeyConditionExpression="PK = :pk", ExpressionAttributeValues={":pk": {"S": "MSG#1"}}, ScanIndexForward=False
+        ),
+        lambda: client.query(
+            TableName="kinds", KeyConditionExpression="PK = :pk", ExpressionAttributeValues={":pk": {"S": "MSG#1"}}, Limit=1, Select="COUNT"
+        ),
+        lambda: client.update_item(
+            TableName="kinds",
+            Key=key,
+            UpdateExpression="SET parts = parts + :one, #s = :s REMOVE ratio",
+            ExpressionAttributeNames={"#s": "status"},
+            ExpressionAttributeValues={":one": {"N": "1"}, ":s": {"S": "sent"}},
+            ReturnValues="ALL_NEW",
+        ),
+        lambda: client.update_item(
+            TableName="kinds", Key=key, UpdateExpression="SET parts = :n", ExpressionAttributeValues={":n": {"N": "9"}}, ReturnValues="UPDATED_OLD"
+        ),
+        lambda: client.batch_get_item(RequestItems={"kinds": {"Keys": [key, {**key, "SK": {"S": "H#2"}}]}}),
+        lambda: client.transact_get_items(TransactItems=[{"Get": {"TableName": "kinds", "Key": key}}]),
+        lambda: client.transact_write_items(
+            TransactItems=[{"Put": {"TableName": "kinds", "Item": {**item, "SK": {"S": "H#3"}}, "ConditionExpression": "attribute_not_exists(PK)"}}]
+        ),
+        lambda: client.batch_write_item(RequestItems={"kinds": [{"DeleteRequest": {"Key": {**key, "SK": {"S": "H#3"}}}}]}),
+        lambda: client.scan(TableName="kinds", FilterExpression="attribute_exists(tags)"),
+        lambda: client.delete_item(TableName="kinds", Key=key, ReturnValues="ALL_OLD"),
+    ]
+    answers = []
+    for call in calls:
+        answer = call()
+        answer.pop("ResponseMetadata")
+        answers.append(answer)
+    try:
+        client.put_item(TableName="kinds", Item=item, ConditionExpression="attribute_not_exists(PK)")
+        client.put_item(TableName="kinds", Item=item, ConditionExpression="attribute_not_exists(PK)")
+    except ClientError as refused:
+        answers.append(refused.response["Error"])
+    return answers
+
+
+def test_item_answers_are_the_ones_moto_itself_gives(dynamodb):
+    # Given moto's own server beside the local stack's (which writes item answers without moto's serializer)
+    port = free_port()
+    stock = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        reference = boto3.client(
+            "dynamodb", endpoint_url=f"http://127.0.0.1:{port}", region_name="eu-west-1", aws_access_key_id="local", aws_secret_access_key="local"
+        )
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                reference.list_tables()
+                break
+            except Exception:
+                if stock.poll() is not None or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+        # When each makes the same item calls, every attribute type among them
+        # Then both answer the same
+        assert _answers_of_every_item_call(dynamodb) == _answers_of_every_item_call(reference)
+    finally:
+        stock.terminate()
+        stock.wait(10)

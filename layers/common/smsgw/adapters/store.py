@@ -1360,7 +1360,7 @@ class BatchRepository:
 
     def put_chunks(self, batch_id: str, chunks: Sequence[Sequence[Mapping[str, Any]]], start: int, ttl: int | None) -> None:
         """The chunks, expiring with their batch."""
-        items = [
+        items: list[Item] = [
             {"PK": self._pk(batch_id), "SK": self.chunk_key(start + n), "recipients": list(c), "chunk_size": len(c), "statuses": {}, "ttl": ttl}
             for n, c in enumerate(chunks)
         ]

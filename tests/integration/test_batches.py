@@ -288,3 +288,26 @@ def test_a_blocklisted_recipient_becomes_a_blocked_message_with_the_reason(stack
     assert "blocklist" in blocked[0]["history"][0]["cause"]
     assert SIMS[1] not in {m.destination for m in stack.eseye.messages.values()}
     assert batch_of(stack, batch["id"])["counts"] == {"blocked": 1, "sent": 2}
+
+
+@pytest.mark.parametrize("source", ["to", "group"])
+def test_a_batch_cancelled_before_its_fan_out_sends_nothing_and_completes_cancelled(stack, source):
+    # Given a batch accepted but not yet fanned out
+    if source == "group":
+        assert put(stack, "depot-c", SIMS)["statusCode"] == 201
+    batch = body_of(post_batch(stack, {source: SIMS if source == "to" else "depot-c", "text": "RESET"}))
+    # When it is cancelled, and then its fan-out jobs run
+    assert body_of(batch_request(stack, "batches_delete", batch_id=batch["id"]))["state"] == "cancelled"
+    fan_out(stack)
+    # Then nothing reached Eseye, and the batch completed cancelled with every recipient counted
+    assert sends_at_eseye(stack) == []
+    done = batch_of(stack, batch["id"])
+    assert done["state"] == "cancelled" and done["completed_at"]
+    assert done["counts"] == ({"cancelled": 3} if source == "to" else {})
+
+
+def test_a_data_command_takes_no_variables(stack):
+    assert save(stack, "reboot-bin", {"data": "0102"})["statusCode"] == 201
+    response = post_batch(stack, {"to": SIMS, "command": "reboot-bin", "variables": {"a": "b"}})
+    assert response["statusCode"] == 422
+    assert "variables" in body_of(response)["error"]["details"]["fields"]

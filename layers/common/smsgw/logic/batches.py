@@ -90,10 +90,11 @@ def _content(body: dict[str, Any], problems: dict[str, str], deps: Deps) -> tupl
         except NotFound:
             problems["command"] = f"no saved command named {name!r}"
             return None, {}
-        for field in ("data_coding", "encoding"):
-            if field in body and getattr(command, "data", None) is None and field == "data_coding":
-                problems[field] = "only applies to data"
-        if getattr(command, "data", None) is not None:
+        if "data_coding" in body:
+            problems["data_coding"] = "comes from the saved command"
+        if command.data is not None:
+            if body.get("variables") is not None or any(isinstance(r, dict) and r.get("variables") for r in body.get("recipients") or []):
+                problems["variables"] = f"saved command {name!r} is data: it takes no variables"
             return command, {"data": command.data, "data_coding": command.data_coding or "0"}
         return command, {}
     if body.get("variables") is not None:
@@ -465,6 +466,8 @@ def plan(batch_id: str, deps: Deps) -> str:
         logger.warning("plan job for an unknown batch", extra={"batch_id": batch_id})
         return "unknown"
     if batch["state"] == models.BATCH_CANCELLED:
+        if batch.get("fanout_started_at") is None:
+            return _cancel_unplanned(batch, deps)
         return cancel_waiting(batch_id, deps)
     if batch["state"] != models.BATCH_ACCEPTED:
         return "planned already"
@@ -493,6 +496,19 @@ def plan(batch_id: str, deps: Deps) -> str:
     deps.batch_queue.send_jobs([{"batch": batch_id, "kind": "chunk", "chunk": n} for n in range(chunks_total)])
     logger.info("batch fanning out", extra={"batch_id": batch_id, "chunks": chunks_total, "recipients": total})
     return "planned"
+
+
+def _cancel_unplanned(batch: Mapping[str, Any], deps: Deps) -> str:
+    """A batch cancelled before its fan-out started: no message exists, so every recipient counts as
+    `cancelled` and the batch completes at once (a group's batch has no chunks yet)."""
+    batch_id = str(batch["id"])
+    if batch.get("chunks_total") is None:
+        _complete(batch_id, deps)
+        return "cancelled before fan-out"
+    for number, chunk in deps.store.batches.chunks(batch_id, with_recipients=True):
+        ids = [message_id_for(batch_id, str(r["to"])) for r in chunk.get("recipients") or []]
+        _close_cancelled(batch_id, number, ids, {}, deps)
+    return "cancelled before fan-out"
 
 
 def _request_for(batch: Mapping[str, Any], recipient: Mapping[str, Any]) -> tuple[send.SendRequest, dict[str, str], Any]:
@@ -676,9 +692,8 @@ def cancel_waiting(batch_id: str, deps: Deps) -> str:
     batch = deps.store.batches.get(batch_id)
     if batch is None:
         return "unknown"
-    if batch.get("chunks_total") is None:  # cancelled before its fan-out was planned: nothing was created
-        _complete(batch_id, deps)
-        return "cancelled before fan-out"
+    if batch.get("fanout_started_at") is None:  # cancelled before its fan-out was planned: nothing was created
+        return _cancel_unplanned(batch, deps)
     cancelled = 0
     for _, chunk in deps.store.batches.chunks(batch_id):
         waiting = [m for m, s in (chunk.get("statuses") or {}).items() if s in models.WAITING_STATUSES]

@@ -11,6 +11,10 @@ moto also rolls a failed transaction back by putting that whole-table copy in pl
 included: the stream readers' iterators stay on the old stream, which never gets another record (the
 queue's hand-overs stopped), and every transaction paid for a copy of the table and all its stream
 records. Here a failed transaction puts back only the items it touched and drops its stream records.
+
+For speed (the local stack runs two of these, one for DynamoDB, which is its bottleneck): connections
+stay open, and DynamoDB's item answers and stream records are written with json.dumps, not moto's
+generic serializer (docs/performance.md, "Both cores").
 """
 
 from __future__ import annotations

@@ -1352,10 +1352,12 @@ class BatchRepository:
         }
 
     def create(self, batch: Mapping[str, Any], chunks: Sequence[Sequence[Mapping[str, Any]]]) -> Item | None:
-        """Store a new batch and its chunks. Returns None, or the batch already stored under its id."""
+        """Store a new batch and its chunks. Returns None, or the batch already stored under its id.
+        The chunks go first: a batch record exists only with all of its chunks (a crash in between leaves
+        chunks that expire, and a retry writes them again)."""
+        self.put_chunks(str(batch["id"]), chunks, start=0, ttl=batch.get("ttl"))
         if not self.table.put({"PK": self._pk(str(batch["id"])), "SK": META, **batch}, if_absent=True):
             return self.get(str(batch["id"]))
-        self.put_chunks(str(batch["id"]), chunks, start=0, ttl=batch.get("ttl"))
         return None
 
     def put_chunks(self, batch_id: str, chunks: Sequence[Sequence[Mapping[str, Any]]], start: int, ttl: int | None) -> None:

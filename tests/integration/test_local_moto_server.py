@@ -229,9 +229,24 @@ def _answers_of_every_item_call(client) -> list:
     client.create_table(
         TableName="kinds",
         BillingMode="PAY_PER_REQUEST",
-        AttributeDefinitions=[{"AttributeName": "PK", "AttributeType": "S"}, {"AttributeName": "SK", "AttributeType": "S"}],
+        AttributeDefinitions=[
+            {"AttributeName": "PK", "AttributeType": "S"},
+            {"AttributeName": "SK", "AttributeType": "S"},
+            {"AttributeName": "G", "AttributeType": "S"},
+            {"AttributeName": "GS", "AttributeType": "S"},
+        ],
         KeySchema=[{"AttributeName": "PK", "KeyType": "HASH"}, {"AttributeName": "SK", "KeyType": "RANGE"}],
+        GlobalSecondaryIndexes=[
+            {
+                "IndexName": "byG",
+                "KeySchema": [{"AttributeName": "G", "KeyType": "HASH"}, {"AttributeName": "GS", "KeyType": "RANGE"}],
+                "Projection": {"ProjectionType": "ALL"},
+            }
+        ],
     )
+    # Partitions and index entries beside the one the calls below read (a Query must read only its own)
+    for n in range(5):
+        client.put_item(TableName="kinds", Item={"PK": {"S": f"OTHER#{n}"}, "SK": {"S": f"S#{4 - n}"}, "G": {"S": f"G#{n % 2}"}, "GS": {"S": f"{n}"}})
     item = {
         "PK": {"S": "MSG#1"},
         "SK": {"S": "META"},
@@ -256,6 +271,17 @@ def _answers_of_every_item_call(client) -> list:
         lambda: client.query(
             TableName="kinds", KeyConditionExpression="PK = :pk", ExpressionAttributeValues={":pk": {"S": "MSG#1"}}, Limit=1, Select="COUNT"
         ),
+        lambda: client.query(TableName="kinds", IndexName="byG", KeyConditionExpression="G = :g", ExpressionAttributeValues={":g": {"S": "G#0"}}),
+        lambda: client.query(
+            TableName="kinds",
+            IndexName="byG",
+            KeyConditionExpression="G = :g AND GS > :low",
+            ExpressionAttributeValues={":g": {"S": "G#1"}, ":low": {"S": "1"}},
+            ScanIndexForward=False,
+            Limit=1,
+        ),
+        lambda: client.query(TableName="kinds", KeyConditionExpression="PK = :pk", ExpressionAttributeValues={":pk": {"S": "OTHER#3"}}),
+        lambda: client.query(TableName="kinds", KeyConditionExpression="PK = :pk", ExpressionAttributeValues={":pk": {"S": "ABSENT"}}),
         lambda: client.update_item(
             TableName="kinds",
             Key=key,

@@ -82,7 +82,7 @@ load: venv ## Load on loopback against the local stack, then reconcile: single s
 	$(PY) load/run_load.py
 	$(PY) load/batch_load.py
 
-run: venv ## The whole system locally: moto server, API on :3000, Eseye simulator on :5010
+run: venv ## The whole system locally: moto servers (DynamoDB on :5001, the rest on :5000), API on :3000, Eseye simulator on :5010
 	$(PY) -m local_stack.run
 
 build: venv ## sam build (no container)

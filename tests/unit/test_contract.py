@@ -87,3 +87,38 @@ def test_valid_sample_bodies_match_the_documented_request_schema():
     for name in ("send_gsm7", "send_ucs2", "send_binary_data", "send_dry_run", "send_idempotent", "send_too_long", "send_rejected_by_eseye"):
         body = json.loads(json.loads((ROOT / "events" / f"{name}.json").read_text())["body"])
         jsonschema.validate(body, schema)
+
+
+def _operations():
+    for path, item in OPENAPI["paths"].items():
+        for method, operation in item.items():
+            if method in ("get", "put", "post", "delete", "patch"):
+                yield method.upper(), path, operation
+
+
+def test_every_operation_has_one_of_the_documents_tags():
+    # Given the tags the document declares (what a generated client groups its methods by)
+    declared = [t["name"] for t in OPENAPI["tags"]]
+    # Then every operation carries exactly one of them, and every tag is used
+    used = {(method, path): operation.get("tags") for method, path, operation in _operations()}
+    assert all(tags is not None and len(tags) == 1 and tags[0] in declared for tags in used.values()), used
+    assert {tags[0] for tags in used.values()} == set(declared)
+
+
+def _enums(node, where="#"):
+    if isinstance(node, dict):
+        if isinstance(node.get("enum"), list):
+            yield where, node["enum"]
+        for key, value in node.items():
+            yield from _enums(value, f"{where}/{key}")
+    elif isinstance(node, list):
+        for n, value in enumerate(node):
+            yield from _enums(value, f"{where}/{n}")
+
+
+def test_no_enum_spells_one_value_twice():
+    # Given every enum in the document (a generator turns each value into a name: F6 and f6 collide)
+    # Then each value has one spelling; the API itself may still accept other cases (data_coding f6)
+    for where, values in _enums(OPENAPI):
+        spellings = [str(v).lower() for v in values]
+        assert len(spellings) == len(set(spellings)), f"{where}: {values}"

@@ -17,7 +17,7 @@ from typing import Any
 
 import requests
 
-from smsgw_cli import batches, groups, saved_commands
+from smsgw_cli import batches, groups, saved_commands, subscriptions
 
 STATUS_COLOURS = {
     "scheduled": 34,
@@ -272,6 +272,7 @@ def main(argv: list[str] | None = None) -> int:
     groups.add_parser(commands)
     saved_commands.add_parser(commands)
     batches.add_parser(commands)
+    subscriptions.add_parser(commands)
     args = parser.parse_args(argv)
     if args.command == "send" and (args.saved_command is None) == (args.text is None):
         parser.error("send takes a text or --command NAME, one of the two")
@@ -282,6 +283,8 @@ def main(argv: list[str] | None = None) -> int:
         return watch(args, settings, tty)
     if args.command in REDRIVES:
         return redrive(args, settings)
+    if args.command in ("subscribe", "unsubscribe", "subscriptions"):
+        return subscriptions.run(args, aws_client("sns", args, settings), settings)
     api = args.api or settings.get("ApiUrl")
     if not api:
         print("no API: pass --api, or start the local stack with `make run`", file=sys.stderr)

@@ -45,9 +45,12 @@ Key design (the one place it is written; template.yaml points here). Keys are st
   GSI3   SIMQ#<shard of digits>              <updated_at>#<digits>     SIM states while messages wait
          GSI3's shard of a key: sha256(key) % 64, 2 hex digits; entries from before the shards sit under
          one hex digit (16 shards: the last of the id, the last of sha256(PK or digits)) and are read too
+  GSI4   FLEET#<created hour>#<shard of id>  <created_at>#<id>         every message by time (GET /messages without
+         msisdn); shard: sha256(id) % 16, 2 hex digits; created hour: yyyy-mm-ddThh
 
 Access: a message by id (GetItem, strongly consistent); one MSISDN's messages newest first (GSI1,
-ScanIndexForward=false); commands waiting for a reply by deadline (GSI2, 64 shards); stale pending messages and
+ScanIndexForward=false); the fleet's messages newest first, an hour at a time across its 16 shards (GSI4);
+commands waiting for a reply by deadline (GSI2, 64 shards); stale pending messages and
 open concat buffers by age (GSI3, 64 shards each); archived events by time, an hour at a time across the
 shards its markers name (replay). A message's status history lives inside its item
 (a list), so a status change is one conditional UpdateItem and the table stream carries the whole
@@ -113,10 +116,18 @@ ENTRY_LIMIT = 4096  # bytes of one history entry (JSON, UTF-8)
 FIELD_LIMIT = 2048  # bytes of one free-form string: Eseye's raw answers and descriptions, causes
 
 LEASE_FIELDS = ("lease_owner", "lease_until")
-KEY_FIELDS = ("PK", "SK", "GSI1PK", "GSI1SK", "GSI2PK", "GSI2SK", "GSI3PK", "GSI3SK")
+KEY_FIELDS = ("PK", "SK", "GSI1PK", "GSI1SK", "GSI2PK", "GSI2SK", "GSI3PK", "GSI3SK", "GSI4PK", "GSI4SK")
 BY_MSISDN_KEY = frozenset({"PK", "SK", "GSI1PK", "GSI1SK"})  # a GSI1 page's LastEvaluatedKey
 REPLY_WAIT = "REPLYWAIT"  # GSI2's partitions: REPLYWAIT#<shard>; REPLYWAIT alone holds waits from before the shards
 REPLY_WAIT_SHARDS = 64  # a waiting command costs GSI2 about four writes (in, two status changes, out)
+# GSI4 projects only attributes a message never changes, so a message costs it one write (its create):
+# 10,000 messages/s over 16 shards is 625 writes/s a partition.
+FLEET = "FLEET"
+FLEET_SHARDS = 16
+
+
+def fleet_shard(message_id: str) -> str:
+    return f"{int(hashlib.sha256(message_id.encode()).hexdigest()[:2], 16) % FLEET_SHARDS:02x}"
 
 
 def _reply_wait_pk(message_id: str) -> str:
@@ -235,6 +246,68 @@ class MessageRepository:
                 raise InvalidCursor()
         return dict(position)
 
+    def fleet_hour(
+        self, hour: str, low: str, before: str, filters: Mapping[str, str], budget: ReadBudget, batch: int
+    ) -> Iterator[tuple[str, str | None]]:
+        """The fleet's messages created in `hour` (yyyy-mm-ddThh) from `low` (included) to `before` (a
+        position, excluded), newest first across the hour's shards: (position, id), each exactly once.
+        When the budget runs out after the first reads, a last (position, None) says where to resume: every
+        entry after it was yielded or did not match the filters, so each request moves on.
+        `filters` (direction, batch_id, client_ref: attributes GSI4 projects) become a FilterExpression.
+        Reads about `batch` items at first, each shard's share, then again from a shard that runs out while
+        it holds more. Stops early, setting `budget.exhausted`, when the budget cannot pay for the next read:
+        what it yielded until then is complete and in order (the merge of replay's EventArchive.events)."""
+        if budget.queries < FLEET_SHARDS or budget.items < FLEET_SHARDS:
+            budget.exhausted = True
+            return
+        size = max(1, min(budget.items // FLEET_SHARDS, -(-batch // FLEET_SHARDS) + 1))
+        shards = [f"{n:02x}" for n in range(FLEET_SHARDS)]
+        heads = {shard: self._fleet_read(hour, shard, low, before, filters, size, budget) for shard in shards}
+        while True:
+            # A read the filters emptied says nothing of what its shard holds next: read on until every shard
+            # has an entry to compare or is done.
+            while unknown := [shard for shard, (items, more_before) in heads.items() if not items and more_before is not None]:
+                for shard in unknown:
+                    more_before = str(heads[shard][1])
+                    if budget.queries < 1 or budget.items < 1:
+                        budget.exhausted = True
+                        # The highest point not known to be read: just above a head ('~' sorts after its id),
+                        # or where a shard's read stopped.
+                        yield max(found[0][0] + "~" if found else str(more) for found, more in heads.values() if found or more), None
+                        return
+                    heads[shard] = self._fleet_read(hour, shard, low, more_before, filters, min(size, budget.items), budget)
+            ready = [(items[0][0], shard) for shard, (items, _) in heads.items() if items]
+            if not ready:
+                return
+            yield heads[max(ready)[1]][0].pop(0)
+
+    def _fleet_read(
+        self, hour: str, shard: str, low: str, before: str, filters: Mapping[str, str], limit: int, budget: ReadBudget
+    ) -> tuple[list[tuple[str, str]], str | None]:
+        """Up to `limit` index entries (read, before the filters) of one shard before `before`, newest first;
+        and the position to read on from, if it holds more."""
+        names = {"#pk": "GSI4PK", "#sk": "GSI4SK"}
+        # BETWEEN includes `before`; a position read again is dropped below (a bare hour prefix never matches).
+        values: dict[str, Any] = {":pk": f"{FLEET}#{hour}#{shard}", ":low": low, ":high": before}
+        clauses = []
+        for index, (name, value) in enumerate(sorted(filters.items())):
+            names[f"#f{index}"], values[f":f{index}"] = name, value
+            clauses.append(f"#f{index} = :f{index}")
+        items, last = self.table.query(
+            index="GSI4",
+            key_condition="#pk = :pk AND #sk BETWEEN :low AND :high",
+            names=names,
+            values=values,
+            filter_expression=" AND ".join(clauses) or None,
+            forward=False,
+            limit=limit + 1,
+        )
+        # What DynamoDB evaluated, the filtered-out entries included: all it may when it stopped at the limit.
+        budget.spend(limit + 1 if last else len(items))
+        found = [(str(i["GSI4SK"]), str(i["PK"]).removeprefix("MSG#")) for i in items if str(i["GSI4SK"]) != before]
+        more = str(last["GSI4SK"]["S"]) if last and "GSI4SK" in last else None
+        return found, more
+
     def waiting_replies(self, digits: str, limit: int) -> list[models.Message]:
         """The newest `limit` messages of a SIM that are MT commands still waiting for a reply."""
         items, _ = self.table.query(
@@ -321,6 +394,7 @@ class MessageRepository:
         message_id, created = str(message["id"]), str(message["created_at"])
         party = message.get("to") if message.get("direction") == "mt" else message.get("from")
         fields: dict[str, Any] = {"GSI1PK": _msisdn_pk(str(party) if party else None), "GSI1SK": f"{created}#{message_id}"}
+        fields.update(GSI4PK=f"{FLEET}#{created[:13]}#{fleet_shard(message_id)}", GSI4SK=f"{created}#{message_id}")
         if message.get("status") == models.PENDING:
             fields.update(GSI3PK=f"PENDING#{_gsi3_shard(message_id)}", GSI3SK=f"{created}#{message_id}")
         if message.get("status") == models.SCHEDULED and message.get("send_at"):

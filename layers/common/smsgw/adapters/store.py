@@ -337,7 +337,7 @@ class MessageRepository:
         return [self._one(i) for i in sorted(due, key=lambda i: str(i["GSI2SK"]))[:limit]]
 
     def get_many(self, message_ids: Sequence[str]) -> dict[str, models.Message]:
-        """The stored messages of `message_ids` (at most 100), by id; ids not stored are left out."""
+        """The stored messages of `message_ids`, by id; ids not stored are left out."""
         if not message_ids:
             return {}
         items = self.table.batch_get([(_message_pk(i), META) for i in dict.fromkeys(message_ids)])
@@ -762,12 +762,9 @@ class SimRepository:
         return SimState.from_item(digits, self.table.get(*self._key(digits)))
 
     def get_many(self, digits: Sequence[str]) -> dict[str, SimState]:
-        """The states of many SIMs, 100 per read (a batch's chunk reads its SIMs at once)."""
+        """The states of many SIMs at once (a batch's chunk reads its SIMs together)."""
         unique = list(dict.fromkeys(digits))
-        found: dict[str, Item] = {}
-        for start in range(0, len(unique), 100):
-            for item in self.table.batch_get([self._key(d) for d in unique[start : start + 100]]):
-                found[str(item["PK"]).removeprefix("SIM#")] = item
+        found = {str(item["PK"]).removeprefix("SIM#"): item for item in self.table.batch_get([self._key(d) for d in unique])}
         return {d: SimState.from_item(d, found.get(d)) for d in unique}
 
     def _state_request(self, old: SimState, new: SimState, at: str) -> dict[str, Any]:
@@ -925,16 +922,15 @@ class ListRepository:
         return ("LIST#block", digits) in keys, ("LIST#allow", digits) in keys, size
 
     def lookup_many(self, digits: Sequence[str]) -> tuple[set[str], set[str], int]:
-        """(those on the blocklist, those on the allowlist, the allowlist's size) of many MSISDNs, in
-        reads of 100 keys: a batch's chunk checks its recipients at once."""
+        """(those on the blocklist, those on the allowlist, the allowlist's size) of many MSISDNs, read
+        together: a batch's chunk checks its recipients at once."""
         keys = [("LIST#allow", self.COUNT), *((f"LIST#{name}", d) for d in dict.fromkeys(digits) for name in ("block", "allow"))]
         found: set[tuple[str, str]] = set()
         size = 0
-        for start in range(0, len(keys), 100):
-            for item in self.table.batch_get(keys[start : start + 100]):
-                if item["SK"] == self.COUNT:
-                    size = int(item.get("size", 0))
-                found.add((str(item["PK"]), str(item["SK"])))
+        for item in self.table.batch_get(keys):
+            if item["SK"] == self.COUNT:
+                size = int(item.get("size", 0))
+            found.add((str(item["PK"]), str(item["SK"])))
         blocked = {sk for pk, sk in found if pk == "LIST#block"}
         allowed = {sk for pk, sk in found if pk == "LIST#allow" and sk != self.COUNT}
         return blocked, allowed, size

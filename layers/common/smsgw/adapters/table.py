@@ -19,6 +19,7 @@ AttributeValue = dict[str, Any]  # DynamoDB's wire form, e.g. {"S": "x"}
 Key = tuple[str, str]  # (PK, SK)
 
 BATCH_WRITE_MAX = 25
+BATCH_GET_MAX = 100  # keys in one BatchGetItem
 
 
 class ConditionFailed(Exception):
@@ -167,19 +168,23 @@ class Table:
         return calls
 
     def batch_get(self, keys: Sequence[Key]) -> list[Item]:
-        """The items that exist of `keys` (strongly consistent), in no particular order."""
+        """The items that exist of `keys` (strongly consistent, any number: 100 a call), in no particular order."""
         from botocore.exceptions import BotoCoreError, ClientError
 
-        request = {self.table_name: {"Keys": [self.key(pk, sk) for pk, sk in keys], "ConsistentRead": True}}
-        try:
-            result = self.client.batch_get_item(RequestItems=request)
-        except (BotoCoreError, ClientError) as exc:
-            raise StoreUnavailable("DynamoDB batch_get_item failed") from exc
-        items = result.get("Responses", {}).get(self.table_name, [])
-        if result.get("UnprocessedKeys"):
-            # Rare (throttling): fall back to single reads rather than guess.
-            return [i for i in (self.get(pk, sk) for pk, sk in keys) if i]
-        return [self.deserialize(i) or {} for i in items]
+        found: list[Item] = []
+        for start in range(0, len(keys), BATCH_GET_MAX):
+            some = keys[start : start + BATCH_GET_MAX]
+            request = {self.table_name: {"Keys": [self.key(pk, sk) for pk, sk in some], "ConsistentRead": True}}
+            try:
+                result = self.client.batch_get_item(RequestItems=request)
+            except (BotoCoreError, ClientError) as exc:
+                raise StoreUnavailable("DynamoDB batch_get_item failed") from exc
+            if result.get("UnprocessedKeys"):
+                # Rare (throttling): fall back to single reads rather than guess.
+                found += [i for i in (self.get(pk, sk) for pk, sk in some) if i]
+            else:
+                found += [self.deserialize(i) or {} for i in result.get("Responses", {}).get(self.table_name, [])]
+        return found
 
     def query(
         self,

@@ -64,11 +64,10 @@ def _variables(value: Any, field: str, problems: dict[str, str]) -> dict[str, st
         if not isinstance(raw, str):
             problems[f"{field}.{name}"] = "must be a string"
             continue
-        text = raw
-        if len(text) > VARIABLE_VALUE_MAX:
+        if len(raw) > VARIABLE_VALUE_MAX:
             problems[f"{field}.{name}"] = f"must be at most {VARIABLE_VALUE_MAX} characters"
             continue
-        result[str(name)] = text
+        result[str(name)] = raw
     return result
 
 
@@ -166,7 +165,7 @@ def _check_recipients(
         if own and command is None:
             found["variables"] = "variables need a saved command (field command)"
         recipient: dict[str, Any] = {"to": digits}
-        if command is not None and getattr(command, "data", None) is None and not found:
+        if command is not None and command.data is None and not found:
             merged = {**shared, **own}
             why = command.problems(merged)
             if why:
@@ -262,7 +261,7 @@ def accept(body: Any, receipt_base: str, caller: str, idempotency_key: str | Non
     message_content = dict(content)
     if command is not None:
         message_content["command"] = command.name
-        if getattr(command, "data", None) is None and source == "group":
+        if command.data is None and source == "group":
             # One text for every member: the shared variables, checked now.
             why = command.problems(shared)
             if why:
@@ -401,9 +400,7 @@ def list_messages(batch_id: str, query: Mapping[str, str], deps: Deps | None = N
             picked.append((number, message_id))
         if more:
             break
-    stored: dict[str, Message] = {}
-    for start in range(0, len(picked), 100):
-        stored.update(deps.store.messages.get_many([m for _, m in picked[start : start + 100]]))
+    stored = deps.store.messages.get_many([m for _, m in picked])
     items = [models.public_view(stored[m]) for _, m in picked if m in stored]
     next_position = {"chunk": picked[-1][0], "id": picked[-1][1]} if more and picked else None
     return {"items": items, "next_cursor": deps.cursors.issue("batch_messages", binding, next_position)}
@@ -449,7 +446,7 @@ def parse_job(body: str) -> dict[str, Any]:
     return {"batch": job["batch"], "kind": job["kind"], "chunk": int(job.get("chunk", 0))}
 
 
-def run_job(job: Mapping[str, Any], deps: Deps | None = None, time_left: Any = None) -> str:
+def run_job(job: Mapping[str, Any], deps: Deps | None = None) -> str:
     """One fan-out job. Returns what happened; raises on infrastructure errors, so SQS delivers it again."""
     deps = deps or default_deps()
     if job["kind"] == "plan":
@@ -551,14 +548,7 @@ def _new_message(batch: Mapping[str, Any], number: int, recipient: Mapping[str, 
 
 def _refused(message: Message, reason: str, status: str, deps: Deps) -> Message:
     """A recipient the gateway will not send to, stored with the reason: nothing sent is lost."""
-    import dataclasses
-
-    at = deps.now_iso()
-    history = [models.history_entry(at, "accepted", status, f"accepted in batch {message.batch_id}; not sent: {reason}")]
-    refused = dataclasses.replace(
-        message, status=status, history=history, attempts=None, lease_owner=None, lease_until=None, may_be_at_eseye=None, reply_state=None
-    )
-    refused = dataclasses.replace(refused, reply_deadline=None)
+    refused = sims.waiting(message, status, deps.now_iso(), f"in batch {message.batch_id}; not sent: {reason}")
     try:
         return deps.store.messages.create(refused)
     except ConditionFailed as exc:
@@ -679,9 +669,7 @@ def _chunk_created(batch_id: str, number: int, deps: Deps) -> None:
 def _close_cancelled(batch_id: str, number: int, unsure: list[str], created: dict[str, str], deps: Deps) -> None:
     """A cancelled batch's chunk: the messages it created keep their status; recipients in `unsure` whose
     message was never created (none is, once the batch is cancelled) count as `cancelled`."""
-    found: dict[str, Message] = {}
-    for start in range(0, len(unsure), 100):
-        found.update(deps.store.messages.get_many(unsure[start : start + 100]))
+    found = deps.store.messages.get_many(unsure)
     statuses = {**created, **{m: str(found[m].status) if m in found else models.CANCELLED for m in unsure}}
     _chunk_progress(batch_id, number, deps.store.batches.set_statuses(batch_id, number, statuses, if_absent=True), deps)
 
@@ -697,10 +685,9 @@ def cancel_waiting(batch_id: str, deps: Deps) -> str:
     cancelled = 0
     for _, chunk in deps.store.batches.chunks(batch_id):
         waiting = [m for m, s in (chunk.get("statuses") or {}).items() if s in models.WAITING_STATUSES]
-        for start in range(0, len(waiting), 100):
-            for message in deps.store.messages.get_many(waiting[start : start + 100]).values():
-                if message.status in models.WAITING_STATUSES and sims.cancel_waiting(deps, message) is not None:
-                    cancelled += 1
+        for message in deps.store.messages.get_many(waiting).values():
+            if message.status in models.WAITING_STATUSES and sims.cancel_waiting(deps, message) is not None:
+                cancelled += 1
     logger.info("batch's waiting messages cancelled", extra={"batch_id": batch_id, "cancelled": cancelled})
     return "cancelled"
 

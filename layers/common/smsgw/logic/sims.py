@@ -124,8 +124,9 @@ def _superseding(deps: Deps, admission: Admission, successor: str, at: str) -> l
 
 
 def waiting(message: Message, status: str, at: str, cause: str, **fields: Any) -> Message:
-    """A new message (built `pending`) as it waits, `scheduled` or `queued`: no lease, no attempt yet,
-    not at Eseye, and a history that starts accepted into that status (never `pending` first)."""
+    """A new message (built `pending`) that does not start: waiting (`scheduled`, `queued`), or refused by a
+    batch's fan-out (`blocked`, `failed`). No lease, no attempt, not at Eseye, and a history that starts
+    accepted into that status (never `pending` first)."""
     history = [_entry(at, "accepted", status, f"accepted by the API; {cause}"), *(message.history or [])[1:]]
     # A reply window counts from when the message leaves the queue (follow_change), not from now.
     return dataclasses.replace(
@@ -291,9 +292,7 @@ def _repair(deps: Deps, state: SimState, now: Any) -> tuple[SimState, list[str]]
     grace = models.iso(now - MISSING_GRACE)
     timeout = models.iso(now - timedelta(seconds=deps.settings.sim_in_flight_timeout_seconds))
     ids = [h.id for h in state.holders] + [w.id for w in state.queue]
-    messages: dict[str, Message] = {}
-    for start in range(0, len(ids), 100):
-        messages.update(deps.store.messages.get_many(ids[start : start + 100]))
+    messages = deps.store.messages.get_many(ids)
     free, timed_out = [], []
     for holder in state.holders:
         message = messages.get(holder.id)

@@ -59,7 +59,7 @@ class RunningStack:
         return wait_until(reached, timeout, interval=0.2, message=f"message {message_id} reaches {sorted(wanted)}")
 
 
-def smsgw(stack: RunningStack, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+def smsgw(stack: RunningStack, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
     """The smsgw command-line client, as a user runs it, against `stack`."""
     outputs = stack.log_path.parent / "outputs.json"
     return subprocess.run(

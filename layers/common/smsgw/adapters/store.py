@@ -126,17 +126,23 @@ FLEET = "FLEET"
 FLEET_SHARDS = 16
 
 
+def _hash_shard(key: str, shards: int, hex_digits: int = 2) -> str:
+    """Which of `shards` partitions `key` belongs to: its SHA-256 (the first `hex_digits` of it) modulo
+    the count, as 2 hex digits. The same key always lands in the same shard, so a reader finds it again."""
+    return f"{int(hashlib.sha256(key.encode()).hexdigest()[:hex_digits], 16) % shards:02x}"
+
+
 def fleet_shard(message_id: str) -> str:
-    return f"{int(hashlib.sha256(message_id.encode()).hexdigest()[:2], 16) % FLEET_SHARDS:02x}"
+    return _hash_shard(message_id, FLEET_SHARDS)
 
 
 def _reply_wait_pk(message_id: str) -> str:
-    return f"{REPLY_WAIT}#{int(hashlib.sha256(message_id.encode()).hexdigest()[:2], 16) % REPLY_WAIT_SHARDS:02x}"
+    return f"{REPLY_WAIT}#{_hash_shard(message_id, REPLY_WAIT_SHARDS)}"
 
 
 def _gsi3_shard(key: str) -> str:
     """The GSI3 shard of a message id, SIM digits or buffer name."""
-    return f"{int(hashlib.sha256(key.encode()).hexdigest()[:2], 16) % GSI3_SHARDS:02x}"
+    return _hash_shard(key, GSI3_SHARDS)
 
 
 def _message_pk(message_id: str) -> str:
@@ -1074,7 +1080,7 @@ class ReadBudget:
 
 def event_shard(event_id: str) -> str:
     """The archive shard of an event: its id's hash, so an event archived twice lands in the same partition."""
-    return f"{int(hashlib.sha256(event_id.encode()).hexdigest()[:4], 16) % EVENT_SHARDS:02x}"
+    return _hash_shard(event_id, EVENT_SHARDS, hex_digits=4)
 
 
 class EventArchive:

@@ -169,11 +169,12 @@ class Client:
     def get_message(self, message_id: str, *, refresh: bool = False) -> dict[str, Any]:
         return self.request("GET", f"/messages/{_segment(message_id)}", params={"refresh": True} if refresh else None)
 
-    def list_messages(self, msisdn: str, **filters: Any) -> dict[str, Any]:
-        """One page: filters `limit`, `cursor`, `direction`, `status`, `since`, `until`."""
+    def list_messages(self, msisdn: str | None = None, **filters: Any) -> dict[str, Any]:
+        """One page, newest first: one SIM's messages, or the whole fleet's without `msisdn`. Filters `limit`,
+        `cursor`, `direction`, `status`, `since`, `until`; the fleet listing also `batch_id` and `client_ref`."""
         return self.request("GET", "/messages", params={"msisdn": msisdn, **filters})
 
-    def iter_messages(self, msisdn: str, **filters: Any) -> Iterator[dict[str, Any]]:
+    def iter_messages(self, msisdn: str | None = None, **filters: Any) -> Iterator[dict[str, Any]]:
         return self._pages("/messages", "items", {"msisdn": msisdn, **filters})
 
     def cancel_message(self, message_id: str) -> dict[str, Any]:

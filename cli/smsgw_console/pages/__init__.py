@@ -1,0 +1,12 @@
+"""One blueprint per page family; each module's `blueprint` is registered here."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+
+def register(app: Flask) -> None:
+    from smsgw_console.pages import messages
+
+    for module in (messages,):
+        app.register_blueprint(module.blueprint)

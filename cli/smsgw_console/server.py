@@ -32,11 +32,11 @@ def client() -> Client:
     return found
 
 
-def render(page: str, fragment: str | None = None, **context: Any) -> str:
+def render(template: str, fragment_template: str | None = None, /, **context: Any) -> str:
     """The whole page, or only its live fragment when the page's script asks for it."""
-    if fragment and request.headers.get(FRAGMENT_HEADER):
-        return render_template(fragment, **context)
-    return render_template(page, **context)
+    if fragment_template and request.headers.get(FRAGMENT_HEADER):
+        return render_template(fragment_template, **context)
+    return render_template(template, **context)
 
 
 def act(action: Callable[[], Any], success: str, back: str) -> Any:
@@ -60,6 +60,7 @@ def create_app(api: Client, *, secret: str | None = None) -> Flask:
     app.config["CSRF_TOKEN"] = secrets.token_urlsafe(32)
     app.jinja_env.globals["csrf_token"] = lambda: app.config["CSRF_TOKEN"]
     app.jinja_env.globals["api_url"] = api.api_url
+    app.jinja_env.globals["has_page"] = lambda endpoint: endpoint in app.view_functions
     app.jinja_env.filters["message_text"] = message_text
     app.jinja_env.filters["when"] = when
 

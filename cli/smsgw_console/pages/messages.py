@@ -6,6 +6,7 @@ from typing import Any
 
 from flask import Blueprint, request
 
+from smsgw_client import ApiError
 from smsgw_console.server import client, render
 
 blueprint = Blueprint("messages", __name__)
@@ -26,5 +27,9 @@ def fleet() -> Any:
     filters = {name: request.args[name].strip() for name in FILTERS if request.args.get(name, "").strip()}
     cursor = request.args.get("cursor") or None
     query = {name: api_time(value) if name in ("since", "until") else value for name, value in filters.items()}
-    page = client().list_messages(cursor=cursor, limit=50, **query)
-    return render("messages.html", "_message_rows.html", title="Messages", page=page, filters=filters, cursor=cursor, statuses=STATUSES)
+    try:
+        page, error = client().list_messages(cursor=cursor, limit=50, **query), None
+    except ApiError as refused:  # a filter the API refuses: keep the form as typed, say why in the API's words
+        page, error = {"items": [], "next_cursor": None}, refused
+    context = {"title": "Messages", "page": page, "filters": filters, "cursor": cursor, "statuses": STATUSES, "error": error}
+    return render("messages.html", "_message_rows.html", **context), (error.status if error else 200)

@@ -2,8 +2,8 @@
 
 moto servers (AWS): DynamoDB and its stream on DYNAMODB_PORT, SQS, SNS and Secrets Manager on AWS_PORT;
 resources created from template.yaml, every function in its own worker processes, the API and webhooks
-on API_PORT from the template's routes, queue and stream pollers, and the Eseye simulator on SIM_PORT
-(unless ESEYE_BASE_URL points at a real Eseye).
+on API_PORT from the template's routes, queue and stream pollers, the Eseye simulator on SIM_PORT
+(unless ESEYE_BASE_URL points at a real Eseye), and the operator console on CONSOLE_PORT.
 """
 
 from __future__ import annotations
@@ -79,6 +79,33 @@ class MotoProcess:
                 self.process.kill()
 
 
+class Console:
+    """The operator console (cli/smsgw_console) over this stack's API, served by waitress in a thread, on loopback."""
+
+    def __init__(self, host: str, port: int, api_url: str):
+        self.host, self.port, self.api_url = host, port, api_url
+        self.waitress: Any = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def start(self) -> None:
+        from waitress.server import create_server
+
+        from smsgw_client import Client
+        from smsgw_console.server import create_app
+
+        # create_server binds at once, so a taken port stops the start like the other servers' ports do
+        self.waitress = create_server(create_app(Client(self.api_url)), host=self.host, port=self.port, threads=4, ident="smsgw-console")
+        threading.Thread(target=self.waitress.run, daemon=True, name="console").start()
+
+    def stop(self) -> None:
+        if self.waitress is not None:
+            self.waitress.close()
+            self.waitress.task_dispatcher.shutdown(timeout=2)
+
+
 class LocalStack:
     def __init__(self, env: dict[str, str] | None = None):
         env = dict(os.environ if env is None else env)
@@ -89,6 +116,7 @@ class LocalStack:
         # chosen AWS_PORT (tests, load runs) gets a free port unless DYNAMODB_PORT names one.
         self.dynamodb_port = int(env.get("DYNAMODB_PORT") or (free_port() if env.get("AWS_PORT") else 5001))
         self.sim_port = int(env.get("SIM_PORT", 5010))
+        self.console_port = int(env.get("CONSOLE_PORT", 8300))
         self.external_eseye = env.get("ESEYE_BASE_URL", "")
         self.state_dir = Path(env.get("LOCAL_STATE_DIR", ROOT / ".local"))
         self.receipt_delay = float(env.get("RECEIPT_DELAY", 1.0))
@@ -234,6 +262,10 @@ class LocalStack:
         threading.Thread(target=gateway.server.serve_forever, daemon=True, name="gateway").start()
         self.components.append(gateway)
         log(f"api   {len(gateway.routes)} routes on {self.api_url}")
+        console = Console(self.host, self.console_port, self.api_url)
+        console.start()
+        self.components.append(console)
+        log(f"console on {console.url}")
 
         values = outputs(context)
         values.update(
@@ -244,6 +276,7 @@ class LocalStack:
                 "Region": REGION,
                 "WebhookToken": token,
                 "EseyeBaseUrl": eseye_url,
+                "ConsoleUrl": console.url,
             }
         )
         self.state_dir.mkdir(parents=True, exist_ok=True)
@@ -271,6 +304,7 @@ def banner(values: dict[str, str]) -> str:
     return f"""
   Eseye SMS gateway, running locally
     API          {values["ApiUrl"]}
+    Console      {values["ConsoleUrl"]}   (the operator console in your browser)
     AWS (moto)   {values["AwsEndpointUrl"]}   region {values["Region"]}   (SQS, SNS, Secrets Manager)
                  {values["DynamoDbEndpointUrl"]}   (DynamoDB and its stream)
     Eseye        {values["EseyeBaseUrl"]}
@@ -299,7 +333,7 @@ def main() -> None:
     except KeyboardInterrupt:
         pass
     except OSError as exc:
-        log(f"could not start: {exc} (is another `make run` using the ports? set API_PORT, AWS_PORT, DYNAMODB_PORT, SIM_PORT)")
+        log(f"could not start: {exc} (is another `make run` using the ports? set API_PORT, AWS_PORT, DYNAMODB_PORT, SIM_PORT, CONSOLE_PORT)")
         stack.stop()
         sys.exit(1)
     except BaseException:

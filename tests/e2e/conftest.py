@@ -82,6 +82,7 @@ def running_stack(state: Path, **environment: str):
         "AWS_PORT": str(free_port()),
         "DYNAMODB_PORT": str(free_port()),
         "SIM_PORT": str(free_port()),
+        "CONSOLE_PORT": str(free_port()),
         "ESEYE_BASE_URL": eseye.url,
         "LOCAL_STATE_DIR": str(state),
         "RETRY_BASE_DELAY_SECONDS": "1",

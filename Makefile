@@ -60,8 +60,27 @@ format: venv ## Format and fix what ruff can
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-test: lint ## Every test suite: lint, unit, integration, end-to-end
+test: lint ## Every test suite: lint, unit, integration, end-to-end (with the console in a real browser)
+	@$(MAKE) --no-print-directory browser || echo "!!! going on without it: the browser tests (tests/e2e/test_console_browser.py) will FAIL"
 	$(PY) -m pytest tests/unit tests/integration tests/e2e
+
+# The console's browser tests drive Debian's Chromium through Debian's chromedriver (Selenium with a Service:
+# nothing downloaded at test time). Installed once, by apt-get, as root or through sudo.
+CHROMIUM ?= /usr/bin/chromium
+CHROMEDRIVER ?= /usr/bin/chromedriver
+browser: ## Chromium and chromedriver for the browser tests (Debian's chromium, chromium-driver; apt-get, sudo if not root)
+	@if [ -x $(CHROMIUM) ] && [ -x $(CHROMEDRIVER) ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ]; then sudo=; elif command -v sudo >/dev/null; then sudo=sudo; else \
+	  echo "!!! cannot install chromium and chromium-driver: not root and no sudo"; exit 1; fi; \
+	echo "==> installing Debian's chromium and chromium-driver with apt-get (for the console's browser tests)"; \
+	if $$sudo apt-get update -q && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver \
+	   && [ -x $(CHROMIUM) ] && [ -x $(CHROMEDRIVER) ]; then $(CHROMIUM) --version; else \
+	  echo ""; \
+	  echo "!!! ================================================================================"; \
+	  echo "!!! COULD NOT INSTALL the browser: $(CHROMIUM) and $(CHROMEDRIVER) are needed"; \
+	  echo "!!! (apt-get install chromium chromium-driver, as root). The browser tests FAIL without them."; \
+	  echo "!!! ================================================================================"; \
+	  exit 1; fi
 
 test-fast: venv ## Unit and integration tests only
 	$(PY) -m pytest tests/unit tests/integration
@@ -102,4 +121,4 @@ invoke-%: venv ## Invoke a function against the running local stack: make invoke
 clean: ## Remove build output and local state
 	rm -rf .aws-sam .local .pytest_cache .hypothesis .ruff_cache
 
-.PHONY: help venv lint format test test-fast bench fuzz load run build deploy destroy clean
+.PHONY: help venv lint format test browser test-fast bench fuzz load run build deploy destroy clean

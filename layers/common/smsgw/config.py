@@ -32,6 +32,11 @@ class Settings:
     public_base_url: str = ""  # custom domain of the API; when empty the request context tells it
     events_topic_arn: str = ""
     publisher_dead_letter_url: str = ""  # where the publisher sets aside records that will never publish
+    # The other dead-letter queues, for the operators' health page (logic/health.py): depths and redrives.
+    send_retry_dead_letter_url: str = ""
+    callback_dead_letter_url: str = ""
+    sim_queue_dead_letter_url: str = ""
+    batch_dead_letter_url: str = ""
     callback_queue_url: str = ""
     callback_secret_id: str = ""
     cursor_secret_id: str = ""
@@ -74,6 +79,10 @@ class Settings:
             public_base_url=env.get("PUBLIC_BASE_URL", "").rstrip("/"),
             events_topic_arn=env.get("EVENTS_TOPIC_ARN", ""),
             publisher_dead_letter_url=env.get("PUBLISHER_DEAD_LETTER_URL", ""),
+            send_retry_dead_letter_url=env.get("SEND_RETRY_DEAD_LETTER_URL", ""),
+            callback_dead_letter_url=env.get("CALLBACK_DEAD_LETTER_URL", ""),
+            sim_queue_dead_letter_url=env.get("SIM_QUEUE_DEAD_LETTER_URL", ""),
+            batch_dead_letter_url=env.get("BATCH_DEAD_LETTER_URL", ""),
             callback_queue_url=env.get("CALLBACK_QUEUE_URL", ""),
             callback_secret_id=env.get("CALLBACK_SECRET_ID", ""),
             cursor_secret_id=env.get("CURSOR_SECRET_ID", ""),

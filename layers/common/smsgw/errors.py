@@ -49,6 +49,12 @@ class ValidationFailed(GatewayError):
     status, code = 422, "validation_error"
 
 
+class NotRedrivable(ValidationFailed):
+    """A dead-letter queue whose messages POST /health/redrive does not move back (its advice says what to do)."""
+
+    code = "not_redrivable"
+
+
 class EseyeRejected(GatewayError):
     """Eseye refused the message with a documented error code; the message is `rejected`."""
 

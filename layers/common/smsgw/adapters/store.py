@@ -1209,6 +1209,13 @@ class EventArchive:
         return events, (events[-1].position if last and events else None)
 
 
+@dataclasses.dataclass(frozen=True)
+class QuarantineTally:
+    count: int
+    latest_at: str | None  # when the newest counted request was quarantined
+    complete: bool  # False when the count stopped at its bound of Queries
+
+
 class InboundRepository:
     """What arrives on the webhooks besides messages: quarantined requests and concat buffers."""
 
@@ -1218,6 +1225,46 @@ class InboundRepository:
     def quarantine(self, at: str, entry_id: str, fields: Mapping[str, Any]) -> None:
         """Keep an unusable webhook request (its `fields` include the ttl)."""
         self.table.put({"PK": f"Q#{at[:10]}", "SK": f"{at}#{entry_id}", **fields})
+
+    def count_quarantined(self, since: str, until: str, max_queries: int) -> QuarantineTally:
+        """Requests quarantined from `since` to `until` (ISO times): a Select=COUNT Query per day's partition,
+        newest day first, and one more for the latest one's time. At most `max_queries` Queries (a flood can
+        fill many 1 MB pages); when they run out the count is what was counted so far, `complete` False."""
+        tally = QuarantineTally(0, None, True)
+        day, first = datetime.fromisoformat(until[:10]), datetime.fromisoformat(since[:10])
+        queries = 0
+        while day >= first:
+            partition, start_key, counted = f"Q#{day.date().isoformat()}", None, 0
+            while True:
+                if queries >= max_queries:
+                    return dataclasses.replace(tally, count=tally.count + counted, complete=False)
+                kwargs: dict[str, Any] = {"ExclusiveStartKey": start_key} if start_key else {}
+                result = self.table.call(
+                    "query",
+                    KeyConditionExpression="#pk = :pk AND #sk BETWEEN :since AND :until",
+                    ExpressionAttributeNames={"#pk": "PK", "#sk": "SK"},
+                    ExpressionAttributeValues={":pk": {"S": partition}, ":since": {"S": since}, ":until": {"S": until + "~"}},
+                    Select="COUNT",
+                    **kwargs,
+                )
+                queries += 1
+                counted += int(result.get("Count", 0))
+                start_key = result.get("LastEvaluatedKey")
+                if not start_key:
+                    break
+            tally = dataclasses.replace(tally, count=tally.count + counted)
+            if counted and tally.latest_at is None and queries < max_queries:
+                items, _ = self.table.query(
+                    key_condition="#pk = :pk AND #sk <= :until",
+                    names={"#pk": "PK", "#sk": "SK"},
+                    values={":pk": partition, ":until": until + "~"},
+                    forward=False,
+                    limit=1,
+                )
+                queries += 1
+                tally = dataclasses.replace(tally, latest_at=str(items[0]["SK"]).split("#", 1)[0] if items else None)
+            day -= timedelta(days=1)
+        return tally
 
     # --- concatenated MO buffers: open -> (closing) -> closed -> open again when the reference is reused ---
     @staticmethod

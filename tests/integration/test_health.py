@@ -44,7 +44,9 @@ def bodies_on(stack, logical_id: str) -> list[str]:
     url, found = stack.physical(logical_id), []
     while batch := stack.clients["sqs"].receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", []):
         found += [m["Body"] for m in batch]
-        stack.clients["sqs"].delete_message_batch(QueueUrl=url, Entries=[{"Id": str(n), "ReceiptHandle": m["ReceiptHandle"]} for n, m in enumerate(batch)])
+        stack.clients["sqs"].delete_message_batch(
+            QueueUrl=url, Entries=[{"Id": str(n), "ReceiptHandle": m["ReceiptHandle"]} for n, m in enumerate(batch)]
+        )
     return found
 
 
@@ -226,7 +228,9 @@ def put_metrics(values: dict[str, float], when: datetime | None = None, dimensio
     dims = [{"Name": k, "Value": v} for k, v in (dimensions or {"service": "eseye-sms-gateway"}).items()]
     cloudwatch.put_metric_data(
         Namespace="EseyeSmsGateway",
-        MetricData=[{"MetricName": k, "Dimensions": dims, "Value": v, "Unit": "Count", "Timestamp": when or datetime.now(UTC)} for k, v in values.items()],
+        MetricData=[
+            {"MetricName": k, "Dimensions": dims, "Value": v, "Unit": "Count", "Timestamp": when or datetime.now(UTC)} for k, v in values.items()
+        ],
     )
 
 

@@ -6,7 +6,7 @@ from flask import Flask
 
 
 def register(app: Flask) -> None:
-    from smsgw_console.pages import messages
+    from smsgw_console.pages import batches, compose, messages
 
-    for module in (messages,):
+    for module in (messages, compose, batches):
         app.register_blueprint(module.blueprint)

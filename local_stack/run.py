@@ -142,6 +142,7 @@ class LocalStack:
         self.components: list[Any] = []
         self.pools: dict[str, Any] = {}
         self.pollers: list[Any] = []
+        self.metrics: Any = None
 
     @property
     def api_url(self) -> str:
@@ -163,6 +164,7 @@ class LocalStack:
 
         from local_stack.eseye_simulator import EseyeSimulator
         from local_stack.gateway import Gateway
+        from local_stack.metrics import MetricForwarder
         from local_stack.pollers import Scheduler, SqsPoller, StreamPoller, StreamReader
         from local_stack.resources import create_resources, outputs
         from local_stack.workers import FunctionPool
@@ -181,8 +183,10 @@ class LocalStack:
         log(f"aws   moto servers: DynamoDB on {self.dynamodb_url}, SQS, SNS and Secrets Manager on {self.aws_url}")
         clients = {
             name: boto3.client(name, endpoint_url=self.endpoint(name), region_name=REGION, aws_access_key_id="local", aws_secret_access_key="local")
-            for name in ("dynamodb", "dynamodbstreams", "sqs", "sns", "secretsmanager")
+            for name in ("dynamodb", "dynamodbstreams", "sqs", "sns", "secretsmanager", "cloudwatch")
         }
+        # The functions' EMF metrics into moto's CloudWatch, as CloudWatch Logs extracts them in AWS (local_stack/metrics.py)
+        self.metrics = MetricForwarder(clients["cloudwatch"], log).start()
 
         simulator = None
         eseye_url = self.external_eseye
@@ -219,12 +223,11 @@ class LocalStack:
         local_overrides = {
             "ALLOW_INSECURE_CALLBACKS": "true",
             "POWERTOOLS_TRACE_DISABLED": "true",
-            "POWERTOOLS_METRICS_DISABLED": "true",
             "POWERTOOLS_LOG_LEVEL": self.log_level,
         }
         specs = functions(context)
         for logical_id, spec in specs.items():
-            self.pools[logical_id] = FunctionPool(spec, {**base_environment, **spec.environment, **local_overrides})
+            self.pools[logical_id] = FunctionPool(spec, {**base_environment, **spec.environment, **local_overrides}, on_metrics=self.metrics.submit)
         warmers = [threading.Thread(target=pool.warm) for pool in self.pools.values()]
         for thread in warmers:
             thread.start()
@@ -298,6 +301,8 @@ class LocalStack:
                 log(f"stop: {exc}")
         for pool in self.pools.values():
             pool.stop()
+        if self.metrics:
+            self.metrics.stop()
 
 
 def banner(values: dict[str, str]) -> str:

@@ -15,6 +15,7 @@ import sys
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,7 +42,11 @@ def _worker_main(connection, environment: dict[str, str], code_dir: str, handler
     sys.path[:0] = [code_dir, str(ROOT / "layers" / "common")]
     module_name, function = handler.rsplit(".", 1)
     from local_stack.apigw import LambdaContext
+    from local_stack.metrics import EmfCapture
 
+    # Powertools Metrics prints its EMF documents here; they go back with each result (local_stack/metrics.py).
+    capture = EmfCapture(sys.stdout)
+    sys.stdout = capture
     entry = getattr(__import__(module_name), function)
     connection.send(("ready", None))
     while True:
@@ -53,11 +58,11 @@ def _worker_main(connection, environment: dict[str, str], code_dir: str, handler
             return
         try:
             result = entry(event, LambdaContext(function_name=function_name, timeout_seconds=timeout))
-            connection.send(("ok", result))
+            connection.send(("ok", result, capture.take()))
         except KeyboardInterrupt:
             return
         except BaseException as exc:
-            connection.send(("error", (type(exc).__name__, str(exc), traceback.format_exc())))
+            connection.send(("error", (type(exc).__name__, str(exc), traceback.format_exc()), capture.take()))
 
 
 @dataclass
@@ -69,8 +74,15 @@ class _Worker:
 class FunctionPool:
     """Up to `size` warm workers for one function; each serves one invocation at a time."""
 
-    def __init__(self, spec: FunctionSpec, environment: dict[str, str], size: int = 2):
+    def __init__(
+        self,
+        spec: FunctionSpec,
+        environment: dict[str, str],
+        size: int = 2,
+        on_metrics: Callable[[list[dict[str, Any]]], None] | None = None,
+    ):
         self.spec = spec
+        self.on_metrics = on_metrics  # where the EMF documents the function printed go (CloudWatch's part)
         self.environment = {**environment, "AWS_LAMBDA_FUNCTION_NAME": spec.logical_id}
         self.size = size
         self._idle: queue.Queue[_Worker] = queue.Queue()
@@ -122,7 +134,7 @@ class FunctionPool:
             worker.connection.send(event)
             if not worker.connection.poll(self.spec.timeout + 1):
                 raise InvocationTimeout(f"{self.spec.logical_id} timed out after {self.spec.timeout} s")
-            status, payload = worker.connection.recv()
+            status, payload, documents = worker.connection.recv()
         except (InvocationTimeout, EOFError, OSError):
             # A timed-out or crashed sandbox is discarded, as Lambda does.
             worker.process.kill()
@@ -131,6 +143,8 @@ class FunctionPool:
                 self._all.remove(worker)
             raise
         self._idle.put(worker)
+        if documents and self.on_metrics:
+            self.on_metrics(documents)
         if status == "error":
             raise InvocationError(*payload)
         return payload

@@ -265,3 +265,16 @@ class Client:
     def replay_events(self, since: str, until: str, **filters: Any) -> dict[str, Any]:
         # not retried on an ambiguous failure: a second replay would publish every event again
         return self.request("POST", "/events/replay", {"since": since, "until": until, **filters})
+
+    # -- operations
+
+    def health(self) -> dict[str, Any]:
+        """The health page: `dead_letter_queues` (name, depth, in_flight, redrive, advice), `quarantine`
+        (count, days, latest_at, complete) and `eseye` (sent, rejected, retried, error_rate over 15 minutes)."""
+        return self.request("GET", "/health")
+
+    def redrive(self, queue: str, limit: int = 100) -> dict[str, Any]:
+        """Move up to `limit` (1-1000) dead-lettered messages of `queue` (send-retries, callbacks, batch-jobs) back
+        to their queue: {"queue", "moved", "remaining"}. Not retried after an ambiguous failure (the first may have
+        moved some; ask again to move the rest)."""
+        return self.request("POST", "/health/redrive", {"queue": queue, "limit": limit})

@@ -251,6 +251,14 @@ class Client:
     def get_batch(self, batch_id: str) -> dict[str, Any]:
         return self.request("GET", f"/batches/{_segment(batch_id)}")
 
+    def list_batches(self, **filters: Any) -> dict[str, Any]:
+        """One page of recent batches, newest first, each with its counts. Filters `state`, `since`, `until`,
+        `limit`, `cursor`."""
+        return self.request("GET", "/batches", params=filters)
+
+    def iter_batches(self, **filters: Any) -> Iterator[dict[str, Any]]:
+        return self._pages("/batches", "items", filters)
+
     def batch_messages(self, batch_id: str, **params: Any) -> dict[str, Any]:
         return self.request("GET", f"/batches/{_segment(batch_id)}/messages", params=params)
 

@@ -1,4 +1,4 @@
-"""POST /batches, GET /batches/{id}, GET /batches/{id}/messages, DELETE /batches/{id}: fleet sends."""
+"""POST /batches, GET /batches, GET /batches/{id}, GET /batches/{id}/messages, DELETE /batches/{id}: fleet sends."""
 
 from smsgw import http
 from smsgw.logic import batches
@@ -15,6 +15,11 @@ def post_batch():
         idempotency_key=http.header(app, "Idempotency-Key"),
     )
     return http.json_response(202, batch)
+
+
+@app.get("/batches")
+def list_batches():
+    return http.json_response(200, batches.list_batches(dict(app.current_event.query_string_parameters or {})))
 
 
 @app.get("/batches/<id>")

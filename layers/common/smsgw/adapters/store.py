@@ -47,9 +47,12 @@ Key design (the one place it is written; template.yaml points here). Keys are st
          one hex digit (16 shards: the last of the id, the last of sha256(PK or digits)) and are read too
   GSI4   FLEET#<created hour>#<shard of id>  <created_at>#<id>         every message by time (GET /messages without
          msisdn); shard: sha256(id) % 16, 2 hex digits; created hour: yyyy-mm-ddThh
+  GSI4   BATCHES#<created month>             <created_at>#<id>         every batch's META item by time (GET /batches);
+         created month: yyyy-mm (batches are few: one partition a month, written once at create)
 
 Access: a message by id (GetItem, strongly consistent); one MSISDN's messages newest first (GSI1,
 ScanIndexForward=false); the fleet's messages newest first, an hour at a time across its 16 shards (GSI4);
+recent batches newest first, a month at a time (GSI4, BATCHES#);
 commands waiting for a reply by deadline (GSI2, 64 shards); stale pending messages and
 open concat buffers by age (GSI3, 64 shards each); archived events by time, an hour at a time across the
 shards its markers name (replay). A message's status history lives inside its item
@@ -124,6 +127,12 @@ REPLY_WAIT_SHARDS = 64  # a waiting command costs GSI2 about four writes (in, tw
 # 10,000 messages/s over 16 shards is 625 writes/s a partition.
 FLEET = "FLEET"
 FLEET_SHARDS = 16
+# GSI4's batch partitions: BATCHES#<yyyy-mm>. A batch's index entry is its keys only (it has none of the
+# attributes GSI4 projects), written once at create; its updates never touch the index.
+BATCHES = "BATCHES"
+# What a listing reads of a batch: its summary (GET /batches/{id}'s fields), not its skipped recipients.
+BATCH_SUMMARY_FIELDS = ("id", "state", "total", "skipped", "source", "group", "content", "options", "counts", "chunks_total", "created_at")
+BATCH_SUMMARY_TIMES = ("completed_at", "cancelled_at")
 
 
 def _hash_shard(key: str, shards: int, hex_digits: int = 2) -> str:
@@ -1479,9 +1488,36 @@ class BatchRepository:
         The chunks go first: a batch record exists only with all of its chunks (a crash in between leaves
         chunks that expire, and a retry writes them again)."""
         self.put_chunks(str(batch["id"]), chunks, start=0, ttl=batch.get("ttl"))
-        if not self.table.put({"PK": self._pk(str(batch["id"])), "SK": META, **batch}, if_absent=True):
+        created = str(batch["created_at"])
+        listed = {"GSI4PK": f"{BATCHES}#{created[:7]}", "GSI4SK": f"{created}#{batch['id']}"}  # GET /batches
+        if not self.table.put({"PK": self._pk(str(batch["id"])), "SK": META, **batch, **listed}, if_absent=True):
             return self.get(str(batch["id"]))
         return None
+
+    def created_in(self, month: str, low: str, before: str, limit: int) -> tuple[list[tuple[str, str]], str | None]:
+        """Batches created in `month` (yyyy-mm) from `low` (a time, included) to `before` (a position, excluded),
+        newest first: up to `limit` (position, batch id), and the position to read on from if the month may
+        hold more. One Query of GSI4 reading at most `limit` + 2 entries."""
+        # BETWEEN includes `before`; a position read again is dropped (a bare month prefix never matches). One
+        # entry more than that tells whether the month holds more, so a last page ends without a cursor.
+        items, last = self.table.query(
+            index="GSI4",
+            key_condition="#pk = :pk AND #sk BETWEEN :low AND :high",
+            names={"#pk": "GSI4PK", "#sk": "GSI4SK"},
+            values={":pk": f"{BATCHES}#{month}", ":low": low, ":high": before},
+            forward=False,
+            limit=limit + 2,
+        )
+        found = [(str(i["GSI4SK"]), str(i["PK"]).removeprefix("BATCH#")) for i in items if str(i["GSI4SK"]) != before]
+        if len(found) > limit:
+            return found[:limit], found[limit - 1][0]
+        return found, str(last["GSI4SK"]["S"]) if last and "GSI4SK" in last else None
+
+    def summaries(self, batch_ids: Sequence[str]) -> dict[str, Item]:
+        """The batches of `batch_ids` that exist, by id, with the summary fields only (a batch can hold a
+        thousand skipped recipients; a listing needs none of them)."""
+        items = self.table.batch_get([(self._pk(i), META) for i in dict.fromkeys(batch_ids)], projection=BATCH_SUMMARY_FIELDS + BATCH_SUMMARY_TIMES)
+        return {str(item["id"]): _domain(item) or {} for item in items if item.get("id")}
 
     def put_chunks(self, batch_id: str, chunks: Sequence[Sequence[Mapping[str, Any]]], start: int, ttl: int | None) -> None:
         """The chunks, expiring with their batch."""

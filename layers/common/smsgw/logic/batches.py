@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import re
 import uuid
 from collections.abc import Iterable, Mapping
 from datetime import timedelta
@@ -23,7 +24,7 @@ from typing import Any
 from smsgw import models, simqueue, validation
 from smsgw.adapters.store import ConditionFailed
 from smsgw.deps import Deps, default_deps
-from smsgw.errors import Conflict, NotFound, ValidationFailed
+from smsgw.errors import Conflict, InvalidCursor, NotFound, ValidationFailed
 from smsgw.logic import delivery, send, sims
 from smsgw.models import Message
 from smsgw.observability import count, logger
@@ -42,6 +43,20 @@ ALLOWED_FIELDS = frozenset(RECIPIENT_SOURCES) | CONTENT_FIELDS | OPTION_FIELDS |
 PROBE_MSISDN = "10000000"  # stands in for the recipient while the options are checked once
 PLACEHOLDER = "accepted"  # how progress counts a recipient whose message is not created yet
 STATUS_PAGE_MAX = 100
+# GET /batches: recent batches, from a time index of their own (adapters/store.py).
+LIST_CURSOR_KIND = "batches"
+LIST_DEFAULT_LIMIT = 25
+LIST_MAX_LIMIT = 100
+LIST_DEFAULT_SINCE = timedelta(days=7)
+LIST_MAX_RANGE = timedelta(days=31)  # at most two of the index's monthly partitions
+LIST_READ_BUDGET = 200  # index entries one request may read (a state filter reads beyond the page)
+LIST_FILTERED_READ = 50  # entries a filtered read asks for at a time, however few the page still needs
+LIST_QUERY_BUDGET = 10
+# Chunk items an unfinished batch's counts read (GET /batches/{id} reads them the same way): a page stops
+# before a batch that would take it past this, unless that batch is its first. The largest batch (a group
+# of 100,000) has 4,000 chunks, so no request reads more than one GET of the largest batch would.
+LIST_CHUNK_BUDGET = 4_000
+_MONTH_PREFIX = re.compile(r"^\d{4}-\d{2}")
 CANCEL_SETTLE_SECONDS = 0.2  # beyond the pacing horizon: a granted send's request reaches Eseye within this
 
 
@@ -366,6 +381,109 @@ def get_batch(batch_id: str, deps: Deps | None = None) -> dict[str, Any]:
     if batch.get("completed_at") and batch.get("counts") is not None:
         return public_view(batch, batch["counts"])
     return public_view(batch, counts_of(deps.store.batches.chunks(batch_id)))
+
+
+def _list_time(name: str, value: str | None) -> str | None:
+    if value is None:
+        return None
+    try:
+        return models.iso(models.parse_time(value))
+    except (ValueError, OverflowError) as exc:  # OverflowError: a time whose UTC falls outside the calendar
+        raise validation.invalid({name: validation.TIME_RULE}) from exc
+
+
+def _month_before(month: str) -> str:
+    year, number = int(month[:4]), int(month[5:7])
+    return f"{year - 1:04d}-12" if number == 1 else f"{year:04d}-{number - 1:02d}"
+
+
+def list_batches(query: Mapping[str, str], deps: Deps | None = None) -> dict[str, Any]:
+    """GET /batches?state=&since=&until=&limit=&cursor=: batches created within since..until (until: now and
+    since: 7 days before until by default; at most 31 days), newest first, each as GET /batches/{id} answers it without its skipped
+    recipients. Work is bounded: LIST_READ_BUDGET index entries and LIST_QUERY_BUDGET queries, and the chunks of
+    unfinished batches (their counts) up to LIST_CHUNK_BUDGET, so a page may hold fewer than `limit` batches,
+    with a cursor. Raises ValidationFailed (422) for a bad filter, InvalidCursor (400)."""
+    deps = deps or default_deps()
+    problems: dict[str, str] = {}
+    state = query.get("state")
+    if state is not None and state not in models.BATCH_STATES:
+        problems["state"] = f"must be one of {', '.join(models.BATCH_STATES)}"
+    try:
+        limit = int(query.get("limit", str(LIST_DEFAULT_LIMIT)))
+    except ValueError:
+        limit = 0
+    if not 1 <= limit <= LIST_MAX_LIMIT:
+        problems["limit"] = f"must be a whole number from 1 to {LIST_MAX_LIMIT}"
+    if problems:
+        raise validation.invalid(problems)
+    since, until = _list_time("since", query.get("since")), _list_time("until", query.get("until"))
+    binding = {"batches": True, "state": state, "since": since, "until": until}
+    position = deps.cursors.position(LIST_CURSOR_KIND, binding, query["cursor"]) if query.get("cursor") else None
+    now = models.iso(deps.clock())
+    end = until or now
+    if position is not None:
+        # Signed with the query, so the default `since` the first page resolved stays that of every page.
+        if set(position) != {"before", "since"} or not all(isinstance(v, str) for v in position.values()):
+            raise InvalidCursor()
+        low, before = position["since"], position["before"]
+        if not _MONTH_PREFIX.match(before) or not low[:7] <= before[:7] <= end[:7]:
+            raise InvalidCursor()
+    else:
+        try:
+            low = since or models.iso(models.parse_time(end) - LIST_DEFAULT_SINCE)
+        except OverflowError as exc:  # an until in the calendar's first week
+            raise validation.invalid({"since": "is required with an until this early"}) from exc
+        if end <= low:
+            raise validation.invalid({"since": "must be before until (or now, without until)"})
+        if models.parse_time(end) - models.parse_time(low) > LIST_MAX_RANGE:
+            raise validation.invalid({"since": f"the range from since to until must be at most {LIST_MAX_RANGE.days} days"})
+        before = end + "~"  # '~' sorts after every `<created_at>#<id>` of that moment: until is included
+
+    items: list[dict[str, Any]] = []
+    entries, queries, chunks_read = LIST_READ_BUDGET, LIST_QUERY_BUDGET, 0
+    resume: str | None = before  # everything after it is listed or filtered out
+    while len(items) < limit:
+        if entries <= 0 or queries <= 0:
+            break  # the budget is spent: the next page resumes here
+        want = min(entries, limit - len(items) if state is None else max(limit - len(items), LIST_FILTERED_READ))
+        found, more = deps.store.batches.created_in(before[:7], low, before, want)
+        entries, queries = entries - want - 2, queries - 1
+        summaries = deps.store.batches.summaries([batch_id for _, batch_id in found])
+        full = False
+        for at, batch_id in found:
+            batch = summaries.get(batch_id)
+            if batch is not None and (state is None or batch.get("state") == state):
+                cost = 0 if batch.get("completed_at") and batch.get("counts") is not None else int(batch.get("chunks_total") or 0)
+                if items and chunks_read + cost > LIST_CHUNK_BUDGET:
+                    full = True  # this batch's counts would take the page past its budget: it opens the next page
+                    break
+                chunks_read += cost
+                items.append(_summary(batch, deps))
+            resume = at
+            if len(items) >= limit:
+                full = True
+                if at == found[-1][0] and more is None and before[:7] <= low[:7]:
+                    resume = None  # the page ends with the window's oldest batch
+                break
+        if full:
+            break
+        if more is not None:
+            before = more
+        elif before[:7] > low[:7]:
+            before = _month_before(before[:7]) + "~"  # every batch of that month sorts before it
+        else:
+            resume = None  # the window is read to its start
+            break
+        resume = before
+    next_position = {"before": resume, "since": low} if resume is not None else None
+    return {"items": items, "next_cursor": deps.cursors.issue(LIST_CURSOR_KIND, binding, next_position)}
+
+
+def _summary(batch: Mapping[str, Any], deps: Deps) -> dict[str, Any]:
+    """A batch as GET /batches/{id} answers it (its counts read the same way), without skipped_recipients."""
+    if batch.get("completed_at") and batch.get("counts") is not None:
+        return public_view(batch, batch["counts"])
+    return public_view(batch, counts_of(deps.store.batches.chunks(str(batch["id"]))))
 
 
 def list_messages(batch_id: str, query: Mapping[str, str], deps: Deps | None = None) -> dict[str, Any]:

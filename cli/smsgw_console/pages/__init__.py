@@ -6,7 +6,7 @@ from flask import Flask
 
 
 def register(app: Flask) -> None:
-    from smsgw_console.pages import batches, compose, messages
+    from smsgw_console.pages import batches, compose, health, messages, sims, timeline
 
-    for module in (messages, compose, batches):
+    for module in (messages, sims, timeline, compose, batches, health):
         app.register_blueprint(module.blueprint)

@@ -1,0 +1,88 @@
+"""A SIM: its conversation (MT and MO in time order, replies linked to their commands), its delivery queue
+and buffer estimate, its allow/block state, and a send box."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, flash, redirect, request, url_for
+
+from smsgw_client import ApiError
+from smsgw_console.server import api_error_text, client, render
+
+blueprint = Blueprint("sims", __name__)
+
+PAGE_SIZE = 100  # the API's largest page of one SIM's messages
+MAX_PAGES = 2  # a conversation shows at most this many pages (the newest); older ones are a link away
+LISTS = ("allow", "block")
+
+
+def digits(msisdn: str) -> str:
+    """What an operator typed, as the console's URLs name a SIM: no spaces, no leading + before the digits.
+    Anything else is left for the API to refuse in its own words."""
+    value = "".join(msisdn.split())
+    return value[1:] if value.startswith("+") and value[1:].isdigit() else value
+
+
+def conversation_page(msisdn: str, cursor: str | None) -> dict[str, Any]:
+    """The newest messages (or those from `cursor` on), oldest first as a chat reads, and where older ones start."""
+    newest_first: list[dict[str, Any]] = []
+    for _ in range(MAX_PAGES):
+        page = client().list_messages(msisdn, limit=PAGE_SIZE, cursor=cursor)
+        newest_first.extend(page.get("items") or [])
+        cursor = page.get("next_cursor")
+        if not cursor:
+            break
+    messages = [dict(m) for m in reversed(newest_first)]
+    return {"messages": messages, "shown": {m["id"] for m in messages}, "older": cursor}
+
+
+def sim_state(msisdn: str) -> dict[str, Any]:
+    # plain dicts for the templates: the client's answers carry the HTTP status as an attribute, `.status`
+    return dict(client().get_sim(msisdn))
+
+
+def list_state(msisdn: str) -> dict[str, dict[str, Any] | None]:
+    """Each list's entry for the SIM, or None when it is not on it (the API answers 404)."""
+    state: dict[str, dict[str, Any] | None] = {}
+    for which in LISTS:
+        try:
+            state[which] = dict(client().get_list_entry(which, msisdn))
+        except ApiError as error:
+            if error.status != 404:
+                raise
+            state[which] = None
+    return state
+
+
+@blueprint.get("/sims")
+def lookup() -> Any:
+    msisdn = digits(request.args.get("msisdn", ""))
+    if not msisdn:
+        flash("Enter the SIM's MSISDN to open its conversation.", "error")
+        return redirect(url_for("messages.fleet") + "#sim-lookup", code=303)
+    return redirect(url_for("sims.conversation", msisdn=msisdn), code=303)
+
+
+@blueprint.get("/sims/<msisdn>")
+def conversation(msisdn: str) -> Any:
+    cursor = request.args.get("cursor") or None
+    if request.args.get("part") == "queue":  # the queue's live refresh asks for the queue alone
+        return render("sim.html", "_sim_queue.html", msisdn=msisdn, sim=sim_state(msisdn))
+    context: dict[str, Any] = {"title": f"SIM {msisdn}", "msisdn": msisdn, "cursor": cursor, **conversation_page(msisdn, cursor)}
+    if not request.headers.get("X-Console-Fragment"):  # the conversation's live refresh needs only the messages
+        context.update(sim=sim_state(msisdn), lists=list_state(msisdn))
+    return render("sim.html", "_conversation.html", **context)
+
+
+@blueprint.post("/sims/<msisdn>/send")
+def send(msisdn: str) -> Any:
+    back = url_for("sims.conversation", msisdn=msisdn)
+    try:
+        sent = client().send_message(msisdn, request.form.get("text", ""))
+    except ApiError as error:
+        flash(api_error_text(error), "error")
+        # the text stays in the box: the operator fixes it rather than typing it again
+        return redirect(url_for("sims.conversation", msisdn=msisdn, text=request.form.get("text", "")) + "#sim-send", code=303)
+    flash(f"Accepted: message {sent.get('id')} is {sent.get('status')}.", "success")
+    return redirect(back + "#sim-send", code=303)

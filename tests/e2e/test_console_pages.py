@@ -1,0 +1,480 @@
+"""The operator console's pages, rendered by Flask's test client over the local stack's real API.
+
+A SIM's conversation, a message's timeline and the health page are checked with real data (a device that
+answers, receipts from the Eseye simulator), and so are their live fragments, their forms (send, cancel,
+ask Eseye, redrive), the API's refusals in its own words, and the console's own guards (CSRF, Host).
+The browser tests (Selenium) drive the same pages in Chromium; these read the HTML the server answers.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import uuid
+from datetime import UTC, datetime, timedelta
+from html.parser import HTMLParser
+
+import pytest
+import requests
+
+from smsgw_client import Client
+from smsgw_console.pages import sims
+from smsgw_console.server import FRAGMENT_HEADER, create_app
+from tests.helpers import wait_until
+
+VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
+
+
+class Node:
+    def __init__(self, tag: str, attrs: dict[str, str | None], parent: Node | None = None):
+        self.tag, self.attrs, self.parent, self.children = tag, attrs, parent, []
+
+    def text(self) -> str:
+        return " ".join(" ".join(c.text() if isinstance(c, Node) else c for c in self.children).split())
+
+    def all(self, tag: str | None = None, **attrs: str | bool) -> list[Node]:
+        """Descendants with this tag and these attributes (True: present; a class_ value: among the classes)."""
+        found = []
+        for child in self.children:
+            if not isinstance(child, Node):
+                continue
+            if (tag is None or child.tag == tag) and all(_matches(child, name, value) for name, value in attrs.items()):
+                found.append(child)
+            found.extend(child.all(tag, **attrs))
+        return found
+
+    def one(self, tag: str | None = None, **attrs: str | bool) -> Node:
+        found = self.all(tag, **attrs)
+        assert len(found) == 1, f"expected one {tag} {attrs}, found {len(found)}"
+        return found[0]
+
+    def __getitem__(self, name: str) -> str:
+        return self.attrs[name] or ""
+
+
+def _matches(node: Node, name: str, value: str | bool) -> bool:
+    if name == "class_":
+        return str(value) in (node.attrs.get("class") or "").split()
+    name = name.rstrip("_").replace("_", "-")
+    return name in node.attrs if value is True else node.attrs.get(name) == value
+
+
+class _Builder(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.root = self.current = Node("#document", {})
+
+    def handle_starttag(self, tag, attrs):
+        node = Node(tag, dict(attrs), self.current)
+        self.current.children.append(node)
+        if tag not in VOID:
+            self.current = node
+
+    def handle_startendtag(self, tag, attrs):
+        self.current.children.append(Node(tag, dict(attrs), self.current))
+
+    def handle_endtag(self, tag):
+        node = self.current
+        while node is not None and node.tag != tag:
+            node = node.parent
+        if node is not None and node.parent is not None:
+            self.current = node.parent
+
+    def handle_data(self, data):
+        self.current.children.append(data)
+
+
+def dom(response) -> Node:
+    builder = _Builder()
+    builder.feed(response.get_data(as_text=True))
+    return builder.root
+
+
+def new_sim() -> str:
+    """A SIM of this test alone, whose messages the simulator delivers (not ...0000, ...0001 or ...0570)."""
+    while True:
+        number = f"44770{random.randint(0, 9_999_999):07d}"
+        if not number.endswith(("0000", "0001", "0570")):
+            return number
+
+
+@pytest.fixture(scope="module")
+def console(local_stack):
+    app = create_app(Client(local_stack.api))
+    app.testing = True
+    return app
+
+
+@pytest.fixture
+def browser(console):
+    return console.test_client()
+
+
+def token(console) -> str:
+    return console.config["CSRF_TOKEN"]
+
+
+def post_mo(stack, sim: str, text: str) -> None:
+    requests.post(f"{stack.eseye.url}/_sim/mo", json={"source": sim, "text": text}, timeout=10).raise_for_status()
+
+
+def mos_of(stack, sim: str) -> list[dict]:
+    return stack.session.get(f"{stack.api}/messages", params={"msisdn": sim, "direction": "mo"}, timeout=30).json()["items"]
+
+
+def flashes(page: Node) -> list[str]:
+    return [p.text() for p in page.all("p", class_="flash")]
+
+
+# --- a SIM ------------------------------------------------------------------------------------------------
+
+
+def test_a_sims_conversation_threads_mt_and_mo_with_the_reply_linked_both_ways(local_stack, browser):
+    # Given a SIM sent a command that expects a reply, delivered, and the device's answer
+    sim = new_sim()
+    command = local_stack.send(to=sim, text="STATUS?", expect_reply_within=600).json()
+    local_stack.wait_for_status(command["id"], {"delivered"})
+    post_mo(local_stack, sim, "OK 21C")
+    [reply] = wait_until(lambda: mos_of(local_stack, sim), 30, interval=0.2, message="the MO is stored")
+    assert reply["in_reply_to"] == command["id"]
+
+    # When the operator looks the SIM up as typed (with + and spaces)
+    looked_up = browser.get("/sims", query_string={"msisdn": f" +{sim[:4]} {sim[4:]}"})
+    assert looked_up.status_code == 303 and looked_up.headers["Location"].endswith(f"/sims/{sim}")
+    response = browser.get(looked_up.headers["Location"])
+
+    # Then the conversation holds the command and then the reply, in time order, each linked to the other
+    assert response.status_code == 200
+    page = dom(response)
+    conversation = page.one("ol", id="conversation")
+    assert conversation["data-live"] == f"/sims/{sim}"
+    items = conversation.all("li", data_message_id=True)
+    assert [(i["data-message-id"], i["data-direction"], i["data-status"]) for i in items] == [
+        (command["id"], "mt", "delivered"),
+        (reply["id"], "mo", "received"),
+    ]
+    assert items[0].one("a", class_="reply")["href"] == f"#m-{reply['id']}"
+    assert items[1].one("a", class_="reply-to")["href"] == f"#m-{command['id']}"
+    assert "STATUS?" in items[0].text() and "OK 21C" in items[1].text()
+    assert items[0]["id"] == f"m-{command['id']}" and items[1]["id"] == f"m-{reply['id']}"
+    # And its queue and buffer estimate: nothing waiting, one delivered since... the device just spoke
+    queue = page.one("section", id="sim-queue")
+    assert "0 of" in queue.one("dd", id="sim-in-flight").text() and "0 of" in queue.one("dd", id="sim-queued").text()
+    assert queue.one("meter", id="sim-buffer")["value"] == "0"
+    # And its list state: on neither list
+    lists = page.one("section", id="sim-lists")
+    assert lists.one("dd", data_list="block")["data-listed"] == "no"
+    assert lists.one("dd", data_list="allow")["data-listed"] == "no"
+    # And the send box, labelled
+    form = page.one("form", id="sim-send")
+    assert form["action"] == f"/sims/{sim}/send" and form["method"] == "post"
+    assert page.one("label", for_="sim-text").text() == "Message"
+    assert form.one("button").text() == "Send"
+
+
+def test_a_long_conversation_shows_its_newest_pages_and_links_the_older_ones(local_stack, browser, monkeypatch):
+    # Given a SIM with more messages than the conversation shows (made small here: two API pages of three)
+    monkeypatch.setattr(sims, "PAGE_SIZE", 3)
+    sim = new_sim()
+    send_at = (datetime.now(UTC) + timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    for n in range(8):
+        assert local_stack.send(to=sim, text=f"#{n}", send_at=send_at).status_code == 202
+
+    # When the operator opens its conversation
+    page = dom(browser.get(f"/sims/{sim}"))
+
+    # Then the newest six show, oldest first (two pages of the API), the newest last, and live
+    def texts(page: Node) -> list[str]:
+        return [li.one("p", class_="text").text() for li in page.one("ol", id="conversation").all("li", data_message_id=True)]
+
+    assert texts(page) == [f"#{n}" for n in range(2, 8)]
+    # And a link leads to the older ones, a page that is not live
+    older = dom(browser.get(page.one("a", rel="prev")["href"]))
+    assert texts(older) == ["#0", "#1"] and "data-live" not in older.one("ol", id="conversation").attrs
+    assert not older.all("a", rel="prev")
+
+
+def test_a_blocked_sim_says_so(local_stack, browser):
+    # Given a SIM on the blocklist with a note
+    sim = new_sim()
+    local_stack.session.put(f"{local_stack.api}/lists/block/{sim}", json={"note": "stolen device"}, timeout=30).raise_for_status()
+    try:
+        # When its page is opened
+        lists = dom(browser.get(f"/sims/{sim}")).one("section", id="sim-lists")
+    finally:
+        local_stack.session.delete(f"{local_stack.api}/lists/block/{sim}", timeout=30)
+
+    # Then it says the SIM is on the blocklist, with the note
+    block = lists.one("dd", data_list="block")
+    assert block["data-listed"] == "yes" and "on the blocklist" in block.text() and "stolen device" in block.text()
+
+
+def test_the_conversation_and_queue_fragments_answer_only_themselves(local_stack, browser):
+    # Given a SIM with a message
+    sim = new_sim()
+    sent = local_stack.send(to=sim, text="ping").json()
+
+    # When the page's script asks for the conversation's live fragment, and the queue's
+    conversation = browser.get(f"/sims/{sim}", headers={FRAGMENT_HEADER: "1"})
+    queue = browser.get(f"/sims/{sim}?part=queue", headers={FRAGMENT_HEADER: "1"})
+
+    # Then each answers its list items alone, not the page, and never from a cache
+    text = conversation.get_data(as_text=True)
+    assert conversation.status_code == 200 and "<html" not in text and "sim-queue" not in text and "sim-send" not in text
+    assert [li["data-message-id"] for li in dom(conversation).all("li", data_message_id=True)] == [sent["id"]]
+    assert conversation.headers["Cache-Control"] == "no-store"
+    queue_text = queue.get_data(as_text=True)
+    assert queue.status_code == 200 and "<html" not in queue_text and "conversation" not in queue_text
+    assert dom(queue).one("meter", id="sim-buffer")
+
+
+def test_the_send_box_sends_and_says_what_the_api_answered(local_stack, browser, console):
+    # Given a SIM's conversation
+    sim = new_sim()
+
+    # When the operator sends from its box
+    response = browser.post(f"/sims/{sim}/send", data={"csrf_token": token(console), "text": "REBOOT"})
+
+    # Then they are sent back to the conversation, told the message's id and status in the API's answer
+    assert response.status_code == 303 and response.headers["Location"].startswith(f"/sims/{sim}")
+    page = dom(browser.get(response.headers["Location"]))
+    [said] = flashes(page)
+    assert said.startswith("Accepted: message ")
+    message_id = said.split()[2]
+    # And the message is in the conversation, and reaches the SIM
+    assert [li["data-message-id"] for li in page.one("ol", id="conversation").all("li", data_message_id=True)] == [message_id]
+    assert local_stack.wait_for_status(message_id, {"delivered"})["text"] == "REBOOT"
+
+
+def test_an_api_refusal_is_shown_in_the_apis_words_with_its_status(local_stack, browser, console):
+    # Given an MSISDN the API refuses
+    # When its conversation is opened
+    response = browser.get("/sims/12ab")
+
+    # Then the console answers with the API's status and its message, word for word
+    api = requests.get(f"{local_stack.api}/messages", params={"msisdn": "12ab"}, timeout=30)
+    assert response.status_code == api.status_code == 422
+    error = dom(response).one("div", class_="api-error")
+    assert api.json()["error"]["message"] in error.text() and api.json()["error"]["code"] in error.text()
+
+    # And a send to it is refused in the API's words
+    sent = browser.post("/sims/12ab/send", data={"csrf_token": token(console), "text": "hello"}, follow_redirects=True)
+    page = dom(sent)
+    [said] = flashes(page)
+    refusal = requests.post(f"{local_stack.api}/messages", json={"to": "12ab", "text": "hello"}, timeout=30).json()["error"]
+    assert said == f"422 {refusal['code']}: {refusal['message']}"
+
+
+# --- a message --------------------------------------------------------------------------------------------
+
+
+def test_a_delivered_messages_timeline_shows_eseyes_answer_and_the_receipt(local_stack, browser):
+    # Given a message Eseye took and delivered
+    sim = new_sim()
+    sent = local_stack.send(to=sim, text="hello", client_ref=f"ref-{uuid.uuid4().hex[:8]}").json()
+    local_stack.wait_for_status(sent["id"], {"delivered"})
+
+    # When its page is opened
+    response = browser.get(f"/messages/{sent['id']}")
+
+    # Then its status is delivered, and the page no longer updates (the status is final) nor offers a cancel
+    assert response.status_code == 200
+    page = dom(response)
+    assert page.one(id="message-status").text() == "delivered"
+    assert "data-live" not in page.one("div", id="message-live").attrs
+    assert not page.all("form", id="message-cancel")
+    # And the timeline has every history entry the API gave, in its order, Eseye's answer and the receipt among them
+    history = local_stack.get(sent["id"])["history"]
+    entries = page.one("ol", id="timeline").all("li", data_event=True)
+    assert [(e["data-event"], e["data-status"]) for e in entries] == [(h["event"], h["status"]) for h in history]
+    eseye = next(e for e in entries if e["data-event"] == "eseye_send")
+    assert "Eseye accepted the message" in eseye.text() and eseye.one("dl", class_="eseye")
+    receipt = next(e for e in entries if e["data-event"] == "receipt")
+    assert "delivered" in receipt.one("dl", class_="receipt").text()
+    # And its fields: to, text, client ref
+    fields = page.one("dl", class_="fields").text()
+    assert sim in fields and "hello" in fields and sent["client_ref"] in fields
+
+
+def test_a_waiting_message_is_live_and_can_be_cancelled(local_stack, browser, console):
+    # Given a message scheduled for tomorrow
+    sim = new_sim()
+    send_at = (datetime.now(UTC) + timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    sent = local_stack.send(to=sim, text="later", send_at=send_at).json()
+    assert sent["status"] == "scheduled"
+
+    # When its page is opened, and its live fragment asked for
+    page = dom(browser.get(f"/messages/{sent['id']}"))
+    fragment = browser.get(f"/messages/{sent['id']}", headers={FRAGMENT_HEADER: "1"})
+
+    # Then it is live, with a Cancel form; the fragment holds the status and timeline alone
+    assert page.one("div", id="message-live")["data-live"] == f"/messages/{sent['id']}"
+    form = page.one("form", id="message-cancel")
+    assert form["action"] == f"/messages/{sent['id']}/cancel" and form.one("button").text() == "Cancel"
+    assert "<html" not in fragment.get_data(as_text=True)
+    assert dom(fragment).one(id="message-status").text() == "scheduled" and dom(fragment).one("ol", id="timeline")
+
+    # When the operator cancels it
+    response = browser.post(form["action"], data={"csrf_token": token(console)})
+
+    # Then they are back on its page, told so; the message is cancelled and the Cancel form gone
+    assert response.status_code == 303 and response.headers["Location"] == f"/messages/{sent['id']}"
+    after = dom(browser.get(response.headers["Location"]))
+    assert flashes(after) == ["Cancelled."]
+    assert after.one(id="message-status").text() == "cancelled" and not after.all("form", id="message-cancel")
+    assert local_stack.get(sent["id"])["status"] == "cancelled"
+
+    # And a second cancel (an old tab) is refused in the API's words
+    again = dom(browser.post(form["action"], data={"csrf_token": token(console)}, follow_redirects=True))
+    refusal = requests.delete(f"{local_stack.api}/messages/{sent['id']}", timeout=30).json()["error"]
+    assert flashes(again) == [f"409 {refusal['code']}: {refusal['message']}"]
+
+
+def test_ask_eseye_now_records_eseyes_answer_in_the_timeline(local_stack, browser, console):
+    # Given a delivered message
+    sim = new_sim()
+    sent = local_stack.send(to=sim, text="status?").json()
+    local_stack.wait_for_status(sent["id"], {"delivered"})
+
+    # When the operator asks Eseye now
+    response = browser.post(f"/messages/{sent['id']}/refresh", data={"csrf_token": token(console)}, follow_redirects=True)
+
+    # Then Eseye's answer is told, and is the timeline's latest entry
+    page = dom(response)
+    [said] = flashes(page)
+    assert said.startswith("Eseye reports ")
+    entries = page.one("ol", id="timeline").all("li", data_event=True)
+    assert entries[-1]["data-event"] == "refresh" and entries[-1].one("dl", class_="eseye")
+
+
+def test_an_mo_messages_page_links_its_command_and_offers_no_cancel(local_stack, browser):
+    # Given a device's reply to a command
+    sim = new_sim()
+    command = local_stack.send(to=sim, text="PING", expect_reply_within=600).json()
+    local_stack.wait_for_status(command["id"], {"delivered"})
+    post_mo(local_stack, sim, "PONG")
+    [mo] = wait_until(lambda: mos_of(local_stack, sim), 30, interval=0.2, message="the MO is stored")
+
+    # When the reply's page and the command's are opened
+    reply_page = dom(browser.get(f"/messages/{mo['id']}"))
+    command_page = dom(browser.get(f"/messages/{command['id']}"))
+
+    # Then each links to the other, the reply is final and offers neither Cancel nor Ask Eseye
+    assert reply_page.one("a", class_="reply-to")["href"] == f"/messages/{command['id']}"
+    assert command_page.one("a", class_="reply")["href"] == f"/messages/{mo['id']}"
+    assert reply_page.one(id="message-status").text() == "received"
+    assert not reply_page.all("form", id="message-cancel") and not reply_page.all("form", id="message-refresh")
+    assert [e["data-event"] for e in reply_page.one("ol", id="timeline").all("li", data_event=True)] == ["received"]
+
+
+def test_an_unknown_message_is_the_apis_404(browser, local_stack):
+    # Given an id no message has; When its page is opened; Then the API's 404 in its words
+    response = browser.get(f"/messages/{'0' * 32}")
+    api = requests.get(f"{local_stack.api}/messages/{'0' * 32}", timeout=30).json()["error"]
+    assert response.status_code == 404 and api["message"] in dom(response).one("div", class_="api-error").text()
+
+
+# --- health -----------------------------------------------------------------------------------------------
+
+
+def test_the_health_page_shows_every_dead_letter_queue_the_quarantine_and_eseyes_error_rate(local_stack, browser):
+    # Given the stack's health as the API reports it
+    health = requests.get(f"{local_stack.api}/health", timeout=30).json()
+
+    # When the operator opens the health page
+    response = browser.get("/health")
+
+    # Then every dead-letter queue is a row with its depth, and a Redrive button where its messages can go back
+    assert response.status_code == 200
+    page = dom(response)
+    rows = page.one("table", id="dead-letter-queues").all("tr", data_queue=True)
+    assert [r["data-queue"] for r in rows] == [q["name"] for q in health["dead_letter_queues"]]
+    for row, queue in zip(rows, health["dead_letter_queues"], strict=True):
+        assert row.one("td", class_="depth").text().isdigit()
+        buttons = [b.text() for b in row.all("button")]
+        assert buttons == (["Redrive"] if queue["redrive"] else [])
+    # And the quarantine's count and Eseye's error rate
+    assert page.one(id="quarantine-count").text().isdigit()
+    rate = page.one(id="eseye-error-rate").text()
+    assert rate == "no sends" or rate.endswith("%")
+    # And the figures are live: the fragment is the figures alone
+    assert page.one("div", id="health-live")["data-live"] == "/health"
+    fragment = browser.get("/health", headers={FRAGMENT_HEADER: "1"}).get_data(as_text=True)
+    assert "<html" not in fragment and 'id="dead-letter-queues"' in fragment
+
+
+def test_redrive_says_what_moved_and_a_refusal_in_the_apis_words(local_stack, browser, console):
+    # Given a redrivable dead-letter queue and one that is not
+    queues = requests.get(f"{local_stack.api}/health", timeout=30).json()["dead_letter_queues"]
+    redrivable = next(q["name"] for q in queues if q["redrive"])
+    stuck = next(q["name"] for q in queues if not q["redrive"])
+
+    # When the operator redrives the first; Then they are told how many moved
+    moved = browser.post("/health/redrive", data={"csrf_token": token(console), "queue": redrivable, "limit": "10"})
+    assert moved.status_code == 303 and moved.headers["Location"] == "/health"
+    [said] = flashes(dom(browser.get("/health")))
+    assert re.fullmatch(rf"{redrivable}: \d+ moved back, \d+ still in the dead-letter queue\.", said)
+
+    # When they redrive the second; Then the API's refusal, word for word
+    refused = dom(browser.post("/health/redrive", data={"csrf_token": token(console), "queue": stuck}, follow_redirects=True))
+    answer = requests.post(f"{local_stack.api}/health/redrive", json={"queue": stuck}, timeout=30)
+    error = answer.json()["error"]
+    assert flashes(refused) == [f"{answer.status_code} {error['code']}: {error['message']}"]
+
+
+# --- the messages page (the lead's) and the console's guards ---------------------------------------------------
+
+
+def test_the_messages_page_filters_by_client_ref_direction_and_status(local_stack, browser):
+    # Given two messages with one client_ref, one delivered and one scheduled for tomorrow, and an MO
+    sim, ref = new_sim(), f"console-{uuid.uuid4().hex[:10]}"
+    delivered = local_stack.send(to=sim, text="a", client_ref=ref).json()
+    send_at = (datetime.now(UTC) + timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    scheduled = local_stack.send(to=sim, text="b", client_ref=ref, send_at=send_at).json()
+    local_stack.wait_for_status(delivered["id"], {"delivered"})
+    post_mo(local_stack, sim, "from the device")
+    wait_until(lambda: mos_of(local_stack, sim), 30, interval=0.2, message="the MO is stored")
+
+    def rows(**filters) -> list[tuple[str, str]]:
+        page = dom(browser.get("/messages", query_string=filters))
+        return [(r["data-message-id"], r["data-status"]) for r in page.one("tbody", id="message-rows").all("tr", data_message_id=True)]
+
+    # When the log is filtered by the client_ref, then also by status; Then only those messages, newest first
+    assert rows(client_ref=ref) == [(scheduled["id"], "scheduled"), (delivered["id"], "delivered")]
+    assert rows(client_ref=ref, status="scheduled") == [(scheduled["id"], "scheduled")]
+    # And by direction: the MO is among the MOs, never among the MTs
+    mo_ids = {m["id"] for m in mos_of(local_stack, sim)}
+    assert mo_ids <= {i for i, _ in rows(direction="mo", since=(datetime.now(UTC) - timedelta(minutes=10)).strftime("%Y-%m-%dT%H:%M"))}
+    assert not mo_ids & {i for i, _ in rows(direction="mt")}
+
+
+def test_a_filter_the_api_refuses_is_shown_in_its_words(browser, local_stack):
+    # Given a range longer than the API allows; When the log is asked for it; Then the API's status and words
+    response = browser.get("/messages", query_string={"since": "2026-01-01T00:00", "until": "2026-02-01T00:00"})
+    api = requests.get(f"{local_stack.api}/messages", params={"since": "2026-01-01T00:00:00Z", "until": "2026-02-01T00:00:00Z"}, timeout=30)
+    assert response.status_code == api.status_code == 422
+    assert api.json()["error"]["message"] in dom(response).one("div", class_="api-error").text()
+
+
+@pytest.mark.parametrize(
+    "path, form",
+    [
+        ("/sims/447700900123/send", {"text": "no token"}),
+        (f"/messages/{'a' * 32}/cancel", {}),
+        (f"/messages/{'a' * 32}/refresh", {}),
+        ("/health/redrive", {"queue": "send-retries"}),
+    ],
+)
+def test_a_post_without_the_console_token_is_refused(browser, local_stack, path, form):
+    # Given a form posted by another site (no token, or a wrong one)
+    # When it reaches the console; Then 403, and nothing is sent
+    before = requests.get(f"{local_stack.api}/messages", params={"msisdn": "447700900123"}, timeout=30).json()["items"]
+    assert browser.post(path, data=form).status_code == 403
+    assert browser.post(path, data={**form, "csrf_token": "forged"}).status_code == 403
+    assert requests.get(f"{local_stack.api}/messages", params={"msisdn": "447700900123"}, timeout=30).json()["items"] == before
+
+
+@pytest.mark.parametrize("path", ["/sims/447700900123", f"/messages/{'a' * 32}", "/health"])
+def test_a_request_naming_another_host_is_misdirected(browser, path):
+    # Given a name that points at loopback (DNS rebinding); When a page is asked through it; Then 421
+    assert browser.get(path, headers={"Host": "attacker.example:8300"}).status_code == 421

@@ -14,6 +14,10 @@ from functools import cache
 from typing import TypeVar
 from urllib.parse import urlencode
 
+import requests
+from requests.adapters import BaseAdapter
+from requests.structures import CaseInsensitiveDict
+
 from tests.conftest import ROOT, load_event
 
 T = TypeVar("T")
@@ -394,3 +398,28 @@ def sim_request(stack, msisdn, method="GET", body=None):
     event["pathParameters"] = {"msisdn": msisdn}
     event["body"] = json.dumps(body) if body is not None else None
     return stack.invoke("SimsFunction", event)
+
+
+class ScriptedApi(BaseAdapter):
+    """A requests transport playing the API (mount it on a session): answers each request with the next item of
+    `script`, (status, body[, headers]) or an exception to raise; a body in bytes is sent as it is, else as JSON.
+    Keeps what it was sent in `requests`."""
+
+    def __init__(self, *script):
+        super().__init__()
+        self.script, self.requests = list(script), []
+
+    def send(self, request, **kwargs):
+        self.requests.append(request)
+        item = self.script.pop(0)
+        if isinstance(item, Exception):
+            raise item
+        status, body, *rest = item
+        response = requests.Response()
+        response.status_code, response.request, response.url = status, request, request.url
+        response._content = body if isinstance(body, bytes) else json.dumps(body).encode() if body is not None else b""
+        response.headers = CaseInsensitiveDict({"Content-Type": "application/json", **(rest[0] if rest else {})})
+        return response
+
+    def close(self):
+        pass

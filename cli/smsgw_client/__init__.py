@@ -5,7 +5,7 @@ verifiers for what the gateway sends you: verify_callback (status callbacks) and
 HTTPS deliveries of the event topic).
 """
 
-from smsgw_client.client import ApiError, Client
+from smsgw_client.client import Answer, ApiError, Client
 from smsgw_client.verify import verify_callback, verify_sns_message
 
-__all__ = ["ApiError", "Client", "verify_callback", "verify_sns_message"]
+__all__ = ["Answer", "ApiError", "Client", "verify_callback", "verify_sns_message"]

@@ -19,19 +19,44 @@ MAX_DELAY = 20.0
 
 
 class ApiError(Exception):
-    """The API's error body, `{"error": {"code", "message", "details"}}`, with the HTTP status."""
+    """The API's error body, `{"error": {"code", "message", "details"}}`, with the HTTP status; `body` is the
+    answer's text as the API sent it."""
 
-    def __init__(self, status: int, code: str, message: str, details: Any = None):
+    def __init__(self, status: int, code: str, message: str, details: Any = None, body: str = ""):
         super().__init__(f"{status} {code}: {message}")
-        self.status, self.code, self.message, self.details = status, code, message, details
+        self.status, self.code, self.message, self.details, self.body = status, code, message, details, body
 
     @classmethod
     def from_response(cls, response: requests.Response) -> ApiError:
         try:
-            error = response.json().get("error") or {}
-        except (ValueError, AttributeError):
-            error = {}
-        return cls(response.status_code, error.get("code", "http_error"), error.get("message", response.text[:200]), error.get("details"))
+            document = response.json()
+        except ValueError:
+            document = None
+        if not isinstance(document, dict):
+            return cls(response.status_code, "http_error", response.text[:200], body=response.text)
+        error = document.get("error")
+        if not isinstance(error, dict):
+            # API Gateway's own refusals (no route, no credentials, throttled): {"message": ...}, the kind in a header
+            code = response.headers.get("x-amzn-ErrorType", "http_error").split(":")[0]
+            return cls(response.status_code, code, str(document.get("message", response.text[:200])), body=response.text)
+        message = error.get("message", response.text[:200])
+        return cls(response.status_code, error.get("code", "http_error"), message, error.get("details"), response.text)
+
+
+class Answer(dict[str, Any]):
+    """A JSON object as the API answered it, with the HTTP status it came with: `answer.status` is 201 when
+    a PUT created what it names and 200 when it replaced it."""
+
+    def __init__(self, document: dict[str, Any], status: int):
+        super().__init__(document)
+        self.status = status
+
+
+def _decoded(response: requests.Response) -> Any:
+    if not response.content:
+        return None
+    document = response.json()
+    return Answer(document, response.status_code) if isinstance(document, dict) else document
 
 
 def _segment(value: str) -> str:
@@ -138,7 +163,7 @@ class Client:
                 if not retryable or attempt >= self.max_retries:
                     if response.status_code >= 400:
                         raise ApiError.from_response(response)
-                    return response.json() if response.content else None
+                    return _decoded(response)
             self.sleep(self._delay(attempt, response))
             attempt += 1
 
@@ -204,7 +229,7 @@ class Client:
 
     # -- saved commands
 
-    def put_command(self, name: str, definition: dict[str, Any]) -> dict[str, Any]:
+    def put_command(self, name: str, definition: dict[str, Any]) -> Answer:
         return self.request("PUT", f"/commands/{_segment(name)}", definition)
 
     def get_command(self, name: str) -> dict[str, Any]:
@@ -221,7 +246,7 @@ class Client:
 
     # -- groups
 
-    def put_group(self, name: str, members: list[str]) -> dict[str, Any]:
+    def put_group(self, name: str, members: list[str]) -> Answer:
         return self.request("PUT", f"/groups/{_segment(name)}", {"members": members})
 
     def add_group_members(self, name: str, members: list[str]) -> dict[str, Any]:
@@ -239,6 +264,9 @@ class Client:
 
     def list_groups(self, **params: Any) -> dict[str, Any]:
         return self.request("GET", "/groups", params=params)
+
+    def iter_groups(self, **params: Any) -> Iterator[dict[str, Any]]:
+        return self._pages("/groups", "items", params)
 
     def delete_group(self, name: str) -> dict[str, Any]:
         return self.request("DELETE", f"/groups/{_segment(name)}")

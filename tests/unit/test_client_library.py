@@ -1,6 +1,7 @@
 """smsgw_client, the library for integrators: retries that never send twice, typed errors, pagination.
 
-The API is played by a requests transport adapter that answers from a script and records what it was sent."""
+The API is played by a requests transport adapter that answers from a script and records what it was sent
+(tests.helpers.ScriptedApi)."""
 
 from __future__ import annotations
 
@@ -8,35 +9,11 @@ import json
 
 import pytest
 import requests
-from requests.adapters import BaseAdapter
-from requests.structures import CaseInsensitiveDict
 
 from smsgw_client import ApiError, Client
+from tests.helpers import ScriptedApi
 
 API = "https://api.example.test/v1"
-
-
-class ScriptedApi(BaseAdapter):
-    """Answers each request with the next item of `script`: (status, body[, headers]) or an exception to raise."""
-
-    def __init__(self, *script):
-        super().__init__()
-        self.script, self.requests = list(script), []
-
-    def send(self, request, **kwargs):
-        self.requests.append(request)
-        item = self.script.pop(0)
-        if isinstance(item, Exception):
-            raise item
-        status, body, *rest = item
-        response = requests.Response()
-        response.status_code, response.request, response.url = status, request, request.url
-        response._content = json.dumps(body).encode() if body is not None else b""
-        response.headers = CaseInsensitiveDict({"Content-Type": "application/json", **(rest[0] if rest else {})})
-        return response
-
-    def close(self):
-        pass
 
 
 def client_for(api: ScriptedApi, **options) -> tuple[Client, list[float]]:
@@ -153,3 +130,37 @@ def test_group_batch_and_command_iterators():
     assert list(client.iter_batch_messages("b1", status="failed")) == [{"id": "m"}]
     assert list(client.iter_commands()) == [{"name": "reboot"}]
     assert api.requests[2].url == f"{API}/batches/b1/messages?status=failed"
+
+
+def test_an_answer_carries_its_status_so_a_caller_tells_created_from_replaced():
+    api = ScriptedApi((201, {"name": "g", "size": 2}), (200, {"name": "g", "size": 3}))
+    client, _ = client_for(api)
+    created, replaced = client.put_group("g", ["1", "2"]), client.put_group("g", ["1", "2", "3"])
+    # the answer is the API's object as it came (equal to it, serialized as it), with its status beside it
+    assert (created, created.status, replaced.status) == ({"name": "g", "size": 2}, 201, 200)
+    assert json.dumps(created) == '{"name": "g", "size": 2}'
+
+
+def test_api_gateways_own_refusals_and_non_json_answers_keep_their_words_and_body():
+    # Given API Gateway refusing before any function runs ({"message"}, its kind in a header), and a proxy's HTML
+    refusal = (403, {"message": "Missing Authentication Token"}, {"x-amzn-ErrorType": "MissingAuthenticationTokenException"})
+    api = ScriptedApi(refusal, (400, b"<html>Bad Request</html>"))
+    client, _ = client_for(api)
+    errors = []
+    for call in (lambda: client.get_sim("447700900001"), lambda: client.replay_events("a", "b")):
+        with pytest.raises(ApiError) as raised:
+            call()
+        errors.append(raised.value)
+    # Then each error says what the answer said, and keeps the body as it was sent
+    assert [(e.status, e.code, e.message) for e in errors] == [
+        (403, "MissingAuthenticationTokenException", "Missing Authentication Token"),
+        (400, "http_error", "<html>Bad Request</html>"),
+    ]
+    assert errors[0].body == '{"message": "Missing Authentication Token"}' and errors[1].body == "<html>Bad Request</html>"
+
+
+def test_iter_groups_reads_every_page():
+    api = ScriptedApi((200, {"items": [{"name": "a"}], "next_cursor": "c"}), (200, {"items": [{"name": "b"}], "next_cursor": None}))
+    client, _ = client_for(api)
+    assert [g["name"] for g in client.iter_groups(limit=100)] == ["a", "b"]
+    assert [r.url for r in api.requests] == [f"{API}/groups?limit=100", f"{API}/groups?limit=100&cursor=c"]

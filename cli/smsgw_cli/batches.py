@@ -6,12 +6,11 @@ import argparse
 import json
 import sys
 import time
-import uuid
 from typing import Any
 
-import requests
-
 from smsgw_cli import groups, saved_commands
+from smsgw_cli.errors import refused
+from smsgw_client import ApiError, Client
 
 FINAL = ("delivered", "failed", "rejected", "cancelled", "blocked")
 BAR_WIDTH = 30
@@ -80,16 +79,15 @@ def progress_line(batch: dict[str, Any]) -> str:
     return f"[{bar}] {final}/{expected} final  {finals} | {others}  state {batch['state']}"
 
 
-def follow(client: Any, batch_id: str, interval: float, timeout: float, tty: bool) -> int:
+def follow(client: Client, batch_id: str, interval: float, timeout: float, tty: bool) -> int:
     """Print progress until the batch completes (or is cancelled and settled); 0 when done, 1 on timeout."""
     started = time.monotonic()
     last = ""
     while True:
-        response = client.call("GET", f"/batches/{batch_id}")
-        if not response.ok:
-            print(show(response), file=sys.stderr)
-            return 1
-        batch = response.json()
+        try:
+            batch = client.get_batch(batch_id)
+        except ApiError as error:
+            return refused(error, False)  # mid-progress: in words, even with --json
         line = progress_line(batch)
         if tty:
             sys.stdout.write("\r" + line.ljust(len(last)))
@@ -110,34 +108,17 @@ def follow(client: Any, batch_id: str, interval: float, timeout: float, tty: boo
         time.sleep(interval)
 
 
-def show(response: requests.Response) -> str:
-    try:
-        error = response.json()["error"]
-    except (ValueError, KeyError, TypeError):
-        return f"HTTP {response.status_code}: {response.text[:500]}"
-    out = f"{response.status_code} {error.get('code')}: {error.get('message')}"
-    details = error.get("details") or {}
-    for entry in (details.get("invalid") or [])[:20] if isinstance(details, dict) else []:
-        problems = "; ".join(f"{k}: {v}" for k, v in (entry.get("problems") or {}).items())
-        out += f"\n  #{entry.get('index')} {entry.get('to', '')}: {problems}"
-    return out
-
-
-def run(args: argparse.Namespace, client: Any, tty: bool) -> int:
+def run(args: argparse.Namespace, client: Client, tty: bool) -> int:
     if args.batch_command == "send":
         if (args.saved_command is None) == (args.text is None):
             print("batch send takes a text or --command NAME, one of the two", file=sys.stderr)
             return 2
         body, lines = request_body(args)
-        key = args.idempotency_key or uuid.uuid4().hex
-        response = client.call("POST", "/batches", body, headers={"Idempotency-Key": key})
-        if not response.ok:
-            message = show(response)
-            if lines and response.status_code == 422:
-                message += "\n  (#N is the N-th MSISDN of the file, from 0)"
-            print(message, file=sys.stderr)
-            return 1
-        batch = response.json()
+        try:
+            batch = client.create_batch(body, idempotency_key=args.idempotency_key)
+        except ApiError as error:
+            hint = ["  (#N is the N-th MSISDN of the file, from 0)"] if lines and error.status == 422 else []
+            return refused(error, False, *hint)
         if args.json:
             print(json.dumps(batch))
         else:
@@ -150,15 +131,10 @@ def run(args: argparse.Namespace, client: Any, tty: bool) -> int:
         return follow(client, batch["id"], args.interval, args.timeout, tty)
     if args.batch_command == "watch":
         return follow(client, args.id, args.interval, args.timeout, tty)
-    method = "DELETE" if args.batch_command == "cancel" else "GET"
-    response = client.call(method, f"/batches/{args.id}")
+    batch = client.cancel_batch(args.id) if args.batch_command == "cancel" else client.get_batch(args.id)
     if args.json:
-        print(response.text)
-        return 0 if response.ok else 1
-    if not response.ok:
-        print(show(response), file=sys.stderr)
-        return 1
-    batch = response.json()
+        print(json.dumps(batch))
+        return 0
     print(f"batch {batch['id']} {batch['state']}: {batch['total']} recipients, {batch['skipped']} skipped")
     if batch.get("counts"):
         print(progress_line(batch))

@@ -11,7 +11,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import requests
+from smsgw_cli.errors import refused
+from smsgw_client import ApiError, Client
 
 MSISDN = re.compile(r"^\+?[0-9]{8,15}$")
 
@@ -62,12 +63,11 @@ def read_members(path: str) -> tuple[list[str], list[int]]:
     return members, lines
 
 
-def explain_invalid(response: requests.Response, lines: list[int], path: str) -> str:
+def explain_invalid(error: ApiError, lines: list[int], path: str) -> str:
     """A 422 about members, with the file's line numbers instead of list positions."""
-    try:
-        details = response.json()["error"]["details"]
-        fields = details["fields"]
-    except (ValueError, KeyError, TypeError):
+    details = error.details if isinstance(error.details, dict) else {}
+    fields = details.get("fields")
+    if not isinstance(fields, dict):
         return ""
     out = []
     for field, problem in fields.items():
@@ -88,11 +88,13 @@ def show_group(group: dict[str, Any]) -> str:
     )
 
 
-def run(args: argparse.Namespace, client: Any) -> int:
+def run(args: argparse.Namespace, client: Client) -> int:
     """Carry out `smsgw group ...`. Returns the exit status."""
-    from smsgw_cli.main import show_error
-
     action, lines, path = args.group_command, [], ""
+    if action == "list":
+        return list_groups(args, client)
+    if action == "show":
+        return show(args, client)
     if action == "set" or (action == "add" and args.from_file):
         path = args.from_file
         try:
@@ -102,29 +104,22 @@ def run(args: argparse.Namespace, client: Any) -> int:
             return 2
         if action == "add":
             members += args.msisdns
-    if action == "set":
-        response = client.call("PUT", f"/groups/{args.name}", {"members": members})
-    elif action == "add":
-        response = client.call("POST", f"/groups/{args.name}/members", {"members": members if args.from_file else args.msisdns})
-    elif action == "remove":
-        response = client.call("DELETE", f"/groups/{args.name}/members/{args.msisdn}")
-    elif action == "delete":
-        response = client.call("DELETE", f"/groups/{args.name}")
-    elif action == "list":
-        return list_groups(args, client)
-    else:
-        return show(args, client)
+    try:
+        if action == "set":
+            document = client.put_group(args.name, members)
+        elif action == "add":
+            document = client.add_group_members(args.name, members if args.from_file else args.msisdns)
+        elif action == "remove":
+            document = client.remove_group_member(args.name, args.msisdn)
+        else:
+            document = client.delete_group(args.name)
+    except ApiError as error:
+        return refused(error, args.json, *([explain_invalid(error, lines, path)] if error.status == 422 and lines else []))
     if args.json:
-        print(response.text)
-        return 0 if response.ok else 1
-    if not response.ok:
-        print(show_error(response), file=sys.stderr)
-        if response.status_code == 422 and lines:
-            print(explain_invalid(response, lines, path), file=sys.stderr)
-        return 1
-    document = response.json()
+        print(json.dumps(document))
+        return 0
     if action == "set":
-        before = "created" if response.status_code == 201 else f"was {document['previous_size']}"
+        before = "created" if document.status == 201 else f"was {document['previous_size']}"
         print(f"group {args.name}: {document['size']} members ({before})")
     elif action == "add":
         print(f"group {args.name}: {document['added']} added, {document['size']} members")
@@ -135,21 +130,13 @@ def run(args: argparse.Namespace, client: Any) -> int:
     return 0
 
 
-def show(args: argparse.Namespace, client: Any) -> int:
-    from smsgw_cli.main import show_error
-
-    members: list[str] = []
-    params: dict[str, str] = {"limit": str(10_000 if args.all else max(1, min(args.limit, 10_000)))}
-    while True:
-        response = client.call("GET", f"/groups/{args.name}", params=params)
-        if not response.ok:
-            print(response.text if args.json else show_error(response), file=sys.stdout if args.json else sys.stderr)
-            return 1
-        page = response.json()
+def show(args: argparse.Namespace, client: Client) -> int:
+    limit = 10_000 if args.all else max(1, min(args.limit, 10_000))
+    page = client.get_group(args.name, limit=limit)
+    members: list[str] = list(page["members"])
+    while args.all and page["next_cursor"]:
+        page = client.get_group(args.name, limit=limit, cursor=page["next_cursor"])
         members += page["members"]
-        if not args.all or not page["next_cursor"]:
-            break
-        params = {**params, "cursor": page["next_cursor"]}
     if args.json:
         print(json.dumps({**page, "members": members, "next_cursor": page["next_cursor"]}))
         return 0
@@ -160,21 +147,8 @@ def show(args: argparse.Namespace, client: Any) -> int:
     return 0
 
 
-def list_groups(args: argparse.Namespace, client: Any) -> int:
-    from smsgw_cli.main import show_error
-
-    groups: list[dict[str, Any]] = []
-    params: dict[str, str] = {"limit": "100"}
-    while True:
-        response = client.call("GET", "/groups", params=params)
-        if not response.ok:
-            print(response.text if args.json else show_error(response), file=sys.stdout if args.json else sys.stderr)
-            return 1
-        page = response.json()
-        groups += page["items"]
-        if not page["next_cursor"]:
-            break
-        params = {"limit": "100", "cursor": page["next_cursor"]}
+def list_groups(args: argparse.Namespace, client: Client) -> int:
+    groups = list(client.iter_groups(limit=100))
     if args.json:
         print(json.dumps({"items": groups, "next_cursor": None}))
         return 0

@@ -1,23 +1,25 @@
 """smsgw: a command-line client for the gateway, for people (and, with --json, for scripts).
 
-Talks to the local stack by default (from .local/outputs.json), or to a deployed API with --api,
-signing requests with the caller's AWS credentials (SigV4) when the API uses IAM.
+Talks to the local stack by default (from .local/outputs.json), or to a deployed API with --api, through
+smsgw_client (its retries, and an Idempotency-Key on every send and batch), signing requests with the
+caller's AWS credentials (SigV4) when the API uses IAM, or with an API key (settings.py).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 import uuid
-from pathlib import Path
 from typing import Any
 
 import requests
 
 from smsgw_cli import batches, groups, saved_commands, subscriptions
+from smsgw_cli.errors import refused
+from smsgw_cli.settings import API_KEY_VARIABLE, NoApi, client_from_settings, outputs
+from smsgw_client import ApiError, Client
 
 STATUS_COLOURS = {
     "scheduled": 34,
@@ -33,37 +35,6 @@ STATUS_COLOURS = {
 }
 SIM_SETTINGS = ("max_in_flight", "max_queued", "max_per_hour")
 SIM_BUFFER = 10  # SMS an AnyNet SIM holds (eseye-sms-api.md §9)
-
-
-def outputs(path: str | None) -> dict[str, str]:
-    candidates = [Path(path)] if path else [Path(os.environ.get("LOCAL_STATE_DIR", ".local")) / "outputs.json"]
-    for candidate in candidates:
-        if candidate.exists():
-            return json.loads(candidate.read_text())
-    return {}
-
-
-class Client:
-    def __init__(self, api: str, sign: bool, region: str | None):
-        self.api, self.sign, self.region = api.rstrip("/"), sign, region
-        self.session = requests.Session()
-
-    def call(self, method: str, path: str, body: Any = None, params: dict | None = None, headers: dict | None = None) -> requests.Response:
-        data = json.dumps(body) if body is not None else None
-        request = requests.Request(
-            method, f"{self.api}{path}", data=data, params=params, headers={"Content-Type": "application/json", **(headers or {})}
-        )
-        prepared = self.session.prepare_request(request)
-        if self.sign:
-            import boto3
-            from botocore.auth import SigV4Auth
-            from botocore.awsrequest import AWSRequest
-
-            credentials = boto3.Session().get_credentials()
-            aws_request = AWSRequest(method=method, url=prepared.url, data=data, headers={"Content-Type": "application/json"})
-            SigV4Auth(credentials, "execute-api", self.region or boto3.Session().region_name).add_auth(aws_request)
-            prepared.headers.update(dict(aws_request.headers))
-        return self.session.send(prepared, timeout=30)
 
 
 def colour(status: str, tty: bool) -> str:
@@ -117,16 +88,6 @@ def setting(text: str) -> tuple[str, int]:
         return name.strip(), int(value)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r}: want name=whole number, e.g. max_in_flight=2 ({', '.join(SIM_SETTINGS)})") from None
-
-
-def show_error(response: requests.Response) -> str:
-    try:
-        error = response.json().get("error", response.json())
-        return f"error {response.status_code}: {error.get('message', error)}" + (
-            f"\n  {json.dumps(error['details'])}" if error.get("details") else ""
-        )
-    except ValueError:
-        return f"error {response.status_code}: {response.text[:200]}"
 
 
 def watch(args: argparse.Namespace, settings: dict[str, str], tty: bool) -> int:
@@ -230,6 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--outputs", help="an outputs.json (default: .local/outputs.json)")
     parser.add_argument("--sign", action="store_true", help="sign with your AWS credentials (IAM-authenticated API)")
     parser.add_argument("--region")
+    parser.add_argument("--api-key", help=f"an API key, for a stack deployed with AuthMode API_KEY (default: ${API_KEY_VARIABLE})")
     parser.add_argument("--json", action="store_true", help="print raw JSON, for scripts")
     commands = parser.add_subparsers(dest="command", required=True)
     send = commands.add_parser("send", help="send an SMS")
@@ -273,6 +235,9 @@ def main(argv: list[str] | None = None) -> int:
     saved_commands.add_parser(commands)
     batches.add_parser(commands)
     subscriptions.add_parser(commands)
+    console = commands.add_parser("console", help="serve the operator console on 127.0.0.1, talking to the API as this CLI does")
+    console.add_argument("--api", default=argparse.SUPPRESS, help="API base URL (default: the local stack's)")
+    console.add_argument("--port", type=int, default=8300)
     args = parser.parse_args(argv)
     if args.command == "send" and (args.saved_command is None) == (args.text is None):
         parser.error("send takes a text or --command NAME, one of the two")
@@ -285,61 +250,45 @@ def main(argv: list[str] | None = None) -> int:
         return redrive(args, settings)
     if args.command in ("subscribe", "unsubscribe", "subscriptions"):
         return subscriptions.run(args, aws_client("sns", args, settings), settings)
-    api = args.api or settings.get("ApiUrl")
-    if not api:
-        print("no API: pass --api, or start the local stack with `make run`", file=sys.stderr)
-        return 2
-    client = Client(api, args.sign or ".execute-api." in api, args.region or settings.get("Region"))
-    if args.command == "command":
-        return saved_commands.guarded(args, client, show_error, api)
-    if args.command == "batch":
-        try:
-            return batches.run(args, client, tty)
-        except requests.RequestException as exc:
-            print(f"cannot reach {api}: {exc}", file=sys.stderr)
-            return 2
-    if args.command == "group":
-        try:
-            return groups.run(args, client)
-        except requests.RequestException as exc:
-            print(f"cannot reach {api}: {exc}", file=sys.stderr)
-            return 2
     try:
-        if args.command == "send":
-            body = {"to": args.to, "text": args.text}
-            if args.saved_command:
-                body = {"to": args.to, "command": args.saved_command, "variables": dict(args.variables)}
-            if args.client_ref:
-                body["client_ref"] = args.client_ref
-            if args.encoding:
-                body["encoding"] = args.encoding
-            if args.at:
-                body["send_at"] = args.at
-            if args.collapse_key:
-                body["collapse_key"] = args.collapse_key
-            headers = {"Idempotency-Key": args.idempotency_key} if args.idempotency_key else None
-            response = client.call("POST", "/messages", body, params={"dry_run": "true"} if args.dry_run else None, headers=headers)
-        elif args.command == "get":
-            response = client.call("GET", f"/messages/{args.id}", params={"refresh": "true"} if args.refresh else None)
-        elif args.command == "cancel":
-            response = client.call("DELETE", f"/messages/{args.id}")
-        elif args.command == "sim" and args.set:
-            response = client.call("PUT", f"/sims/{args.msisdn}/settings", dict(args.set))
-        elif args.command == "sim":
-            response = client.call("DELETE" if args.reset else "GET", f"/sims/{args.msisdn}" + ("/settings" if args.reset else ""))
-        else:
-            params = {"msisdn": args.msisdn, "limit": str(args.limit), **({"direction": args.direction} if args.direction else {})}
-            response = client.call("GET", "/messages", params=params)
-    except requests.RequestException as exc:
-        print(f"cannot reach {api}: {exc}", file=sys.stderr)
+        client = client_from_settings(args.api, settings=settings, sign=args.sign, region=args.region, api_key=args.api_key)
+    except NoApi as exc:
+        print(exc, file=sys.stderr)
         return 2
+    if args.command == "console":
+        return serve_console(client, args.port)
+    try:
+        if args.command == "command":
+            return saved_commands.run(args, client)
+        if args.command == "batch":
+            return batches.run(args, client, tty)
+        if args.command == "group":
+            return groups.run(args, client)
+        return message_command(args, client, tty)
+    except ApiError as error:
+        return refused(error, args.json)
+    except requests.RequestException as exc:
+        print(f"cannot reach {client.api_url}: {exc}", file=sys.stderr)
+        return 2
+
+
+def message_command(args: argparse.Namespace, client: Client, tty: bool) -> int:
+    """send, get, cancel, history and sim: one call each, its answer printed."""
+    if args.command == "send":
+        document = client.send_message(args.to, args.text, idempotency_key=args.idempotency_key, dry_run=args.dry_run, **send_fields(args))
+    elif args.command == "get":
+        document = client.get_message(args.id, refresh=args.refresh)
+    elif args.command == "cancel":
+        document = client.cancel_message(args.id)
+    elif args.command == "sim" and args.set:
+        document = client.put_sim_settings(args.msisdn, **dict(args.set))
+    elif args.command == "sim":
+        document = client.delete_sim_settings(args.msisdn) if args.reset else client.get_sim(args.msisdn)
+    else:
+        document = client.list_messages(args.msisdn, limit=args.limit, direction=args.direction)
     if args.json:
-        print(response.text)
-        return 0 if response.ok else 1
-    if not response.ok:
-        print(show_error(response), file=sys.stderr)
-        return 1
-    document = response.json()
+        print(json.dumps(document))  # as the API wrote it: it serializes with json.dumps' defaults too
+        return 0
     if args.command == "sim":
         print(show_sim(document))
     elif args.command == "history":
@@ -352,6 +301,29 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{document['encoding']}  {document['length']}/{document['limit']}  fits: {document['fits']}  unicode: {unicode}")
     else:
         print(show_message(document, tty))
+    return 0
+
+
+def send_fields(args: argparse.Namespace) -> dict[str, Any]:
+    """POST /messages' fields other than `to` and `text`, as `smsgw send`'s options give them."""
+    fields: dict[str, Any] = {"command": args.saved_command, "variables": dict(args.variables)} if args.saved_command else {}
+    for option, field in (("client_ref", "client_ref"), ("encoding", "encoding"), ("at", "send_at"), ("collapse_key", "collapse_key")):
+        if getattr(args, option):
+            fields[field] = getattr(args, option)
+    return fields
+
+
+def serve_console(client: Client, port: int) -> int:
+    """`smsgw console`: the web console (cli/smsgw_console), loaded only for this command."""
+    from smsgw_console.server import serve
+
+    try:
+        serve(client, port=port)
+    except KeyboardInterrupt:
+        pass
+    except OSError as exc:  # most often the port is taken
+        print(f"cannot serve the console on 127.0.0.1:{port}: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -8,9 +8,8 @@ import json
 import sys
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
-import requests
+from smsgw_client import Client
 
 
 def variable_spec(text: str) -> tuple[str, dict[str, Any]]:
@@ -81,49 +80,35 @@ def show(command: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def run(args: argparse.Namespace, client: Any, show_error: Any) -> int:
-    """Run `command <action>`. Returns the exit code (1 when the API refused, with its reason on stderr)."""
+def run(args: argparse.Namespace, client: Client) -> int:
+    """Run `command <action>`. Returns the exit code; the API's refusals (ApiError) are the caller's to show."""
     action = args.command_action
     if action == "list":
-        items: list[dict[str, Any]] = []
-        params: dict[str, str] = {"limit": str(args.limit)}
-        while True:
-            response = client.call("GET", "/commands", params=params)
-            if not response.ok:
-                break
-            page = response.json()
-            items += page["items"]
-            if not page.get("next_cursor"):
-                break
-            params["cursor"] = page["next_cursor"]
-    else:
-        path = f"/commands/{quote(args.name, safe='')}"
-        method = {"save": "PUT", "show": "GET", "delete": "DELETE"}[action]
-        response = client.call(method, path, definition(args) if action == "save" else None)
-    if not response.ok:
-        print(response.text if args.json else show_error(response), file=sys.stderr if not args.json else sys.stdout)
-        return 1
-    if args.json:
-        print(json.dumps({"items": items, "next_cursor": None}) if action == "list" else response.text)
-    elif action == "list":
+        items = list(client.iter_commands(limit=args.limit))
+        if args.json:
+            print(json.dumps({"items": items, "next_cursor": None}))
+            return 0
         for command in items:
             worst = command["worst_case"]
             content = command.get("text", f"<{command.get('data')}>")
             print(f"{command['name']:<24} {worst['encoding']:<5} {worst['length']:>3}/{worst['limit']:<3}  {content}")
+        return 0
+    if action == "save":
+        try:
+            body = definition(args)
+        except (OSError, ValueError) as exc:  # --from-file unreadable or not JSON
+            print(f"cannot read the definition: {exc}", file=sys.stderr)
+            return 2
+        document = client.put_command(args.name, body)
+    elif action == "show":
+        document = client.get_command(args.name)
+    else:
+        document = client.delete_command(args.name)
+    if args.json:
+        print(json.dumps(document))
     elif action == "delete":
         print(f"deleted {args.name}")
     else:
-        saved = "created " if response.status_code == 201 else "replaced " if action == "save" else ""
-        print(saved + show(response.json()))
+        saved = "created " if document.status == 201 else "replaced " if action == "save" else ""
+        print(saved + show(document))
     return 0
-
-
-def guarded(args: argparse.Namespace, client: Any, show_error: Any, api: str) -> int:
-    try:
-        return run(args, client, show_error)
-    except requests.RequestException as exc:
-        print(f"cannot reach {api}: {exc}", file=sys.stderr)
-        return 2
-    except (OSError, ValueError) as exc:  # --from-file unreadable or not JSON
-        print(f"cannot read the definition: {exc}", file=sys.stderr)
-        return 2

@@ -5,6 +5,7 @@ import json
 import requests
 
 from smsgw_cli.groups import explain_invalid, read_members
+from smsgw_client import ApiError
 
 
 def test_a_csv_export_gives_its_first_column_without_the_header_blank_lines_or_comments(tmp_path):
@@ -32,6 +33,6 @@ def test_a_422_about_members_is_told_by_the_files_line_numbers():
     details = {"fields": {"members[1]": "'x' must be an MSISDN", "members[3]": "'y' must be an MSISDN"}, "invalid_count": 7}
     response._content = json.dumps({"error": {"code": "validation_error", "message": "...", "details": details}}).encode()
     # When the CLI explains it for a file whose members came from lines 2, 3, 5 and 9
-    text = explain_invalid(response, [2, 3, 5, 9], "sims.csv")
+    text = explain_invalid(ApiError.from_response(response), [2, 3, 5, 9], "sims.csv")
     # Then each is named by its line, and the rest counted
     assert text.splitlines() == ["  sims.csv:3: 'x' must be an MSISDN", "  sims.csv:9: 'y' must be an MSISDN", "  ... and 5 more"]

@@ -1,0 +1,377 @@
+"""The operator console in a real browser (issue 15): Debian's Chromium, driven by Selenium through Debian's
+chromedriver, against the console `make run` serves over the local stack.
+
+Every page loads with nothing in the browser's console and no error flash, at 1280x900 and at phone width
+(390x844, with nothing wider than the screen), screenshotted into .local/screenshots/. Sends, receipts, MOs
+and a batch's cancel are watched arriving on pages that are never reloaded. Without the browser these tests
+fail and say what to install (`make browser`); they are never skipped.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.e2e.conftest import running_stack
+from tests.helpers import wait_until
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+SCREENSHOTS = ROOT / ".local" / "screenshots"
+# No network beyond the console: nothing of Chromium's own (updates, sync, field trials) may reach out.
+CHROMIUM_FLAGS = (
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+)
+DESKTOP = (1280, 900)
+PHONE = (390, 844)
+LIVE = 60  # seconds a live page may take to show a change (it polls every 2 s; the bound only ends a failing test)
+MARK = "return window.consoleTestMark"  # set on a page; still there only if the page was never reloaded
+LIVE_FETCHES = "return performance.getEntriesByType('resource').filter(r => r.initiatorType === 'fetch').length"
+
+
+def unused_sim() -> str:
+    """A SIM no other test sends to (4477046...), whose messages the simulator delivers (never 0000, 0001, 0570)."""
+    return f"4477046{random.randrange(1, 9):01d}{random.randrange(1000, 9999):04d}"
+
+
+# --- the browser ----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    missing = [str(path) for path in (CHROMIUM, CHROMEDRIVER) if not path.exists()]
+    if missing:
+        pytest.fail(
+            f"the browser tests need Debian's Chromium and its driver: {', '.join(missing)} missing. "
+            "Install them with `make browser` (apt-get install chromium chromium-driver, as root)",
+            pytrace=False,
+        )
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for flag in CHROMIUM_FLAGS:
+        options.add_argument(flag)
+    options.add_argument(f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}")
+    options.add_argument(f"--window-size={DESKTOP[0]},{DESKTOP[1]}")
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    # A Service with the driver's path: Selenium Manager never runs (it would download a driver)
+    driver = webdriver.Chrome(options=options, service=Service(str(CHROMEDRIVER)))
+    driver.set_page_load_timeout(60)
+    yield driver
+    driver.quit()
+
+
+@pytest.fixture
+def page(browser, local_stack):
+    """The browser at desktop size, its console log drained, opening console paths."""
+    viewport(browser, DESKTOP)
+    browser.get_log("browser")
+    return Console(browser, local_stack.outputs["ConsoleUrl"])
+
+
+def viewport(driver, size: tuple[int, int]) -> None:
+    width, height = size
+    metrics = {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": width < 600}
+    driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", metrics)
+
+
+class Console:
+    def __init__(self, driver, url: str):
+        self.driver, self.url = driver, url.rstrip("/")
+
+    def open(self, path: str) -> None:
+        self.driver.get(f"{self.url}{path}")
+
+    def find(self, selector: str):
+        from selenium.webdriver.common.by import By
+
+        return self.driver.find_element(By.CSS_SELECTOR, selector)
+
+    def find_all(self, selector: str) -> list:
+        from selenium.webdriver.common.by import By
+
+        return self.driver.find_elements(By.CSS_SELECTOR, selector)
+
+    def text(self, selector: str) -> str:
+        found = self.find_all(selector)
+        return found[0].text.strip() if found else ""
+
+    def attribute(self, selector: str, name: str) -> str | None:
+        found = self.find_all(selector)
+        return found[0].get_attribute(name) if found else None
+
+    def mark(self) -> None:
+        self.driver.execute_script("window.consoleTestMark = 'not reloaded'")
+
+    def was_not_reloaded(self) -> bool:
+        return self.driver.execute_script(MARK) == "not reloaded"
+
+    def errors(self) -> list[str]:
+        """What went wrong on the page: the browser's console errors (CSP violations, failed requests, script
+        errors) and any error flash shown."""
+        logged = [entry["message"] for entry in self.driver.get_log("browser") if entry["level"] in ("SEVERE", "WARNING")]
+        flashes = [element.text for element in self.find_all(".flash.error, .api-error") if element.is_displayed()]
+        return logged + [f"error flash: {text}" for text in flashes]
+
+    def screenshots(self, name: str) -> list[str]:
+        """Screenshots at desktop and phone size; returns what does not fit the phone's width."""
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        overflow: list[str] = []
+        for size in (DESKTOP, PHONE):
+            viewport(self.driver, size)
+            # the layout viewport (a phone zooms out when the page is wider than it, which WIDER_THAN_SCREEN reports)
+            width = self.driver.execute_script("return document.documentElement.clientWidth")
+            assert width <= size[0], f"the viewport is {width} px wide, not {size[0]}"
+            self.driver.save_screenshot(str(SCREENSHOTS / f"{name}-{size[0]}x{size[1]}.png"))
+            if size == PHONE:
+                overflow = self.driver.execute_script(WIDER_THAN_SCREEN)
+        viewport(self.driver, DESKTOP)
+        return overflow
+
+
+# The elements that stick out past the right edge at phone width (the page then scrolls sideways). An element
+# inside a box that scrolls on its own (overflow-x: auto) is fine: only that box scrolls.
+WIDER_THAN_SCREEN = """
+const width = document.documentElement.clientWidth;
+if (document.documentElement.scrollWidth <= width + 1) return [];
+const scrolls = (el) => { for (let p = el.parentElement; p; p = p.parentElement) {
+  const x = getComputedStyle(p).overflowX; if (x === 'auto' || x === 'scroll' || x === 'hidden') return true; } return false; };
+const out = [];
+for (const el of document.body.querySelectorAll('*')) {
+  const box = el.getBoundingClientRect();
+  if (box.right > width + 1 && box.width > 0 && !scrolls(el)) {
+    const classes = typeof el.className === 'string' && el.className.trim() ? '.' + el.className.trim().split(/\\s+/).join('.') : '';
+    out.push(`${el.tagName.toLowerCase()}${el.id ? '#' + el.id : ''}${classes} to ${Math.round(box.right)} px`);
+  }
+}
+return out.slice(0, 10);
+"""
+
+
+# --- data for the pages ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def seeded(local_stack):
+    """A SIM with a delivered command and an MO, and a batch."""
+    sim = unused_sim()
+    sent = local_stack.send(to=sim, text="STATUS?", client_ref="console-e2e")
+    assert sent.status_code == 202, sent.text
+    local_stack.wait_for_status(sent.json()["id"], {"delivered"})
+    post_mo(local_stack, sim, "TEMP 21C")
+    batch = create_scheduled_batch(local_stack, [unused_sim(), unused_sim()])
+    return {"msisdn": sim, "message_id": sent.json()["id"], "batch_id": batch["id"]}
+
+
+def post_mo(stack, sim: str, text: str) -> None:
+    """The device sends an MO, through the simulator as Eseye would deliver it."""
+    requests.post(f"{stack.eseye.url}/_sim/mo", json={"source": sim, "text": text}, timeout=10).raise_for_status()
+
+
+def create_scheduled_batch(stack, sims: list[str]) -> dict:
+    send_at = (datetime.now(UTC) + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    response = requests.post(f"{stack.api}/batches", json={"to": sims, "text": "FIRMWARE CHECK", "send_at": send_at}, timeout=30)
+    assert response.status_code == 202, response.text
+    return response.json()
+
+
+@pytest.fixture
+def slow_receipts(local_stack):
+    """Eseye's receipts come 8 s after the send (0.3 s otherwise), so a page shows the message before it is
+    delivered and the change can be seen arriving."""
+    eseye = local_stack.eseye
+    before, eseye.receipt_delay = eseye.receipt_delay, 8.0
+    yield
+    eseye.receipt_delay = before
+
+
+# --- every page -----------------------------------------------------------------------------------
+
+PAGES = [
+    # name, path, the element the contract promises on it (cli/smsgw_console, docs of the console)
+    ("messages", "/messages", "tbody#message-rows tr[data-message-id]"),
+    ("sim", "/sims/{msisdn}", "ol#conversation li[data-message-id]"),
+    ("message", "/messages/{message_id}", "#message-status"),
+    ("compose", "/compose", "form#compose-form"),
+    ("batches", "/batches", "table#batches tr[data-batch-id]"),
+    ("batch", "/batches/{batch_id}", "#batch-state"),
+    ("health", "/health", "table#dead-letter-queues tr[data-queue]"),
+]
+
+
+@pytest.mark.parametrize(("name", "path", "landmark"), PAGES, ids=[p[0] for p in PAGES])
+def test_every_page_loads_clean_at_desktop_and_phone_width(page, seeded, name, path, landmark):
+    # Given a stack with a delivered message, an MO and an active batch
+    # When the page is opened
+    page.open(path.format(**seeded))
+    overflow = page.screenshots(name)  # first, so that a failing page leaves its pictures too
+    # Then it shows what it is for
+    assert page.find_all(landmark), f"{name}: no {landmark} on {page.driver.current_url}: {page.text('main')[:300]!r}"
+    # And nothing went wrong in the browser (script errors, CSP refusals, failed requests) nor on the page
+    assert page.errors() == []
+    # And at phone width nothing sticks out past the screen
+    assert overflow == [], f"{name}: wider than a phone's 390 px"
+    # And its live parts refresh without an error either
+    if page.find_all("[data-live]"):
+        wait_until(lambda: page.driver.execute_script(LIVE_FETCHES), timeout=LIVE, message=f"{name}: a live refresh")
+        assert page.errors() == []
+
+
+# --- live pages -----------------------------------------------------------------------------------
+
+
+def compose_and_send(page, sim: str, text: str) -> str:
+    """Send one SMS to one SIM with the compose form; returns the new message's id (from the page it lands on)."""
+    page.open("/compose")
+    page.find("input[name=target][value=sim]").click()
+    page.find("input#to").send_keys(sim)
+    page.find("textarea#text").send_keys(text)
+    page.find("button#send").click()
+    return landed_on_message(page)
+
+
+def landed_on_message(page) -> str:
+    found = wait_until(
+        lambda: re.search(r"/messages/([0-9a-f]{32})$", page.driver.current_url), timeout=30, message="the send lands on the message's page"
+    )
+    return found.group(1)
+
+
+def test_a_message_sent_from_compose_reaches_delivered_on_its_page_and_in_the_log_without_a_reload(page, local_stack, slow_receipts):
+    # Given receipts that take 8 s
+    # When an operator sends a message from the compose form
+    first = compose_and_send(page, unused_sim(), "PING 1")
+    # Then its page shows it before the receipt, and then delivered, without being reloaded
+    page.mark()
+    assert page.text("#message-status") in {"pending", "sent"}
+    wait_until(lambda: page.text("#message-status") == "delivered", timeout=LIVE, message="#message-status reads delivered")
+    assert page.was_not_reloaded()
+    assert any("delivered" in entry.text for entry in page.find_all("ol#timeline li")), page.text("ol#timeline")
+    assert page.errors() == []
+
+    # When another is sent and the operator goes to the fleet's log while it is in flight
+    second = compose_and_send(page, unused_sim(), "PING 2")
+    page.open("/messages")
+    page.mark()
+    row = f"tr[data-message-id='{second}']"
+    assert page.attribute(row, "data-status") in {"pending", "sent"}, f"{second} is not in the log before its receipt"
+    # Then its row turns delivered without a reload, and the first one is listed delivered
+    wait_until(lambda: page.attribute(row, "data-status") == "delivered", timeout=LIVE, message=f"{row} turns delivered")
+    assert page.was_not_reloaded()
+    assert page.attribute(f"tr[data-message-id='{first}']", "data-status") == "delivered"
+    assert page.errors() == []
+
+
+def test_an_mo_from_the_simulator_appears_in_the_sims_conversation_linked_to_the_command_without_a_reload(page, local_stack):
+    # Given a SIM sent a command that expects a reply, delivered
+    sim = unused_sim()
+    command = local_stack.send(to=sim, text="REPORT TEMP", expect_reply_within=600).json()
+    local_stack.wait_for_status(command["id"], {"delivered"})
+    # And its conversation open in the console
+    page.open(f"/sims/{sim}")
+    page.mark()
+    assert page.find_all(f"ol#conversation li[data-message-id='{command['id']}'][data-direction='mt']")
+    # When the device replies through Eseye
+    post_mo(local_stack, sim, "TEMP 22C")
+    # Then the MO appears in the conversation, without a reload, linked to the command it answers
+    mo = "ol#conversation li[data-direction='mo']"
+    wait_until(lambda: "TEMP 22C" in page.text(mo), timeout=LIVE, message="the MO appears in the conversation")
+    assert page.was_not_reloaded()
+    wait_until(
+        lambda: (page.attribute(f"{mo} a.reply-to", "href") or "").endswith((f"#m-{command['id']}", f"/messages/{command['id']}")),
+        timeout=LIVE,
+        message="the MO links to the command it replies to",
+    )
+    assert page.errors() == []
+
+
+@pytest.fixture(scope="module")
+def slow_stack(tmp_path_factory):
+    """A stack of its own that sends one SMS a second toward Eseye, so that a batch takes a while."""
+    with running_stack(tmp_path_factory.mktemp("slow-stack"), ESEYE_MAX_SENDS_PER_SECOND="1") as stack:
+        yield stack
+
+
+def test_an_active_batch_is_cancelled_from_the_batches_page(browser, page, slow_stack):
+    # Given a batch of 60 SIMs being sent at one a second, so active for a minute
+    response = requests.post(f"{slow_stack.api}/batches", json={"to": [unused_sim() for _ in range(60)], "text": "FIRMWARE CHECK"}, timeout=30)
+    assert response.status_code == 202, response.text
+    batch = response.json()
+    row = f"table#batches tr[data-batch-id='{batch['id']}']"
+    # And the batches page showing it with its progress and a cancel button
+    page = Console(browser, slow_stack.outputs["ConsoleUrl"])
+    page.open("/batches")
+    wait_until(lambda: page.find_all(row), timeout=LIVE, message=f"{row} listed")
+    assert page.attribute(row, "data-state") in {"accepted", "fanning_out", "sending"}
+    assert page.find_all(f"{row} progress")
+    # When the operator presses "Cancel batch" on its row
+    from selenium.webdriver.common.by import By
+
+    page.find(row).find_element(By.XPATH, ".//button[normalize-space()='Cancel batch']").click()
+    # Then the console says it is done, the row shows it cancelled, and the API agrees
+    wait_until(lambda: page.find_all(".flash.success"), timeout=30, message="a success flash")
+    wait_until(lambda: page.attribute(row, "data-state") == "cancelled", timeout=LIVE, message=f"{row} reads cancelled")
+    cancelled = requests.get(f"{slow_stack.api}/batches/{batch['id']}", timeout=30).json()
+    assert cancelled["state"] == "cancelled"
+    assert cancelled["counts"].get("cancelled", 0) + cancelled["counts"].get("accepted", 0) > 0, cancelled["counts"]
+    assert page.errors() == []
+
+
+def test_the_compose_form_is_filled_and_sent_with_the_keyboard_alone(page, local_stack):
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.keys import Keys
+
+    sim = unused_sim()
+    keys = ActionChains(page.driver)
+    page.open("/compose")
+    focus_order: list[str] = []
+
+    def focused() -> str:
+        return page.driver.execute_script(
+            "const e = document.activeElement; return e ? e.tagName.toLowerCase() + (e.id ? '#' + e.id : '')"
+            " + (e.name ? '[name=' + e.name + ']' : '') + (e.value && e.type === 'radio' ? '=' + e.value : '') : ''"
+        )
+
+    def tab_to(selector: str) -> None:
+        for _ in range(60):
+            keys.send_keys(Keys.TAB).perform()
+            focus_order.append(focused())
+            if page.driver.execute_script("return document.activeElement.matches(arguments[0])", selector):
+                return
+            if page.driver.execute_script("return document.activeElement.matches('input[name=target]')"):
+                # a radio group is one tab stop: the arrow keys choose within it, as a keyboard user would
+                for _ in range(3):
+                    if page.find("input[name=target][value=sim]").is_selected():
+                        break
+                    keys.send_keys(Keys.ARROW_LEFT).perform()
+        raise AssertionError(f"Tab never reached {selector}; the focus went {' -> '.join(focus_order)}")
+
+    # Given the compose page, and only the keyboard
+    # When the operator tabs to the SIM field and types, tabs to the message and types, tabs to Send and presses Enter
+    tab_to("input#to")
+    keys.send_keys(sim).perform()
+    tab_to("textarea#text")
+    keys.send_keys("KEYBOARD ONLY").perform()
+    tab_to("button#send")
+    keys.send_keys(Keys.ENTER).perform()
+    # Then the message was sent to that SIM with that text
+    message_id = landed_on_message(page)
+    message = local_stack.get(message_id)
+    assert (message["to"], message["text"]) == (sim, "KEYBOARD ONLY")
+    assert page.errors() == []

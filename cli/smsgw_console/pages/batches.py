@@ -94,16 +94,16 @@ def index() -> Any:
 
 @blueprint.get("/batches/<batch_id>")
 def detail(batch_id: str) -> Any:
-    # The page has two live parts, each fetched alone: the batch (state, progress, counts) and its messages.
+    # The page's live parts are each fetched alone: the batch (state, progress, counts), its cancel form, its messages.
     part = request.args.get("part") if g.get("fragment") else None
     status = request.args.get("status", "").strip() or None
     cursor = request.args.get("cursor") or None
     api = client()
     batch = api.get_batch(batch_id) if part != "messages" else None
     messages = None
-    if part != "summary":
+    if part not in ("summary", "actions"):
         messages = api.batch_messages(batch_id, status=status, cursor=cursor, limit=MESSAGES_PAGE_SIZE)
-    fragment = {"summary": "_batch_summary.html", "messages": "_batch_messages.html"}.get(part or "")
+    fragment = {"summary": "_batch_summary.html", "actions": "_batch_actions.html", "messages": "_batch_messages.html"}.get(part or "")
     title = f"Batch {batch_id[:8]}"
     return render(
         "batch.html",

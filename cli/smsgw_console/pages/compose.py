@@ -138,6 +138,10 @@ def analyse(form: Mapping[str, str]) -> dict[str, Any]:
     (`error`, or `note` for a command whose variables are not all filled in); an API that cannot be
     reached raises as any page's call would."""
     content = content_of(form)
+    if "variables" in content:
+        # a variable not filled in yet is missing, not a value that fails its pattern
+        filled = {name: value for name, value in content.pop("variables").items() if value}
+        content.update({"variables": filled} if filled else {})
     options = {k: v for k, v in options_of(form, content).items() if k == "encoding"}
     api = client()
     if content.get("text") == "":
@@ -164,7 +168,12 @@ def analyse(form: Mapping[str, str]) -> dict[str, Any]:
             # Not all variables are filled in (or one is not valid): the command's worst case, which the
             # API checked fits one SMS whatever values its patterns allow.
             worst = {**(command.get("worst_case") or {}), "fits": True}
-            return described(worst, preview=command.get("text"), note=f"Worst case of command {command['name']}. {error.message}", worst_case=True)
+            return described(
+                worst,
+                preview=command.get("text"),
+                note=f"Worst case of command {command['name']}, until its variables are valid. The API says: {error.message}",
+                worst_case=True,
+            )
         if "length" in details and "limit" in details:
             return described(details, preview=preview, error=api_error_text(error))  # too long for one SMS
         if "unsupported_characters" in details:

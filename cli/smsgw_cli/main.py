@@ -237,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
     subscriptions.add_parser(commands)
     console = commands.add_parser("console", help="serve the operator console on 127.0.0.1, talking to the API as this CLI does")
     console.add_argument("--api", default=argparse.SUPPRESS, help="API base URL (default: the local stack's)")
-    console.add_argument("--port", type=int, default=8300)
+    console.add_argument("--port", type=int, default=8300, help="on 127.0.0.1 (default 8300)")
     args = parser.parse_args(argv)
     if args.command == "send" and (args.saved_command is None) == (args.text is None):
         parser.error("send takes a text or --command NAME, one of the two")

@@ -265,6 +265,23 @@ def test_an_api_refusal_is_shown_in_the_apis_words_with_its_status(local_stack, 
     assert said == f"422 {refusal['code']}: {refusal['message']}"
 
 
+def test_a_send_eseye_refuses_is_told_in_the_apis_words_and_the_text_stays_in_the_box(local_stack, browser, console):
+    # Given a SIM Eseye refuses to send to (no credit)
+    sim = f"{new_sim()[:-4]}0570"
+
+    # When the operator sends from its box
+    response = browser.post(f"/sims/{sim}/send", data={"csrf_token": token(console), "text": "RESET now"})
+
+    # Then they are back at the box with Eseye's refusal as the API words it, and their text still there
+    assert response.status_code == 303
+    page = dom(browser.get(response.headers["Location"]))
+    [said] = flashes(page)
+    assert said.startswith("422 eseye_rejected: Eseye rejected the message")
+    assert page.one("textarea", id="sim-text").text() == "RESET now"
+    # And the rejected message is in the conversation
+    assert [li["data-status"] for li in page.one("ol", id="conversation").all("li", data_message_id=True)] == ["rejected"]
+
+
 # --- a message --------------------------------------------------------------------------------------------
 
 
@@ -291,9 +308,29 @@ def test_a_delivered_messages_timeline_shows_eseyes_answer_and_the_receipt(local
     assert "Eseye accepted the message" in eseye.text() and eseye.one("dl", class_="eseye")
     receipt = next(e for e in entries if e["data-event"] == "receipt")
     assert "delivered" in receipt.one("dl", class_="receipt").text()
-    # And its fields: to, text, client ref
+    # And its fields: to, text, client ref, and no Eseye error it never had
     fields = page.one("dl", class_="fields").text()
     assert sim in fields and "hello" in fields and sent["client_ref"] in fields
+    assert "Eseye's answer" not in fields
+
+
+def test_a_rejected_messages_page_shows_eseyes_code_and_description(local_stack, browser):
+    # Given a message Eseye refused (no credit: the simulator refuses numbers ending 0570)
+    refusal = local_stack.send(to=f"{new_sim()[:-4]}0570", text="hello")
+    assert refusal.status_code == 422
+    rejected = refusal.json()["error"]["details"]["message"]
+    assert rejected["status"] == "rejected"
+
+    # When its page is opened
+    page = dom(browser.get(f"/messages/{rejected['id']}"))
+
+    # Then its status, Eseye's code and description in its fields and in the timeline's entry for the send
+    assert page.one(id="message-status").text() == "rejected"
+    code, description = str(rejected["eseye_code"]), rejected["eseye_description"]
+    assert f"error {code}: {description}" in page.one("dl", class_="fields").text()
+    [answer] = [e for e in page.one("ol", id="timeline").all("li", data_event="eseye_send")]
+    eseye = answer.one("dl", class_="eseye").text()
+    assert code in eseye and description in eseye
 
 
 def test_a_waiting_message_is_live_and_can_be_cancelled(local_stack, browser, console):

@@ -16,9 +16,7 @@ REDRIVE_LIMIT = 100  # the API's default; it takes 1 to 1000
 
 
 def health() -> dict[str, Any]:
-    api = client()
-    answer: dict[str, Any] = api.health() if hasattr(api, "health") else api.request("GET", "/health")
-    return dict(answer)  # plain: the client's answer carries the HTTP status as `.status`
+    return dict(client().health())  # plain: the client's answer carries the HTTP status as `.status`
 
 
 @blueprint.get("/health")
@@ -31,12 +29,8 @@ def redrive() -> Any:
     queue = request.form.get("queue", "")
     raw_limit = request.form.get("limit", "").strip()
     limit: Any = int(raw_limit) if raw_limit.isdigit() else (raw_limit or REDRIVE_LIMIT)  # the API words a bad limit
-    api = client()
     try:
-        if hasattr(api, "redrive"):
-            moved = api.redrive(queue, limit)
-        else:
-            moved = api.request("POST", "/health/redrive", {"queue": queue, "limit": limit})
+        moved = client().redrive(queue, limit)
     except ApiError as error:
         flash(api_error_text(error), "error")
     else:

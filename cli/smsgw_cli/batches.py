@@ -113,7 +113,11 @@ def run(args: argparse.Namespace, client: Client, tty: bool) -> int:
         if (args.saved_command is None) == (args.text is None):
             print("batch send takes a text or --command NAME, one of the two", file=sys.stderr)
             return 2
-        body, lines = request_body(args)
+        try:
+            body, lines = request_body(args)
+        except OSError as exc:
+            print(f"cannot read {args.to_file}: {exc}", file=sys.stderr)
+            return 2
         try:
             batch = client.create_batch(body, idempotency_key=args.idempotency_key)
         except ApiError as error:

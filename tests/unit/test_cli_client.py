@@ -134,3 +134,17 @@ def test_console_serves_with_the_clis_client_and_is_loaded_only_for_that_command
     # the other commands do not pay for the console's web stack
     check = "import sys, smsgw_cli.main; sys.exit(any(m.startswith('smsgw_console') for m in sys.modules))"
     assert subprocess.run([sys.executable, "-c", check], cwd=ROOT, env={"PYTHONPATH": str(ROOT / "cli")}).returncode == 0
+
+
+def test_a_batch_from_a_file_that_cannot_be_read_says_so_without_a_traceback(scripted, capsys, tmp_path):
+    # Given a recipients file that does not exist
+    missing = tmp_path / "missing.csv"
+    api = scripted()
+    # When the operator sends a batch from it
+    status = cli.main(["--api", API, "batch", "send", "--to-file", str(missing), "HELLO"])
+    # Then the CLI names the file and why, exits 2 as for other unusable arguments, and asks the API nothing
+    assert status == 2
+    err = capsys.readouterr().err
+    assert f"cannot read {missing}" in err and "No such file" in err
+    assert "Traceback" not in err
+    assert api.requests == []

@@ -238,6 +238,10 @@ def test_a_saved_command_offers_its_variables_and_sends_the_text_the_api_renders
     inputs = {e.attrs["name"]: e for e in document.find_all("input") if e.attrs.get("name", "").startswith("var.")}
     assert set(inputs) == {"var.key", "var.value"}
     assert {e.parent.tag for e in inputs.values()} == {"label"} and inputs["var.key"].parent.text.strip().startswith("key")
+    # and choosing it in the page fetches the same inputs alone, as the page's script does
+    fragment = browser.get("/compose", query_string={"command": name}, headers={"X-Console-Fragment": "1"})
+    assert "<form" not in fragment.get_data(as_text=True)
+    assert {e.attrs["name"] for e in page(fragment).find_all("input")} == {"var.key", "var.value"}
     # and the analysis is the command's worst case while the values are missing, then the rendered text's
     worst = browser.get("/compose/analysis", query_string={"command": name}).get_json()
     assert worst["worst_case"] and (worst["length"], worst["limit"]) == (api.get_command(name)["worst_case"]["length"], 160)

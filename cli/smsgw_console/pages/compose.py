@@ -16,7 +16,7 @@ from typing import Any
 from urllib.parse import quote
 
 import requests
-from flask import Blueprint, current_app, flash, jsonify, redirect, request, url_for
+from flask import Blueprint, current_app, flash, g, jsonify, redirect, request, url_for
 
 from smsgw_client import ApiError
 from smsgw_console.pages.messages import api_time
@@ -263,6 +263,11 @@ def page(form: Mapping[str, str], error: ApiError | None = None, status: int = 2
 
 @blueprint.get("/compose")
 def form() -> Any:
+    if g.get("fragment"):
+        # the page's script asks only for a saved command's variables when the command changes
+        name = request.args.get("command", "").strip()
+        command = selected_command(name, [])
+        return render("compose.html", "_command_variables.html", command=command, variables=variables_of(request.args))
     return page(request.args)
 
 

@@ -186,6 +186,8 @@ def test_a_fleet_cursor_is_bound_to_its_query(stack):
         ({"batch_id": "x" * 300}, "batch_id"),
         ({"client_ref": "a\u0000b"}, "client_ref"),
         ({"since": "2026-01-01T00:00:00Z", "until": "2026-01-09T00:00:00Z"}, "since"),
+        ({"since": "0001-01-01T00:00:00+01:00"}, "since"),  # its UTC falls before the calendar's first day
+        ({"until": "9999-12-31T23:30:00-01:00"}, "until"),
     ],
 )
 def test_bad_fleet_filters_are_422_naming_the_field(stack, query, field):

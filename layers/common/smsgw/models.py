@@ -119,6 +119,10 @@ def parse_time(value: Any) -> datetime:
     moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
     if moment.tzinfo is None:
         raise ValueError("no timezone")
+    try:
+        moment.astimezone(UTC)  # every time is stored in UTC: one whose UTC falls outside the calendar is no time
+    except OverflowError as exc:
+        raise ValueError("outside the calendar in UTC") from exc
     return moment
 
 

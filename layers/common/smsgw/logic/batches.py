@@ -388,7 +388,7 @@ def _list_time(name: str, value: str | None) -> str | None:
         return None
     try:
         return models.iso(models.parse_time(value))
-    except (ValueError, OverflowError) as exc:  # OverflowError: a time whose UTC falls outside the calendar
+    except ValueError as exc:
         raise validation.invalid({name: validation.TIME_RULE}) from exc
 
 

@@ -72,23 +72,12 @@ def message_url(message_id: str) -> str:
     return url(message_id)
 
 
-def list_page(**query: Any) -> dict[str, Any]:
-    """GET /batches: through smsgw_client's list_batches where it has one."""
-    api = client()
-    lister = getattr(api, "list_batches", None)
-    if lister is not None:
-        page: dict[str, Any] = lister(**query)
-        return page
-    found: dict[str, Any] = api.request("GET", "/batches", params=query)
-    return found
-
-
 @blueprint.get("/batches")
 def index() -> Any:
     filters = {name: request.args[name].strip() for name in ("state", "since", "until") if request.args.get(name, "").strip()}
     cursor = request.args.get("cursor") or None
     query = {name: api_time(value) if name in ("since", "until") else value for name, value in filters.items()}
-    page = list_page(limit=PAGE_SIZE, **({"cursor": cursor} if cursor else {}), **query)
+    page = client().list_batches(limit=PAGE_SIZE, **({"cursor": cursor} if cursor else {}), **query)
     return render("batches.html", "_batch_rows.html", title="Batches", page=page, filters=filters, cursor=cursor, states=STATES)
 
 

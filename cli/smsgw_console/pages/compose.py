@@ -210,18 +210,7 @@ def first_items(pages: Any) -> list[dict[str, Any]]:
 
 
 def groups() -> list[dict[str, Any]]:
-    api = client()
-
-    def pages() -> Any:
-        cursor = None
-        while True:
-            page = api.list_groups(limit=100, **({"cursor": cursor} if cursor else {}))
-            yield from page.get("items") or []
-            cursor = page.get("next_cursor")
-            if not cursor:
-                return
-
-    return first_items(pages())
+    return first_items(client().iter_groups(limit=100))
 
 
 def selected_command(name: str, commands: list[dict[str, Any]]) -> dict[str, Any] | None:

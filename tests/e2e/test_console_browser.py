@@ -108,13 +108,28 @@ class Console:
 
         return self.driver.find_elements(By.CSS_SELECTOR, selector)
 
+    def click_button(self, within: str, label: str) -> None:
+        """Click the button labelled `label` inside `within`, found again if a live refresh replaced it."""
+        from selenium.common.exceptions import StaleElementReferenceException
+        from selenium.webdriver.common.by import By
+
+        for _ in range(5):
+            try:
+                self.find(within).find_element(By.XPATH, f".//button[normalize-space()='{label}']").click()
+                return
+            except StaleElementReferenceException:
+                continue
+        raise AssertionError(f"the button {label!r} in {within} kept being replaced")
+
+    # Read in one script: a live fragment may replace the element between a find and a read
     def text(self, selector: str) -> str:
-        found = self.find_all(selector)
-        return found[0].text.strip() if found else ""
+        return str(self.driver.execute_script("return document.querySelector(arguments[0])?.innerText.trim() ?? ''", selector))
 
     def attribute(self, selector: str, name: str) -> str | None:
-        found = self.find_all(selector)
-        return found[0].get_attribute(name) if found else None
+        """The attribute (a property first: an href read resolved, as the browser follows it)."""
+        script = "const e = document.querySelector(arguments[0]); return e ? (e[arguments[1]] ?? e.getAttribute(arguments[1])) : null"
+        found = self.driver.execute_script(script, selector, name)
+        return None if found is None else str(found)
 
     def mark(self) -> None:
         self.driver.execute_script("window.consoleTestMark = 'not reloaded'")
@@ -126,7 +141,9 @@ class Console:
         """What went wrong on the page: the browser's console errors (CSP violations, failed requests, script
         errors) and any error flash shown."""
         logged = [entry["message"] for entry in self.driver.get_log("browser") if entry["level"] in ("SEVERE", "WARNING")]
-        flashes = [element.text for element in self.find_all(".flash.error, .api-error") if element.is_displayed()]
+        flashes = self.driver.execute_script(
+            "return [...document.querySelectorAll('.flash.error, .api-error')].filter(e => e.getClientRects().length).map(e => e.innerText)"
+        )
         return logged + [f"error flash: {text}" for text in flashes]
 
     def screenshots(self, name: str) -> list[str]:
@@ -262,7 +279,7 @@ def test_a_message_sent_from_compose_reaches_delivered_on_its_page_and_in_the_lo
     assert page.text("#message-status") in {"pending", "sent"}
     wait_until(lambda: page.text("#message-status") == "delivered", timeout=LIVE, message="#message-status reads delivered")
     assert page.was_not_reloaded()
-    assert any("delivered" in entry.text for entry in page.find_all("ol#timeline li")), page.text("ol#timeline")
+    assert "delivered" in page.text("ol#timeline"), page.text("ol#timeline")
     assert page.errors() == []
 
     # When another is sent and the operator goes to the fleet's log while it is in flight
@@ -321,9 +338,7 @@ def test_an_active_batch_is_cancelled_from_the_batches_page(browser, page, slow_
     assert page.attribute(row, "data-state") in {"accepted", "fanning_out", "sending"}
     assert page.find_all(f"{row} progress")
     # When the operator presses "Cancel batch" on its row
-    from selenium.webdriver.common.by import By
-
-    page.find(row).find_element(By.XPATH, ".//button[normalize-space()='Cancel batch']").click()
+    page.click_button(row, "Cancel batch")
     # Then the console says it is done, the row shows it cancelled, and the API agrees
     wait_until(lambda: page.find_all(".flash.success"), timeout=30, message="a success flash")
     wait_until(lambda: page.attribute(row, "data-state") == "cancelled", timeout=LIVE, message=f"{row} reads cancelled")

@@ -119,7 +119,7 @@ def run(args: argparse.Namespace, client: Client) -> int:
         print(json.dumps(document))
         return 0
     if action == "set":
-        before = "created" if document.status == 201 else f"was {document['previous_size']}"
+        before = "created" if document.http_status == 201 else f"was {document['previous_size']}"
         print(f"group {args.name}: {document['size']} members ({before})")
     elif action == "add":
         print(f"group {args.name}: {document['added']} added, {document['size']} members")

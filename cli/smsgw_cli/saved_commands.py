@@ -109,6 +109,6 @@ def run(args: argparse.Namespace, client: Client) -> int:
     elif action == "delete":
         print(f"deleted {args.name}")
     else:
-        saved = "created " if document.status == 201 else "replaced " if action == "save" else ""
+        saved = "created " if document.http_status == 201 else "replaced " if action == "save" else ""
         print(saved + show(document))
     return 0

@@ -44,12 +44,13 @@ class ApiError(Exception):
 
 
 class Answer(dict[str, Any]):
-    """A JSON object as the API answered it, with the HTTP status it came with: `answer.status` is 201 when
-    a PUT created what it names and 200 when it replaced it."""
+    """A JSON object as the API answered it, with the HTTP status it came with: `answer.http_status` is 201
+    when a PUT created what it names and 200 when it replaced it. Not `.status`: a message's own `status`
+    field must stay what templates and attribute lookups find."""
 
-    def __init__(self, document: dict[str, Any], status: int):
+    def __init__(self, document: dict[str, Any], http_status: int):
         super().__init__(document)
-        self.status = status
+        self.http_status = http_status
 
 
 def _decoded(response: requests.Response) -> Any:

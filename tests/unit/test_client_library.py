@@ -137,7 +137,7 @@ def test_an_answer_carries_its_status_so_a_caller_tells_created_from_replaced():
     client, _ = client_for(api)
     created, replaced = client.put_group("g", ["1", "2"]), client.put_group("g", ["1", "2", "3"])
     # the answer is the API's object as it came (equal to it, serialized as it), with its status beside it
-    assert (created, created.status, replaced.status) == ({"name": "g", "size": 2}, 201, 200)
+    assert (created, created.http_status, replaced.http_status) == ({"name": "g", "size": 2}, 201, 200)
     assert json.dumps(created) == '{"name": "g", "size": 2}'
 
 
@@ -164,3 +164,14 @@ def test_iter_groups_reads_every_page():
     client, _ = client_for(api)
     assert [g["name"] for g in client.iter_groups(limit=100)] == ["a", "b"]
     assert [r.url for r in api.requests] == [f"{API}/groups?limit=100", f"{API}/groups?limit=100&cursor=c"]
+
+
+def test_an_answers_http_status_never_hides_a_messages_own_status():
+    # Given a message the API answers with 201
+    api = ScriptedApi((201, {"id": "m1", "status": "pending"}))
+    client, _ = client_for(api)
+    # When a caller (or a Jinja template, which looks attributes up first) reads its status
+    message = client.send_message("447700900123", "hi")
+    # Then it is the message's status; the HTTP status has a name of its own
+    assert getattr(message, "status", message["status"]) == "pending"
+    assert message.http_status == 201

@@ -106,7 +106,9 @@ class EmfCapture(io.TextIOBase):
 
 
 class MetricForwarder:
-    """Puts EMF documents into CloudWatch (moto's) in the background, so an invocation never waits for it."""
+    """Puts EMF documents into CloudWatch (moto's) in the background, so an invocation never waits for it.
+    Documents that arrived together go in one PutMetricData per namespace (up to 1,000 data each), so a busy
+    stack adds a call per burst to the moto server it shares with SQS and SNS, not one per invocation."""
 
     def __init__(self, cloudwatch: Any, log: Callable[[str], None]):
         self.cloudwatch, self.log = cloudwatch, log
@@ -121,23 +123,42 @@ class MetricForwarder:
         for document in documents:
             self._queue.put(document)
 
-    def drain(self, timeout: float = 5.0) -> None:
-        """Wait until every document submitted so far is in CloudWatch (tests)."""
-        done = threading.Event()
-        self._queue.put({"_drained": done})
-        done.wait(timeout)
-
     def stop(self) -> None:
+        """Put what was submitted, then stop."""
         self._queue.put(None)
-        self._thread.join(5)
+        self._thread.join(10)
 
     def _run(self) -> None:
-        while (document := self._queue.get()) is not None:
-            if "_drained" in document:
-                document["_drained"].set()
-                continue
+        stopping = False
+        while not stopping:
+            first = self._queue.get()
+            if first is None:
+                return
+            documents = [first]
+            while len(documents) < PUT_MAX_DATA:
+                try:
+                    following = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if following is None:
+                    stopping = True
+                    break
+                documents.append(following)
+            self._put(documents)
+
+    def _put(self, documents: list[dict[str, Any]]) -> None:
+        by_namespace: dict[str, list[dict[str, Any]]] = {}
+        for document in documents:
             try:
-                for request in put_metric_data_requests(document):
-                    self.cloudwatch.put_metric_data(**request)
-            except Exception as exc:  # a metric lost locally must not stop the others
-                self.log(f"metrics: could not put an EMF document into CloudWatch: {exc}")
+                requests = put_metric_data_requests(document)
+            except (KeyError, TypeError, ValueError) as exc:  # not EMF as CloudWatch Logs would take it: dropped, as there
+                self.log(f"metrics: an EMF document CloudWatch would refuse: {exc}")
+                continue
+            for request in requests:
+                by_namespace.setdefault(request["Namespace"], []).extend(request["MetricData"])
+        for namespace, data in by_namespace.items():
+            for start in range(0, len(data), PUT_MAX_DATA):
+                try:
+                    self.cloudwatch.put_metric_data(Namespace=namespace, MetricData=data[start : start + PUT_MAX_DATA])
+                except Exception as exc:  # a metric lost locally must not stop the others
+                    self.log(f"metrics: could not put metrics into CloudWatch: {exc}")

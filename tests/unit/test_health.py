@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import io
 import json
+import time
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -105,3 +107,35 @@ def test_only_emf_documents_are_taken_for_metrics():
     assert emf_document('{"_aws": "not directives"}') is None
     assert emf_document('{"message": "mentions \\"_aws\\""}') is None
     assert emf_document("{broken _aws") is None
+
+
+def test_the_forwarder_puts_every_document_submitted_before_it_stops_into_cloudwatch():
+    import boto3
+    from moto import mock_aws
+
+    from local_stack.metrics import MetricForwarder
+
+    def document(sent: list[float]) -> dict:
+        directive = {"Namespace": "EseyeSmsGateway", "Dimensions": [["service"]], "Metrics": [{"Name": "Sent", "Unit": "Count"}]}
+        return {"_aws": {"Timestamp": int(time.time() * 1000), "CloudWatchMetrics": [directive]}, "service": "eseye-sms-gateway", "Sent": sent}
+
+    with mock_aws():
+        cloudwatch = boto3.client("cloudwatch", region_name="eu-west-1")
+        # Given the stack's forwarder, and two invocations' documents, one of them not EMF CloudWatch would take
+        forwarder = MetricForwarder(cloudwatch, log=lambda _: None).start()
+        forwarder.submit([document([1.0, 1.0]), {"_aws": {"CloudWatchMetrics": [{"Metrics": []}]}}])
+        forwarder.submit([document([1.0])])
+        # When the stack stops
+        forwarder.stop()
+        # Then every value is in CloudWatch, under the function's namespace and dimension
+        now = datetime.now(UTC)
+        statistics = cloudwatch.get_metric_statistics(
+            Namespace="EseyeSmsGateway",
+            MetricName="Sent",
+            Dimensions=[{"Name": "service", "Value": "eseye-sms-gateway"}],
+            StartTime=now - timedelta(minutes=5),
+            EndTime=now + timedelta(minutes=1),
+            Period=60,
+            Statistics=["Sum"],
+        )
+        assert sum(point["Sum"] for point in statistics["Datapoints"]) == 3.0

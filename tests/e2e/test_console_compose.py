@@ -307,6 +307,18 @@ def test_an_invalid_recipient_shows_the_apis_words_and_keeps_the_operators_input
     assert [e.attrs["value"] for e in target] == ["list"]
 
 
+def test_a_list_sent_skipping_invalid_numbers_names_them_on_its_batch_page(browser, console, api):
+    # Given a pasted list with one number that is not an MSISDN, sent with "skip invalid"
+    good, bad = sim(33), "12ab34"
+    response = compose(browser, console, target="list", recipients=f"{good}\n{bad}", text="REST", skip_invalid="1")
+    # Then the batch goes to the valid one, and its page names the skipped one with the API's reason
+    batch_id = created_id(response, "/batches")
+    assert (api.get_batch(batch_id)["total"], api.get_batch(batch_id)["skipped"]) == (2, 1)
+    skipped = page(browser.get(f"/batches/{batch_id}")).one("details", class_="skipped")
+    assert [li.one("span", class_="recipient").text for li in skipped.find_all("li")] == [bad]
+    assert "must be an MSISDN" in skipped.text
+
+
 def test_a_refused_single_send_shows_the_fields_the_api_names(browser, console):
     # When the form sends to a number that is not an MSISDN
     response = compose(browser, console, target="sim", to="not-a-sim", text="HELLO")

@@ -135,6 +135,7 @@ function soon() {
 }
 
 async function loadVariables() {
+  clearTimeout(timer);
   const name = $("command").value;
   const holder = $("command-variables");
   if (!name) {
@@ -152,6 +153,7 @@ async function loadVariables() {
 if (form) {
   form.addEventListener("input", (event) => {
     const name = event.target.name ?? "";
+    if (name === "command") return; // its change loads the command's variables first, then analyses
     if (ANALYSED.has(name) || name.startsWith("var.")) soon();
   });
   form.addEventListener("change", (event) => {

@@ -116,7 +116,8 @@ class LocalStack:
         # chosen AWS_PORT (tests, load runs) gets a free port unless DYNAMODB_PORT names one.
         self.dynamodb_port = int(env.get("DYNAMODB_PORT") or (free_port() if env.get("AWS_PORT") else 5001))
         self.sim_port = int(env.get("SIM_PORT", 5010))
-        self.console_port = int(env.get("CONSOLE_PORT", 8300))
+        # the console: 8300 for `make run`; like DynamoDB's, a free port for a stack on a chosen AWS_PORT (load runs)
+        self.console_port = int(env.get("CONSOLE_PORT") or (free_port() if env.get("AWS_PORT") else 8300))
         self.external_eseye = env.get("ESEYE_BASE_URL", "")
         self.state_dir = Path(env.get("LOCAL_STATE_DIR", ROOT / ".local"))
         self.receipt_delay = float(env.get("RECEIPT_DELAY", 1.0))

@@ -390,3 +390,43 @@ def test_the_compose_form_is_filled_and_sent_with_the_keyboard_alone(page, local
     message = local_stack.get(message_id)
     assert (message["to"], message["text"]) == (sim, "KEYBOARD ONLY")
     assert page.errors() == []
+
+
+def test_compose_analyses_the_text_as_it_is_typed_and_marks_what_forces_ucs2(page):
+    # Given the compose page
+    page.open("/compose")
+    text = page.find("textarea#text")
+    # When the operator types text that GSM-7 carries
+    text.send_keys("Price 5 EUR")
+    # Then the analysis says GSM-7 against its 160 limit, and marks nothing
+    wait_until(lambda: page.text("#analysis-length") == "11 / 160", timeout=30, message="11 / 160")
+    assert page.text("#analysis-encoding") == "GSM-7"
+    assert page.find_all("#analysis-preview mark.forces-ucs2") == []
+    # When a character GSM-7 lacks is added
+    text.send_keys(" ✓")
+    # Then it turns UCS-2 against the 70-unit limit, with that character marked in the preview
+    wait_until(lambda: page.text("#analysis-encoding") == "UCS-2", timeout=30, message="the analysis turns UCS-2")
+    wait_until(lambda: page.text("#analysis-length") == "13 / 70", timeout=30, message="13 / 70 code units")
+    assert [mark.text for mark in page.find_all("#analysis-preview mark.forces-ucs2")] == ["✓"]
+    assert float(page.attribute("meter#analysis-meter", "value") or 0) == 13
+    assert page.errors() == []
+
+
+def test_a_pasted_list_from_compose_becomes_a_batch_shown_on_its_page(page, local_stack):
+    sims = [unused_sim() for _ in range(3)]
+    # Given the compose form with a pasted list of three SIMs
+    page.open("/compose")
+    page.find("input[name=target][value=list]").click()
+    page.find("textarea#recipients").send_keys("\n".join(sims))
+    page.find("textarea#text").send_keys("CONFIG RELOAD")
+    # When it is sent
+    page.find("button#send").click()
+    # Then the console lands on the new batch's page, which says so and follows it to completed
+    found = wait_until(
+        lambda: re.search(r"/batches/([0-9a-f]{32})$", page.driver.current_url), timeout=30, message="the send lands on the batch's page"
+    )
+    assert "3 recipients" in page.text(".flash.success")
+    wait_until(lambda: "completed" in page.text("#batch-state"), timeout=LIVE, message="#batch-state reads completed")
+    batch = requests.get(f"{local_stack.api}/batches/{found.group(1)}", timeout=30).json()
+    assert (batch["total"], batch["counts"]) == (3, {"delivered": 3})
+    assert page.errors() == []

@@ -366,7 +366,6 @@ def test_cancelling_a_batch_that_has_ended_shows_the_apis_refusal(browser, conso
     assert f"409 {direct.value.code}: {direct.value.message}" in page(response).one("p", class_="error").text
 
 
-@pytest.mark.xfail(strict=True, reason="defect outside the console: logic/batches.fan_out_chunk admits every message at once, send_at or not")
 def test_a_scheduled_batch_waits_for_its_send_at_and_cancels_whole(browser, console, api):
     # Given a batch the form schedules half an hour ahead
     batch_id = created_id(compose(browser, console, target="list", recipients=f"{sim(25)}\n{sim(26)}", text="LATER", send_at=later(30)), "/batches")

@@ -1,11 +1,22 @@
 """Batches (POST /batches and the fan-out) as deployed, against moto and the Eseye simulator."""
 
 import json
+import time
 
 import pytest
 
 from tests.conftest import load_event
-from tests.helpers import body_of, passing_filters, receipt, received_events, stream_batch, stream_records, subscribe, validate_event
+from tests.helpers import (
+    body_of,
+    passing_filters,
+    receipt,
+    received_events,
+    run_dispatcher,
+    stream_batch,
+    stream_records,
+    subscribe,
+    validate_event,
+)
 
 BATCH_QUEUE = "BatchQueue"
 
@@ -311,3 +322,47 @@ def test_a_data_command_takes_no_variables(stack):
     response = post_batch(stack, {"to": SIMS, "command": "reboot-bin", "variables": {"a": "b"}})
     assert response["statusCode"] == 422
     assert "variables" in body_of(response)["error"]["details"]["fields"]
+
+
+def test_a_scheduled_batch_waits_for_its_send_at_then_its_sweep_sends_each_message_once(stack):
+    from datetime import timedelta
+
+    from smsgw.logic import sims
+
+    # Given a batch to three SIMs scheduled ten minutes ahead
+    sims_ = [f"4477019{n:05d}" for n in range(3)]
+    send_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 600))
+    batch = body_of(post_batch(stack, {"to": sims_, "text": "NIGHTLY", "send_at": send_at}))
+    # When its fan-out runs
+    fan_out(stack)
+    follow_stream(stack)
+    # Then nothing reached Eseye: every message is scheduled for send_at, and the batch is still sending
+    assert sends_at_eseye(stack) == []
+    page = body_of(batch_request(stack, "batches_messages", batch_id=batch["id"], query={}))
+    assert {(m["status"], m["send_at"]) for m in page["items"]} == {("scheduled", send_at.replace("Z", ".000Z"))}
+    assert (batch_of(stack, batch["id"])["state"], batch_of(stack, batch["id"])["counts"]) == ("sending", {"scheduled": 3})
+    # When the minute's sweep runs after send_at
+    later = stack.deps("SchedulerFunction")
+    later.clock = lambda: stack.deps().clock() + timedelta(minutes=11)
+    assert sims.start_due_scheduled(later) == 3
+    follow_stream(stack)
+    run_dispatcher(stack)
+    # Then each SIM got its message once, and a later sweep starts nothing again
+    assert sorted(r["form"]["destination"] for r in sends_at_eseye(stack)) == sims_
+    assert sims.start_due_scheduled(later) == 0
+
+
+def test_a_scheduled_batch_cancelled_before_send_at_sends_nothing_and_ends_cancelled(stack):
+    # Given a scheduled batch whose messages are waiting for their time
+    send_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 600))
+    batch = body_of(post_batch(stack, {"to": [f"4477019{n:05d}" for n in range(10, 13)], "text": "NIGHTLY", "send_at": send_at}))
+    fan_out(stack)
+    follow_stream(stack)
+    # When it is cancelled
+    assert body_of(batch_request(stack, "batches_delete", batch_id=batch["id"]))["state"] == "cancelled"
+    fan_out(stack)  # its cancel job
+    follow_stream(stack)
+    # Then nothing was sent, and the batch ended cancelled with every message counted
+    assert sends_at_eseye(stack) == []
+    done = batch_of(stack, batch["id"])
+    assert (done["state"], done["counts"]) == ("cancelled", {"cancelled": 3})

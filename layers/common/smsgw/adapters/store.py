@@ -378,6 +378,16 @@ class MessageRepository:
             raise self._failed(exc) from exc
         return self._one(stored)
 
+    def create_guarded(self, message: models.Message, guard: dict[str, Any]) -> models.Message:
+        """`create`, in one transaction with `guard` (a batch's: no message of a cancelled batch is created).
+        Raises ConditionFailed: `failed` maps 0 to the message already stored under this id, 1 to the guard."""
+        try:
+            self.table.transact([self.create_write(message), guard])
+        except ConditionFailed as exc:
+            failed = {position: (_message(item) if position == 0 else item) for position, item in exc.failed.items()}
+            raise ConditionFailed(failed.get(0), failed) from exc
+        return message
+
     def create_write(self, message: models.Message, *, over_orphans: bool = False) -> dict[str, Any]:
         """`create` as one write of a transaction (adapters/table.py's transact). Unless `over_orphans`, it
         also fails on a receipt placeholder, so that the caller learns of receipts it must apply."""

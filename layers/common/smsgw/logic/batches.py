@@ -673,6 +673,19 @@ def _refused(message: Message, reason: str, status: str, deps: Deps) -> Message:
         return exc.item if isinstance(exc.item, Message) else refused
 
 
+def _scheduled(message: Message, guard: dict[str, Any], deps: Deps) -> Message:
+    """A recipient of a batch with send_at: stored `scheduled` (as a single send with send_at is), under the
+    batch's guard; the minute's sweep lets it into its SIM's queue when its time comes, and a cancel of the
+    batch before then cancels it with the other waiting messages. Raises sims.GuardFailed, ConditionFailed."""
+    cause = f"in batch {message.batch_id}; to join its SIM's queue at {message.send_at}"
+    try:
+        return deps.store.messages.create_guarded(sims.waiting(message, models.SCHEDULED, deps.now_iso(), cause), guard)
+    except ConditionFailed as exc:
+        if 1 in exc.failed:
+            raise sims.GuardFailed() from exc
+        raise
+
+
 def fan_out_chunk(batch_id: str, number: int, deps: Deps) -> str:
     """Create one chunk's messages through their SIMs' queues, then send those that got a slot."""
     batch, chunk = deps.store.batches.get_with_chunk(batch_id, number)
@@ -698,7 +711,10 @@ def fan_out_chunk(batch_id: str, number: int, deps: Deps) -> str:
             created[message.id] = str(_refused(message, reason, models.BLOCKED, deps).status)
             continue
         try:
-            stored, _ = sims.admit(deps, message, state=states.get(to), guard=guard)
+            if message.send_at:
+                stored = _scheduled(message, guard, deps)
+            else:
+                stored, _ = sims.admit(deps, message, state=states.get(to), guard=guard)
         except sims.GuardFailed:
             logger.info("batch cancelled during its fan-out", extra={"batch_id": batch_id, "chunk": number})
             _close_cancelled(batch_id, number, ids[index:], created, deps)

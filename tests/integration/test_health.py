@@ -99,6 +99,16 @@ def test_redrive_moves_dead_lettered_sends_back_to_their_queue_and_counts_what_r
     assert by_name(health(stack))["send-retries"]["depth"] == 0
 
 
+def test_movers_working_at_once_never_move_more_than_the_limit(stack):
+    # Given 37 dead-lettered sends
+    bodies = dead_letter(stack, "SendRetryDeadLetterQueue", 37)
+    # When 25 are redriven (by movers ten at a time, at once)
+    assert body_of(redrive(stack, {"queue": "send-retries", "limit": 25})) == {"queue": "send-retries", "moved": 25, "remaining": 12}
+    # Then exactly 25 reached the send-retry queue, each once, and the other 12 wait
+    moved = bodies_on(stack, "SendRetryQueue")
+    assert len(moved) == len(set(moved)) == 25 and set(moved) <= set(bodies)
+
+
 @pytest.mark.parametrize("name", ["callbacks", "batch-jobs"])
 def test_callbacks_and_batch_jobs_go_back_to_their_own_queue(stack, name):
     dead_letter_queue, source = QUEUES[name]

@@ -51,6 +51,10 @@ BATCH_ACTIVE_STATES = (BATCH_ACCEPTED, BATCH_FANNING_OUT, BATCH_SENDING)
 FROM_ESEYE = "eseye"
 FROM_GATEWAY = "gateway"
 
+# The history entry of one status-callback attempt (logic/callbacks.py): its `status` is the status the
+# callback reported, its detail.callback where it went and how it ended. A long history drops these first.
+CALLBACK_EVENT = "callback"
+
 # For each target status, the statuses a message may move to it from.
 ALLOWED_FROM: dict[str, tuple[str, ...]] = {
     QUEUED: (SCHEDULED,),

@@ -491,6 +491,12 @@ class MessageRepository:
         remove = (*(LEASE_FIELDS if release else ()), *(("orphan_receipts",) if drop_orphan_receipts else ()))
         return self._change(message_id, entry, sets=sets, remove=remove, receipt_key=receipt_key)
 
+    def note_callback(self, message_id: str, entry: Mapping[str, Any]) -> models.Message:
+        """Add a status-callback attempt to the history: one append, with neither the status nor `updated_at`
+        moving (a callback is no progress of the message, and the reconciler reads a pending message's
+        `updated_at` as its last progress). Raises ConditionFailed if there is no such message."""
+        return self._change(message_id, entry, touch=False)
+
     def start_reply_wait(self, command_id: str, entry: Mapping[str, Any], deadline: str) -> models.Message:
         """Put a command on the reply-wait index until `deadline`. Raises ConditionFailed if it has a reply
         state already (waiting, replied or timed out)."""
@@ -548,10 +554,12 @@ class MessageRepository:
         require: tuple[str, ...] = (),
         absent: tuple[str, ...] = (),
         untouched_by_attempts_at: str | None = None,
+        touch: bool = True,
     ) -> dict[str, Any]:
         """The UpdateItem that appends `entry` to the history and applies the change. A message that
         leaves `pending` (or `scheduled`) leaves its sweep index in the same write; one that becomes
-        `pending` joins the stale-pending index; one that becomes `sent` records when."""
+        `pending` joins the stale-pending index; one that becomes `sent` records when. touch=False leaves
+        `updated_at` as it was."""
         entry = bounded_entry(dict(entry))
         sets = dict(sets or {})
         if status == models.SENT:
@@ -560,9 +568,13 @@ class MessageRepository:
             sets.update(GSI3PK=f"PENDING#{_gsi3_shard(message_id)}", GSI3SK=f"{entry['at']}#{message_id}")
         bounded_sets = {name: bounded(value, FIELD_LIMIT) for name, value in sets.items()} if sets else {}
         names = {"#history": "history", "#updated": "updated_at", "#status": "status"}
-        values: dict[str, AttributeValue] = {":entry": self.table.serialize([entry]), ":now": self.table.serialize(entry["at"])}
-        expression = ["#history = list_append(if_not_exists(#history, :empty), :entry)", "#updated = :now"]
-        values[":empty"] = {"L": []}
+        values: dict[str, AttributeValue] = {":entry": self.table.serialize([entry]), ":empty": {"L": []}}
+        expression = ["#history = list_append(if_not_exists(#history, :empty), :entry)"]
+        if touch:
+            values[":now"] = self.table.serialize(entry["at"])
+            expression.append("#updated = :now")
+        else:
+            del names["#updated"]  # DynamoDB refuses a name the expression does not use
         conditions = ["attribute_exists(#status)"]
         if untouched_by_attempts_at is not None:
             names.update({"#until": "lease_until", "#unsure": "may_be_at_eseye"})
@@ -620,7 +632,9 @@ class MessageRepository:
 
     def _trim_history(self, message_id: str, item: Item) -> Item:
         """Once a history passes HISTORY_LIMIT, keep its first entry and its latest HISTORY_TRIM_TO - 1,
-        and count the others in `history_dropped`. Only then: the common path pays nothing.
+        and count the others in `history_dropped`. Only then: the common path pays nothing. Status-callback
+        attempts go before any other entry (oldest first): a receiver down for a day makes 22 attempts an
+        event, which must not push Eseye's answers and the receipts out of the message's own story.
 
         Conditional on the history it saw (its length, and the dropped count every trim moves), so a
         write that came in between is never lost: the trim then does not apply, and the next write over
@@ -629,8 +643,10 @@ class MessageRepository:
         history = item.get("history") or []
         if len(history) <= HISTORY_LIMIT:
             return item
-        cut = len(history) - HISTORY_TRIM_TO + 1
-        kept = [history[0], *history[cut:]]
+        is_callback = [isinstance(e, dict) and e.get("event") == models.CALLBACK_EVENT for e in history]
+        order = sorted(range(1, len(history)), key=lambda i: (not is_callback[i], i))  # callbacks first, each oldest first
+        going = set(order[: len(history) - HISTORY_TRIM_TO])
+        kept = [entry for index, entry in enumerate(history) if index not in going]
         dropped = int(item.get("history_dropped") or 0)
         names = {"#h": "history", "#dropped": "history_dropped"}
         values = {":kept": self.table.serialize(kept), ":n": {"N": str(len(history))}, ":k": {"N": str(len(history) - len(kept))}}
@@ -640,7 +656,7 @@ class MessageRepository:
         # The dedup keys of receipts whose entries go (logic/receipt.py's "<referenceid>|<status>") go too,
         # or the set would grow without bound. A redelivery of one of those is then noted again, and moves
         # nothing: statuses only move forward.
-        receipts = [e.get("detail", {}).get("receipt") for e in history[1:cut]]
+        receipts = [history[i].get("detail", {}).get("receipt") for i in sorted(going) if isinstance(history[i], dict)]
         gone = {f"{r.get('referenceid', '')}|{r.get('status', '')}" for r in receipts if isinstance(r, dict)} & set(item.get("receipt_keys") or [])
         if gone:
             names["#rk"] = "receipt_keys"

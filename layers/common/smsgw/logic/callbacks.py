@@ -18,8 +18,14 @@ A receiver that keeps failing does not hold up the others: after BREAKER_THRESHO
 its events are put back with their backoff without a connection attempt, until BREAKER_COOL_OFF has
 passed (per container, on its Deps; each container learns on its own).
 
+Every attempt is recorded on the message's history (`event: callback`; one atomic append, no read, and
+never touching its status or `updated_at`): delivered, refused (the receiver's non-2xx status), failed
+(no answer: connection, deadline, or not tried while the breaker is open), blocked (our URL policy; never
+retried) and gave_up (the last attempt failed: the queue dead-letters the event). A record that cannot be
+written is logged and counted (CallbackNotRecorded), never retried: a delivered callback stays delivered.
+
 This module decides (signature, schedule, breaker); the adapters do the I/O: adapters/outbound.py the
-POST, and the callback queue (deps.callback_queue) the redelivery delay.
+POST, the callback queue (deps.callback_queue) the redelivery delay, the store the history.
 """
 
 from __future__ import annotations
@@ -29,10 +35,11 @@ import hmac
 import json
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from smsgw import backoff
+from smsgw import backoff, models
 
 if TYPE_CHECKING:
     from smsgw.config import Settings
@@ -46,8 +53,26 @@ BREAKER_THRESHOLD = 3
 BREAKER_COOL_OFF_SECONDS = 60.0
 
 
+# How an attempt ended (the history's detail.callback.outcome).
+DELIVERED = "delivered"  # a 2xx answer
+REFUSED = "refused"  # the receiver answered, not 2xx: retried
+FAILED = "failed"  # no answer (connection, deadline) or not tried (breaker open): retried
+BLOCKED = "blocked"  # our URL policy refuses the destination: never retried
+GAVE_UP = "gave_up"  # the last attempt (MAX_ATTEMPTS) refused or failed: the queue dead-letters the event
+
+
 class CallbackFailed(Exception):
     pass
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """How one delivery attempt ended."""
+
+    outcome: str
+    http_status: int | None = None
+    reason: str | None = None
+    duration_ms: int = 0
 
 
 def signature(key: str, timestamp: str, body: bytes) -> str:
@@ -95,18 +120,29 @@ class Breaker:
             self.failures[host] = 0  # after the cool-off, one attempt decides again
 
 
-def deliver(event: dict[str, Any], signing_key: str, settings: Settings, post: Post, breaker: Breaker) -> int:
-    """POST one event to its message's status_callback. Returns the HTTP status, or 0 when there is nothing
-    to deliver or the destination is refused for good. Raises CallbackFailed (retry later)."""
+def public_url(url: str) -> str:
+    """The URL as the history shows it: without credentials, query or fragment (a customer's token may be there)."""
+    try:
+        parts = urlsplit(url)
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        return ""
+    host = f"[{parts.hostname}]" if parts.hostname and ":" in parts.hostname else parts.hostname or ""
+    return f"{parts.scheme}://{host}{port}{parts.path}"
+
+
+def deliver(event: dict[str, Any], signing_key: str, settings: Settings, post: Post, breaker: Breaker) -> Attempt | None:
+    """POST one event to its message's status_callback. Returns how the attempt ended (delivered, refused,
+    failed, blocked), or None when there is nothing to deliver."""
     from smsgw.adapters import outbound
     from smsgw.observability import count, logger
 
     url = (event.get("data") or {}).get("status_callback")
     if not url:
-        return 0  # nothing to deliver (the subscription filter should have kept it away)
+        return None  # nothing to deliver (the subscription filter should have kept it away)
     host = _receiver(url)
     if breaker.is_open(host):
-        raise CallbackFailed("receiver failing; not tried")
+        return Attempt(FAILED, reason=f"not tried: the receiver failed {BREAKER_THRESHOLD} times in a row (retried after a pause)")
     body = json.dumps(event, separators=(",", ":"), default=str).encode()
     timestamp = str(int(time.time()))
     headers = {
@@ -116,21 +152,71 @@ def deliver(event: dict[str, Any], signing_key: str, settings: Settings, post: P
         "X-Smsgw-Timestamp": timestamp,
         "X-Smsgw-Signature": signature(signing_key, timestamp, body),
     }
+    started = time.monotonic()
+
+    def took() -> int:
+        return int((time.monotonic() - started) * 1000)
+
     try:
         status = post(url, body, headers, settings.callback_deadline_seconds, settings.callback_allowed_ports, settings.allow_insecure_callbacks)
     except outbound.DestinationRefused as exc:
         count("CallbackRefused")
         # The host only: a URL may carry the customer's own token.
         logger.warning("status_callback refused", extra={"host": host, "reason": str(exc), "message_id": (event.get("data") or {}).get("id")})
-        return 0
+        return Attempt(BLOCKED, reason=f"destination not allowed: {exc}", duration_ms=took())
     except outbound.DeliveryFailed as exc:
         breaker.record(host, ok=False)
-        raise CallbackFailed(str(exc)) from exc
+        return Attempt(FAILED, reason=str(exc) or type(exc).__name__, duration_ms=took())
     if not 200 <= status < 300:
         breaker.record(host, ok=False)
-        raise CallbackFailed(f"HTTP {status}")
+        return Attempt(REFUSED, http_status=status, duration_ms=took())
     breaker.record(host, ok=True)
-    return status
+    return Attempt(DELIVERED, http_status=status, duration_ms=took())
+
+
+def _cause(tried: Attempt, attempt: int, retry_in: int) -> str:
+    said = f"HTTP {tried.http_status}" if tried.http_status is not None else tried.reason or "no answer"
+    if tried.outcome == DELIVERED:
+        return f"status callback delivered ({said})"
+    if tried.outcome == BLOCKED:
+        return f"status callback not sent, {said} (never retried)"
+    if tried.outcome == GAVE_UP:
+        return f"status callback gave up after {attempt} attempts ({said}): the event goes to the callback dead-letter queue"
+    what = "refused by the receiver" if tried.outcome == REFUSED else "failed"
+    return f"status callback {what} ({said}); retried in {retry_in} s"
+
+
+def record(deps: Deps, event: dict[str, Any], tried: Attempt, attempt: int, retry_in: int = 0) -> None:
+    """Add the attempt to its message's history. Never raises: the POST has happened (or not) whatever the
+    record says, and a retry for the record's sake would call the receiver twice."""
+    from smsgw.adapters.store import ConditionFailed
+    from smsgw.observability import count, logger
+
+    data = event.get("data") or {}
+    message_id = str(data.get("id") or "")
+    if not message_id:
+        return
+    detail = {
+        "url": public_url(str(data.get("status_callback") or "")),
+        "attempt": attempt,
+        "outcome": tried.outcome,
+        "http_status": tried.http_status,
+        "reason": tried.reason,
+        "duration_ms": tried.duration_ms,
+        "event_id": event.get("id"),
+    }
+    callback = {k: v for k, v in detail.items() if v is not None}
+    entry = models.history_entry(
+        deps.now_iso(), models.CALLBACK_EVENT, str(data.get("status") or ""), _cause(tried, attempt, retry_in), callback=callback
+    )
+    try:
+        deps.store.messages.note_callback(message_id, entry)
+    except ConditionFailed:
+        count("CallbackNotRecorded")
+        logger.info("status callback not recorded: no such message", extra={"message_id": message_id, "outcome": tried.outcome})
+    except Exception:  # whatever went wrong, the delivery's own outcome stands (see the docstring)
+        count("CallbackNotRecorded")
+        logger.exception("status callback not recorded", extra={"message_id": message_id, "outcome": tried.outcome})
 
 
 def receiver_of(body: str) -> str:
@@ -158,19 +244,26 @@ class ReceiverTurns:
 
 
 def deliver_record(body: str, receipt_handle: str, receive_count: int, deps: Deps | None = None, post: Post | None = None) -> int:
-    """Deliver one queued event. On failure, delays its redelivery by the backoff and raises CallbackFailed."""
+    """Deliver one queued event (its `receive_count`-th attempt) and record the attempt on its message.
+    Returns the receiver's HTTP status, or 0 when there was nothing to deliver or the destination is refused
+    for good. On failure, delays its redelivery by the backoff and raises CallbackFailed."""
     from smsgw.deps import default_deps
     from smsgw.observability import count
 
     deps = deps or default_deps()
     event = json.loads(body)
     breaker = deps.once("callback_breaker", Breaker)
-    try:
-        status = deliver(event, deps.callback_secret.get_text(), deps.settings, post or deps.callback_http().post, breaker)
-    except CallbackFailed:
-        count("CallbackFailed")
-        deps.callback_queue.delay(receipt_handle, backoff_seconds(receive_count))
-        raise
-    if status:
-        count("CallbackDelivered")
-    return status
+    tried = deliver(event, deps.callback_secret.get_text(), deps.settings, post or deps.callback_http().post, breaker)
+    if tried is None:
+        return 0
+    if tried.outcome in (DELIVERED, BLOCKED):
+        record(deps, event, tried, receive_count)
+        if tried.outcome == DELIVERED:
+            count("CallbackDelivered")
+        return tried.http_status or 0
+    count("CallbackFailed")
+    retry_in = backoff_seconds(receive_count)
+    # The queue's maxReceiveCount is MAX_ATTEMPTS: after this one it dead-letters the event.
+    record(deps, event, replace(tried, outcome=GAVE_UP) if receive_count >= MAX_ATTEMPTS else tried, receive_count, retry_in)
+    deps.callback_queue.delay(receipt_handle, retry_in)
+    raise CallbackFailed(f"HTTP {tried.http_status}" if tried.http_status is not None else tried.reason or "failed")

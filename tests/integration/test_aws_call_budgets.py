@@ -8,11 +8,13 @@ request but the first in each cache period.
 from __future__ import annotations
 
 import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from tests.conftest import load_event
-from tests.helpers import CallCounter, hook_every_client, mo, receipt, stream_batch
+from tests.helpers import CallCounter, callback_records, hook_every_client, mo, receipt, stream_batch
 
 # operation -> (the design's minimum, budget); each counts every AWS API call (Secrets Manager included).
 BUDGETS = {
@@ -31,6 +33,9 @@ BUDGETS = {
     "receipt (duplicate)": ({"dynamodb": 1}, 1),
     "mo": ({"dynamodb": 3}, 3),  # lists read, waiting-command query, create
     "publish (10 events)": ({"dynamodb": 1, "sns": 1}, 2),  # one archive batch, one SNS batch
+    # A status callback (issue 15) records each attempt on its message's history: one write (before: none).
+    "callback (delivered)": ({"dynamodb": 1}, 1),
+    "callback (refused)": ({"dynamodb": 1, "sqs": 1}, 2),  # the attempt's record, its retry's delay (before: the delay)
 }
 
 
@@ -138,10 +143,52 @@ def measure(stack, counted) -> dict[str, dict]:
     counted.reset()
     publisher({"Records": changes[:10]})
     results["publish (10 events)"] = dict(counted.calls)
+
+    results.update(measure_callbacks(stack, counted, send_body, publisher))
     return results
 
 
-def test_aws_calls_per_operation_equal_the_design_minimum_within_budget(stack, counted):
+def measure_callbacks(stack, counted, send_body, publisher) -> dict[str, dict]:
+    """One event delivered to a receiver that takes it, one to a receiver that answers 500 (warm, secret cached)."""
+    from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
+
+    class Receiver(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_POST(self):
+            self.rfile.read(int(self.headers["Content-Length"]))
+            self.send_response(500 if self.path.endswith("/refuse") else 200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        # SIMs of their own: 447700900001's in-flight slots are taken by now (its messages get no receipts)
+        taken = json.loads(send_body({"to": "447700900201", "text": "cb", "status_callback": f"{base}/ok"})["body"])
+        refused = json.loads(send_body({"to": "447700900202", "text": "cb", "status_callback": f"{base}/refuse"})["body"])
+        publisher(stream_batch(stack))
+        records = {json.loads(r["body"])["id"]: r for r in callback_records(stack)["Records"]}
+        callbacks = warm(stack, "CallbacksFunction")
+        callbacks({"Records": [records[f"{taken['id']}:pending"]]})  # warm-up: the signing secret
+        results = {}
+        counted.reset()
+        assert callbacks({"Records": [records[f"{taken['id']}:sent"]]}) == {"batchItemFailures": []}
+        results["callback (delivered)"] = dict(counted.calls)
+        counted.reset()
+        with pytest.raises(BatchProcessingError):  # its only record failed: Lambda retries the batch
+            callbacks({"Records": [records[f"{refused['id']}:sent"]]})
+        results["callback (refused)"] = dict(counted.calls)
+        return results
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_aws_calls_per_operation_equal_the_design_minimum_within_budget(stack, counted, monkeypatch):
+    monkeypatch.setenv("ALLOW_INSECURE_CALLBACKS", "true")  # the callback receivers are on loopback
     results = measure(stack, counted)
     from local_stack.template import ROOT
 

@@ -94,10 +94,22 @@ def attempt(stack, records: dict) -> bool:
         return False
 
 
+def documented(entry: dict) -> dict:
+    """`entry`, checked against the OpenAPI document's HistoryEntry (and its CallbackAttempt)."""
+    import jsonschema
+    import yaml
+
+    from local_stack.template import ROOT
+
+    document = yaml.safe_load((ROOT / "openapi" / "openapi.yaml").read_text())
+    jsonschema.validate(entry, {"$ref": "#/components/schemas/HistoryEntry", "components": document["components"]})
+    return entry
+
+
 def callback_entries(stack, message_id: str) -> list[dict]:
     response = get(stack, message_id)
     assert response["statusCode"] == 200
-    return [e for e in body_of(response)["history"] if e["event"] == "callback"]
+    return [documented(e) for e in body_of(response)["history"] if e["event"] == "callback"]
 
 
 def sent_with_callback(stack, url: str) -> str:

@@ -8,6 +8,7 @@ The browser tests (Selenium) drive the same pages in Chromium; these read the HT
 
 from __future__ import annotations
 
+import json
 import random
 import re
 import uuid
@@ -165,6 +166,7 @@ def test_a_sims_conversation_threads_mt_and_mo_with_the_reply_linked_both_ways(l
     lists = page.one("section", id="sim-lists")
     assert lists.one("dd", data_list="block")["data-listed"] == "no"
     assert lists.one("dd", data_list="allow")["data-listed"] == "no"
+    assert lists.one("p", id="sim-traffic")["data-traffic-allowed"] == "yes"
     # And the send box, labelled
     form = page.one("form", id="sim-send")
     assert form["action"] == f"/sims/{sim}/send" and form["method"] == "post"
@@ -207,6 +209,9 @@ def test_a_blocked_sim_says_so(local_stack, browser):
     # Then it says the SIM is on the blocklist, with the note
     block = lists.one("dd", data_list="block")
     assert block["data-listed"] == "yes" and "on the blocklist" in block.text() and "stolen device" in block.text()
+    # and that the gateway refuses its traffic, in the API's words
+    traffic = lists.one("p", id="sim-traffic")
+    assert traffic["data-traffic-allowed"] == "no" and f"{sim} is on the blocklist" in traffic.text()
 
 
 def test_the_conversation_and_queue_fragments_answer_only_themselves(local_stack, browser):
@@ -382,6 +387,53 @@ def test_ask_eseye_now_records_eseyes_answer_in_the_timeline(local_stack, browse
     assert said.startswith("Eseye reports ")
     entries = page.one("ol", id="timeline").all("li", data_event=True)
     assert entries[-1]["data-event"] == "refresh" and entries[-1].one("dl", class_="eseye")
+
+
+def test_a_messages_status_callback_attempts_show_in_its_timeline(local_stack, browser):
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    # Given a message whose status_callback receiver refuses the `pending` event (503) and takes the others
+    class Hook(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_POST(self):
+            event = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            self.send_response(503 if event["data"]["status"] == "pending" else 200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Hook)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/hook"
+    try:
+        sent = local_stack.send(to=new_sim(), text="call me back", status_callback=f"{url}?token=s3cret").json()
+
+        def settled() -> list[dict] | None:
+            attempts = [e for e in local_stack.get(sent["id"])["history"] if e["event"] == "callback"]
+            outcomes = {(e["status"], e["detail"]["callback"]["outcome"]) for e in attempts}
+            return attempts if {("pending", "refused"), ("delivered", "delivered")} <= outcomes else None
+
+        # When its callbacks have been tried (the delivered one, and the refused pending one)
+        wait_until(settled, 60, interval=0.3, message="a refused and a delivered callback on the message")
+        page = dom(browser.get(f"/messages/{sent['id']}"))
+    finally:
+        server.shutdown()
+        server.server_close()
+
+    # Then each attempt is a timeline entry that says which event, the outcome, attempt, HTTP status and URL
+    entries = page.one("ol", id="timeline").all("li", data_event="callback")
+    refused = next(e for e in entries if e["data-status"] == "pending" and e["data-outcome"] == "refused")
+    facts = refused.one("dl", class_="callback").text()
+    assert "Refused by the receiver" in facts and "Attempt 1" in facts and "HTTP status 503" in facts and f"URL {url}" in facts
+    delivered = next(e for e in entries if e["data-status"] == "delivered")
+    assert "Delivered" in delivered.one("dl", class_="callback").text()
+    assert "s3cret" not in page.one("ol", id="timeline").text()
+    # And the fields sum the attempts up, and the page stops updating: delivered, and its callback settled
+    assert "attempt" in page.one(id="callback-summary").text()
+    assert "data-live" not in page.one("div", id="message-live").attrs
 
 
 def test_an_mo_messages_page_links_its_command_and_offers_no_cancel(local_stack, browser):

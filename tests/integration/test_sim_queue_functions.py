@@ -127,3 +127,32 @@ def test_the_minute_tick_leaves_a_message_whose_time_has_not_come(stack):
     assert result == {"scheduled_started": 0, "dequeued_by_repair": 0}
     assert stack.deps().store.messages.get(body_of(response)["id"]).status == "scheduled"
     assert stack.queue_jobs() == [] and stack.eseye.requests == []
+
+
+def test_a_sim_says_whether_the_gateway_would_send_to_it_now_and_why_not(stack):
+    from smsgw.logic import lists
+
+    # Given no lists: a SIM is open to traffic
+    assert body_of(sims(stack, "sims_get"))["lists"] == {
+        "on_blocklist": False,
+        "on_allowlist": False,
+        "allowlist_in_force": False,
+        "traffic_allowed": True,
+        "refusal_reason": None,
+    }
+    # When another SIM is allowlisted, the allowlist is in force and shuts this one out
+    lists.put_entry("allow", "447700900999", "ops", deps=stack.deps())
+    assert body_of(sims(stack, "sims_get"))["lists"] == {
+        "on_blocklist": False,
+        "on_allowlist": False,
+        "allowlist_in_force": True,
+        "traffic_allowed": False,
+        "refusal_reason": f"{SIM} is not on the allowlist",
+    }
+    # When this SIM is allowlisted too, and then blocklisted: the blocklist wins, as a send finds
+    lists.put_entry("allow", SIM, "ops", deps=stack.deps())
+    assert body_of(sims(stack, "sims_get"))["lists"]["traffic_allowed"] is True
+    lists.put_entry("block", SIM, "ops", deps=stack.deps())
+    view = body_of(sims(stack, "sims_get"))["lists"]
+    assert view == {**view, "on_blocklist": True, "on_allowlist": True, "traffic_allowed": False, "refusal_reason": f"{SIM} is on the blocklist"}
+    assert send(stack, body={"to": SIM, "text": "hi"})["statusCode"] == 403

@@ -38,20 +38,21 @@ def conversation_page(msisdn: str, cursor: str | None) -> dict[str, Any]:
 
 
 def sim_state(msisdn: str) -> dict[str, Any]:
-    # plain dicts for the templates: the client's answers carry the HTTP status as an attribute, `.status`
     return dict(client().get_sim(msisdn))
 
 
-def list_state(msisdn: str) -> dict[str, dict[str, Any] | None]:
-    """Each list's entry for the SIM, or None when it is not on it (the API answers 404)."""
+def list_state(msisdn: str, standing: dict[str, Any]) -> dict[str, dict[str, Any] | None]:
+    """Each list's entry for the SIM (who added it, when, why), or None when it is not on it. The SIM's own
+    view says which lists it is on, so only those entries are read."""
     state: dict[str, dict[str, Any] | None] = {}
     for which in LISTS:
-        try:
-            state[which] = dict(client().get_list_entry(which, msisdn))
-        except ApiError as error:
-            if error.status != 404:
-                raise
-            state[which] = None
+        state[which] = None
+        if standing.get(f"on_{which}list"):
+            try:
+                state[which] = dict(client().get_list_entry(which, msisdn))
+            except ApiError as error:
+                if error.status != 404:  # taken off the list between the two reads
+                    raise
     return state
 
 
@@ -71,7 +72,8 @@ def conversation(msisdn: str) -> Any:
         return render("sim.html", "_sim_queue.html", msisdn=msisdn, sim=sim_state(msisdn))
     context: dict[str, Any] = {"title": f"SIM {msisdn}", "msisdn": msisdn, "cursor": cursor, **conversation_page(msisdn, cursor)}
     if not request.headers.get("X-Console-Fragment"):  # the conversation's live refresh needs only the messages
-        context.update(sim=sim_state(msisdn), lists=list_state(msisdn))
+        sim = sim_state(msisdn)
+        context.update(sim=sim, standing=sim.get("lists", {}), lists=list_state(msisdn, sim.get("lists", {})))
     return render("sim.html", "_conversation.html", **context)
 
 

@@ -19,12 +19,26 @@ def _check(list_name: str, msisdn: str) -> str:
 
 def refusal_reason(msisdn: str, deps: Deps) -> str | None:
     """Why traffic with `msisdn` is not allowed, or None. One read for both lists."""
+    reason: str | None = standing(msisdn, deps)["refusal_reason"]
+    return reason
+
+
+def standing(msisdn: str, deps: Deps) -> dict[str, Any]:
+    """Where `msisdn` stands with the lists, and whether traffic with it is allowed (as a send decides it):
+    the blocklist wins; a non-empty allowlist admits only its members. One read for both lists."""
     blocked, allowed, allow_size = deps.store.lists.lookup(msisdn)
+    reason = None
     if blocked:
-        return f"{msisdn} is on the blocklist"
-    if allow_size > 0 and not allowed:
-        return f"{msisdn} is not on the allowlist"
-    return None
+        reason = f"{msisdn} is on the blocklist"
+    elif allow_size > 0 and not allowed:
+        reason = f"{msisdn} is not on the allowlist"
+    return {
+        "on_blocklist": blocked,
+        "on_allowlist": allowed,
+        "allowlist_in_force": allow_size > 0,
+        "traffic_allowed": reason is None,
+        "refusal_reason": reason,
+    }
 
 
 def get_entry(list_name: str, msisdn: str, deps: Deps | None = None) -> dict[str, Any]:

@@ -384,9 +384,11 @@ def _digits(msisdn: str) -> str:
 
 
 def get_sim(msisdn: str, deps: Deps | None = None) -> dict[str, Any]:
-    """The SIM's queue and buffer estimate (a SIM the gateway never saw has an empty queue and the defaults)."""
+    """The SIM's queue and buffer estimate (a SIM the gateway never saw has an empty queue and the defaults),
+    and where it stands with the allow and block lists: support's first question about a silent device."""
     deps = deps or default_deps()
-    return deps.store.sims.get(_digits(msisdn)).view(deps.settings.sim_defaults())
+    digits = _digits(msisdn)
+    return {**deps.store.sims.get(digits).view(deps.settings.sim_defaults()), "lists": lists.standing(digits, deps)}
 
 
 def parse_settings(body: Any) -> dict[str, int]:

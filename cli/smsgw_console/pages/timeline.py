@@ -1,5 +1,6 @@
 """A message: its fields and its status timeline (every history entry: Eseye's answers, receipts, retries,
-the queue, replies, cancels), live until its status is final, with Cancel and "Ask Eseye now"."""
+the queue, replies, cancels, status-callback attempts), live until its status is final and that status's
+callback settled, with Cancel and "Ask Eseye now"."""
 
 from __future__ import annotations
 
@@ -38,7 +39,18 @@ EVENTS = {
     "batch_cancelled": ("Its batch was cancelled", "gateway"),
     "sim_queue_full": ("Its SIM's queue was full", "gateway"),
     "blocked": ("Refused by the lists", "gateway"),
+    "callback": ("Status callback", "callback"),
 }
+# A status-callback attempt's outcome (`detail.callback.outcome`), for people.
+CALLBACK_OUTCOMES = {
+    "delivered": "Delivered: the receiver took it",
+    "refused": "Refused by the receiver; retried later",
+    "failed": "No answer; retried later",
+    "blocked": "Not sent: the gateway does not call that destination",
+    "gave_up": "Gave up: the event went to the callback dead-letter queue",
+}
+# Outcomes after which that event is not tried again.
+CALLBACK_SETTLED = frozenset({"delivered", "blocked", "gave_up"})
 # Eseye's answer (`detail.eseye`) in reading order; `raw` is shown apart, folded.
 ESEYE_FIELDS = (
     ("eseye_code", "Eseye code"),
@@ -51,12 +63,26 @@ ESEYE_FIELDS = (
 )
 
 
+def callback_attempts(message: dict[str, Any]) -> list[dict[str, Any]]:
+    """The message's status-callback attempts, oldest first: each its entry's status and detail.callback."""
+    return [
+        {"status": e.get("status"), **((e.get("detail") or {}).get("callback") or {})}
+        for e in message.get("history") or []
+        if isinstance(e, dict) and e.get("event") == "callback"
+    ]
+
+
 def live(message: dict[str, Any]) -> bool:
-    """Whether the page keeps asking: until the status is final. A failure the gateway inferred is not
-    final (Eseye's later word, a receipt, still applies), so it keeps asking then too."""
+    """Whether the page keeps asking: until the status is final and, for a message with a status_callback,
+    the callback of that final status is settled (it comes after the status). A failure the gateway
+    inferred is not final (Eseye's later word, a receipt, still applies), so it keeps asking then too."""
     if message.get("status") == "failed" and message.get("status_source") == "gateway":
         return True
-    return message.get("status") not in FINAL
+    if message.get("status") not in FINAL:
+        return True
+    if message.get("direction") == "mt" and message.get("status_callback"):
+        return not any(a["status"] == message.get("status") and a.get("outcome") in CALLBACK_SETTLED for a in callback_attempts(message))
+    return False
 
 
 def context(message: dict[str, Any]) -> dict[str, Any]:
@@ -67,6 +93,8 @@ def context(message: dict[str, Any]) -> dict[str, Any]:
         "cancellable": message.get("direction") == "mt" and message.get("status") in CANCELLABLE,
         "events": EVENTS,
         "eseye_fields": ESEYE_FIELDS,
+        "callback_outcomes": CALLBACK_OUTCOMES,
+        "callback_attempts": callback_attempts(message),
     }
 
 

@@ -23,6 +23,8 @@ from smsgw_client import ApiError, Client
 
 DEFAULT_PORT = 8300
 FRAGMENT_HEADER = "X-Console-Fragment"
+# A fragment may name the URL its next refresh should fetch (a live window that moves with what it shows).
+LIVE_URL_HEADER = "X-Console-Live-Url"
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
 
 

@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from flask import Blueprint, request
+from flask import Blueprint, g, make_response, request, url_for
 
 from smsgw_client import ApiError
-from smsgw_console.server import client, render
+from smsgw_console.server import LIVE_URL_HEADER, client, render
 
 blueprint = Blueprint("messages", __name__)
 
 STATUSES = ("scheduled", "queued", "pending", "sent", "delivered", "failed", "rejected", "cancelled", "blocked", "received")
 FILTERS = ("status", "direction", "since", "until", "batch_id", "client_ref")
+PAGE_SIZE = 50
+# A live refresh reads from the oldest row shown, and at least this far back: a message the index lists late,
+# and the console's clock against the API's (SigV4 refuses a clock 5 minutes off), stay inside the window.
+LIVE_MARGIN = timedelta(minutes=15)
+# The API's window without since: a live window reaching further back would read more, not less.
+API_DEFAULT_WINDOW = timedelta(hours=24)
 
 
 def api_time(value: str) -> str:
@@ -22,14 +29,67 @@ def api_time(value: str) -> str:
     return f"{value}:00Z" if len(value) == 16 else f"{value}Z"
 
 
+def _moment(value: str | None) -> datetime | None:
+    try:
+        moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else None
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def live_since(filters: dict[str, str], items: list[dict[str, Any]], now: datetime) -> str | None:
+    """Where the next live refresh of this page may start reading: the oldest row shown (or LIVE_MARGIN ago,
+    if earlier). Everything the refresh must show lies after it: rows newer than the oldest shown, their
+    status changes, and new messages; a full page's first rows are the same from there as from the window's
+    start. A quiet fleet's page then costs the hours it shows, not the API's whole window (16 queries an hour).
+    None with a status filter: a message older than the rows shown may change into the filter."""
+    if filters.get("status"):
+        return None
+    since = now - LIVE_MARGIN
+    created = [moment for moment in (_moment(item.get("created_at")) for item in items) if moment]
+    return _iso(min([since, *created]))
+
+
+def narrowed_since(query: dict[str, str], asked: str | None, now: datetime) -> str | None:
+    """The since a live refresh sends: `asked` (the page's live_since) where it narrows the window, else None."""
+    moment = _moment(asked) if asked else None
+    if moment is None or query.get("status"):
+        return None
+    user_since, until = _moment(query.get("since")), _moment(query.get("until"))
+    if user_since is not None and user_since >= moment:
+        return None  # the operator's own since is narrower already
+    if user_since is None and moment <= now - API_DEFAULT_WINDOW:
+        return None
+    if until is not None and moment >= until:
+        return None
+    return _iso(moment)
+
+
 @blueprint.get("/messages")
 def fleet() -> Any:
     filters = {name: request.args[name].strip() for name in FILTERS if request.args.get(name, "").strip()}
     cursor = request.args.get("cursor") or None
     query = {name: api_time(value) if name in ("since", "until") else value for name, value in filters.items()}
+    now = datetime.now(UTC)
+    if g.fragment and not cursor:
+        # The live refresh asks only for the span the page shows (and what came after it).
+        narrowed = narrowed_since(query, request.args.get("live_since"), now)
+        if narrowed:
+            query["since"] = narrowed
     try:
-        page, error = client().list_messages(cursor=cursor, limit=50, **query), None
+        page, error = client().list_messages(cursor=cursor, limit=PAGE_SIZE, **query), None
     except ApiError as refused:  # a filter the API refuses: keep the form as typed, say why in the API's words
         page, error = {"items": [], "next_cursor": None}, refused
-    context = {"title": "Messages", "page": page, "filters": filters, "cursor": cursor, "statuses": STATUSES, "error": error}
-    return render("messages.html", "_message_rows.html", **context), (error.status if error else 200)
+    live_url = None
+    if not cursor:
+        since = live_since(filters, page["items"], now) if not error else None
+        live_url = url_for("messages.fleet", **filters, **({"live_since": since} if since else {}))
+    context = {"title": "Messages", "page": page, "filters": filters, "cursor": cursor, "statuses": STATUSES, "error": error, "live_url": live_url}
+    response = make_response(render("messages.html", "_message_rows.html", **context), (error.status if error else 200))
+    if live_url and g.fragment:
+        response.headers[LIVE_URL_HEADER] = live_url  # the page's script reads from here next time
+    return response

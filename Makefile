@@ -85,12 +85,13 @@ browser: ## Chromium and chromedriver for the browser tests (Debian's chromium, 
 test-fast: venv ## Unit and integration tests only
 	$(PY) -m pytest tests/unit tests/integration
 
-bench: build ## Benchmarks: cold start, AWS calls per operation, warm overhead, package size, local stack throughput
+bench: build ## Benchmarks: cold start, AWS calls per operation, warm overhead, package size, console pages, local stack throughput
 	@echo "== cold start"; $(PY) benchmarks/cold_start.py 2>&1 | grep -v "^WARNING: Location"
 	@echo "== AWS calls per operation (warm)"; $(PY) -m pytest -q -p no:cacheprovider tests/integration/test_aws_call_budgets.py >/dev/null && cat .local/aws_calls.txt
 	@echo "== AWS requests per batch recipient, whole life"; $(PY) -m pytest -q -p no:cacheprovider tests/integration/test_batch_cost.py >/dev/null && cat .local/batch_cost.txt
 	@echo "== warm handler overhead"; $(PY) benchmarks/warm_overhead.py 2>/dev/null | grep -A4 "^Warm invocation"
 	@echo "== package size (sam build)"; $(PY) benchmarks/package_size.py
+	@echo "== operator console and fleet listing (local stack)"; $(PY) benchmarks/console.py
 	@echo "== local stack throughput"; $(PY) load/run_load.py
 
 fuzz: venv ## Longer hostile-input runs: schemathesis (200 examples per operation) and the hypothesis fuzzers (1000)

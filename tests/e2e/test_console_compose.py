@@ -329,6 +329,40 @@ def test_a_refused_single_send_shows_the_fields_the_api_names(browser, console):
     assert document.one("input", id="to").attrs["value"] == "not-a-sim"
 
 
+def test_an_encoding_the_api_does_not_know_keeps_the_form_and_says_why(browser, console):
+    # Given an encoding no form offers (a hand-edited URL, an old bookmark)
+    # When compose is opened with it; Then the form, with the analysis saying the API's refusal
+    opened = browser.get("/compose", query_string={"encoding": "klingon"})
+    assert opened.status_code == 200
+    document = page(opened)
+    assert document.one("form", id="compose-form") and "encoding: must be one of" in document.one(id="analysis-error").text
+    # When it is sent; Then the API's refusal above the form, which keeps the text
+    sent = compose(browser, console, target="sim", to=sim(40), text="KEEP", encoding="klingon")
+    assert sent.status_code == 422
+    document = page(sent)
+    assert "encoding" in document.one(id="compose-error").text and document.one("textarea", id="text").text == "KEEP"
+
+
+def test_a_negative_reply_wait_is_refused_by_name(browser, console):
+    # When the form asks for a reply within -5 seconds
+    response = compose(browser, console, target="sim", to=sim(41), text="HELLO", expect_reply_within="-5")
+    # Then the API's words name the field and its range (not "the body is not of the documented shape")
+    assert response.status_code == 422
+    assert "expect_reply_within: must be a whole number of seconds" in page(response).one(id="compose-error").text
+
+
+def test_a_pasted_list_over_the_batch_limit_is_refused_in_the_apis_words(browser, console, api):
+    # Given a pasted list of 20,000 numbers, more than one batch takes
+    recipients = "\n".join(f"4477{n:09d}" for n in range(20_000))
+    # When it is sent
+    response = compose(browser, console, target="list", recipients=recipients, text="TOO MANY")
+    # Then the API's refusal, word for word, and nothing was sent
+    with pytest.raises(ApiError) as direct:
+        api.create_batch({"to": recipients.split("\n"), "text": "TOO MANY"})
+    assert response.status_code == direct.value.status == 422
+    assert direct.value.message in " ".join(page(response).one(id="compose-error").text.split())
+
+
 # --- batches ----------------------------------------------------------------------------------------------
 
 

@@ -567,3 +567,245 @@ def test_a_post_without_the_console_token_is_refused(browser, local_stack, path,
 def test_a_request_naming_another_host_is_misdirected(browser, path):
     # Given a name that points at loopback (DNS rebinding); When a page is asked through it; Then 421
     assert browser.get(path, headers={"Host": "attacker.example:8300"}).status_code == 421
+
+
+# --- odd and hostile input, and an API that fails: a clear page, the right status, never a 500 ------------------
+
+PAGES = ["/messages", "/sims/447700900123", f"/messages/{'a' * 32}", "/compose", "/batches", f"/batches/{'a' * 32}", "/health"]
+
+
+def alert(response) -> str:
+    """What the page says went wrong: its alert, as the operator reads it."""
+    return " ".join(node.text() for node in dom(response).all(role="alert")).replace(" :", ":")
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/messages/abc",
+        f"/messages/{'z' * 32}",
+        f"/messages/{'a' * 4000}",
+        "/messages?status=nope&direction=sideways",
+        "/messages?since=yesterday",
+        "/messages?cursor=tampered",
+        f"/messages?cursor={'A' * 10_000}",
+        f"/messages?client_ref={'x' * 5000}",
+        "/messages?unknown=filter&limit=-1",
+        "/sims/abc",
+        f"/sims/{'9' * 200}",
+        "/sims/447700900123?cursor=tampered",
+        "/sims/447700900123?part=queue",
+        "/sims/447700900123?part=nonsense",
+        "/sims?msisdn=%2F%2F",
+        "/batches?state=nope&since=bad",
+        "/batches?cursor=tampered",
+        "/batches/abc?part=summary&status=zzz",
+        f"/batches/{'0' * 32}?cursor=zz",
+        "/compose?command=../../x&target=weird&var.%3Cb%3E=1",
+        "/compose?encoding=klingon",
+        "/compose?content=data&data=zz&data_coding=77",
+        "/compose/analysis?command=nope&var.=x",
+        "/compose/analysis?encoding=zzz",
+        "/health?x=1",
+    ],
+)
+def test_odd_input_on_any_page_is_a_clear_answer_never_a_500(browser, local_stack, path):
+    # Given a URL an operator mistyped, pasted from elsewhere, or a tampered one
+    # When the console is asked for it
+    response = browser.get(path, follow_redirects=True)
+
+    # Then it answers with a page (or the analysis) and a status that says whose the fault is, never a 500
+    assert response.status_code < 500, response.get_data(as_text=True)[:500]
+    assert "Traceback" not in response.get_data(as_text=True)
+    if response.status_code >= 400 and response.mimetype == "text/html":
+        assert alert(response), "an error page says what went wrong"
+
+
+def test_the_queue_part_asked_as_a_page_is_the_whole_sim_page(browser, local_stack):
+    # Given the URL of a SIM's live queue, opened as a page (a bookmark, a copied link) rather than by its script
+    # When it is opened; Then the SIM's whole page, not a 500
+    response = browser.get("/sims/447700900123?part=queue")
+    assert response.status_code == 200
+    page = dom(response)
+    assert page.one("section", id="sim-queue") and page.one("form", id="sim-send")
+
+
+def test_a_sim_typed_with_a_plus_opens_its_conversation(browser, local_stack):
+    # Given a SIM's URL written with its + (as an operator types an MSISDN)
+    # When it is opened; Then it leads to the SIM's conversation, as its digits name it
+    response = browser.get("/sims/+447700900123")
+    assert response.status_code in (301, 308) and response.headers["Location"] == "/sims/447700900123"
+    assert browser.get(response.headers["Location"]).status_code == 200
+
+
+@pytest.fixture(scope="module")
+def failing_api():
+    """An HTTP server that answers every request as `answer` says: (status, content type, body)."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    answer = {"now": (500, "text/html", b"<html><body><h1>Internal Server Error</h1></body></html>")}
+
+    class Broken(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def answer(self):
+            status, kind, body = answer["now"]
+            self.send_response(status)
+            self.send_header("Content-Type", kind)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_GET = do_POST = do_PUT = do_DELETE = answer
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Broken)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", answer
+    server.shutdown()
+    server.server_close()
+
+
+def console_of(api_url: str):
+    app = create_app(Client(api_url, max_retries=0))
+    return app, app.test_client()
+
+
+@pytest.mark.parametrize(
+    "answer, said",
+    [
+        ((500, "text/html", b"<html><body><h1>Internal Server Error</h1></body></html>"), "500 http_error: <html><body><h1>Internal Server Error"),
+        ((503, "application/json", b'{"message": "Service Unavailable"}'), "503 http_error: Service Unavailable"),
+        (
+            (502, "application/json", b'{"error": {"code": "eseye_unavailable", "message": "Eseye did not answer"}}'),
+            "502 eseye_unavailable: Eseye did not answer",
+        ),
+    ],
+)
+def test_an_api_that_fails_is_a_bad_gateway_in_the_apis_words(failing_api, answer, said):
+    # Given an API that answers with a server error (its own JSON, API Gateway's, or a proxy's HTML)
+    url, answers = failing_api
+    answers["now"] = answer
+    app, browser = console_of(url)
+
+    for path in PAGES:
+        # When any page is opened
+        response = browser.get(path)
+        # Then 502: the API failed, not the console; and the API's words, shown as text
+        assert response.status_code == 502, path
+        assert said in alert(response), path
+    # And a form's action says so too, in the API's words
+    sent = browser.post("/compose", data={"csrf_token": token(app), "to": "447700900123", "text": "x"})
+    assert sent.status_code == 502 and said in alert(sent)
+
+
+def test_an_api_answering_what_is_not_json_is_said_so(failing_api):
+    # Given an address that answers, but not as the API does (a web server, a captive portal)
+    url, answers = failing_api
+    answers["now"] = (200, "text/html", b"<html>Welcome to nginx</html>")
+    app, browser = console_of(url)
+
+    for path in PAGES:
+        # When a page is opened; Then a bad gateway that says the answer was not the API's JSON (not "unreachable")
+        response = browser.get(path)
+        assert response.status_code == 502, path
+        assert f"The API at {url} answered with something that is not JSON" in alert(response), path
+    analysis = browser.get("/compose/analysis?text=hi")
+    assert analysis.status_code == 502 and "not JSON" in analysis.get_json()["error"]
+
+
+def test_an_api_that_cannot_be_reached_is_a_bad_gateway_that_names_it():
+    # Given a console pointed at a port nothing listens on
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    app, browser = console_of(closed)
+
+    for path in PAGES:
+        # When a page is opened, or a form posted; Then 502 and which API could not be reached
+        response = browser.get(path)
+        assert response.status_code == 502 and f"The API at {closed} could not be reached" in alert(response), path
+    refused = browser.post("/health/redrive", data={"csrf_token": token(app), "queue": "send-retries"})
+    assert refused.status_code == 502 and f"The API at {closed} could not be reached" in alert(refused)
+
+
+def test_an_answer_the_console_cannot_read_is_a_clear_page_without_a_traceback(failing_api):
+    # Given an API answering JSON of another shape than its documents say
+    url, answers = failing_api
+    answers["now"] = (200, "application/json", b"[1, 2, 3]")
+    app, browser = console_of(url)
+
+    for path in PAGES:
+        # When a page is opened; Then no traceback, and a failure is a page of the console's own that says so
+        response = browser.get(path)
+        assert "Traceback" not in response.get_data(as_text=True), path
+        assert response.status_code < 500 or "could not show this page" in alert(response), path
+
+
+def test_every_page_with_data_is_never_stored_and_keeps_to_its_own_origin(browser, local_stack):
+    # Given the console's pages, and an error page
+    for path in [*PAGES, "/messages/abc", "/compose/analysis?text=hi"]:
+        # When one is answered
+        response = browser.get(path)
+        # Then no cache keeps it (pages hold message texts and numbers), and nothing from elsewhere runs in it
+        assert response.headers["Cache-Control"] == "no-store", path
+        policy = response.headers["Content-Security-Policy"]
+        assert "default-src 'self'" in policy and "base-uri 'none'" in policy and "frame-ancestors 'none'" in policy
+        # And no page is readable by another origin's script
+        assert "Access-Control-Allow-Origin" not in response.headers
+
+
+@pytest.mark.parametrize(
+    "host", ["127.0.0.1:8300.attacker.example", "localhost:evil", "127.0.0.1.attacker.example", "LOCALHOST.attacker.example:8300"]
+)
+def test_a_host_that_only_starts_like_loopback_is_misdirected(browser, host):
+    # Given a Host header that begins as loopback's but names something else; When a page is asked; Then 421
+    assert browser.get("/health", headers={"Host": host}).status_code == 421
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.1:8300", "localhost:8300", "[::1]:8300"])
+def test_loopback_by_any_of_its_names_is_served(browser, local_stack, host):
+    assert browser.get("/health", headers={"Host": host}).status_code == 200
+
+
+def test_a_form_larger_than_the_console_takes_is_refused_in_words(browser, console):
+    # Given a pasted list far longer than any batch takes (100,000 numbers: the form is over the console's 1 MB)
+    recipients = "\n".join(f"4477{n:09d}" for n in range(100_000))
+
+    # When it is sent from compose
+    response = browser.post("/compose", data={"csrf_token": token(console), "target": "list", "recipients": recipients, "text": "x"})
+
+    # Then a page that says the form is too large and what to do instead
+    assert response.status_code == 413
+    assert "too large" in alert(response) and "group" in alert(response)
+
+
+def test_every_input_has_a_label_every_button_a_name_and_headings_go_in_order(browser, local_stack):
+    # Given every page of the console
+    sim = new_sim()
+    sent = local_stack.send(to=sim, text="hello", client_ref="a11y").json()
+    local_stack.wait_for_status(sent["id"], {"delivered"})
+    for path in ["/messages", f"/sims/{sim}", f"/messages/{sent['id']}", "/compose", "/batches", "/health", "/messages/abc"]:
+        page = dom(browser.get(path))
+        labelled_by_for = {label["for"] for label in page.all("label", for_=True)}
+        # Then each field an operator fills in has a label: wrapped in one, named by one, or an aria-label
+        for field in [*page.all("input"), *page.all("select"), *page.all("textarea")]:
+            if field.attrs.get("type") == "hidden":
+                continue
+            wrapped, node = False, field.parent
+            while node is not None:
+                wrapped = wrapped or node.tag == "label"
+                node = node.parent
+            named = field.attrs.get("id") in labelled_by_for or "aria-label" in field.attrs or "aria-labelledby" in field.attrs
+            assert wrapped or named, f"{path}: {field.tag} {field.attrs} has no label"
+        # And each button says what it does
+        for button in page.all("button"):
+            assert button.text() or button.attrs.get("aria-label"), f"{path}: a button without a name"
+        # And headings go down one level at a time, from a single h1
+        levels = [int(node.tag[1]) for node in page.all() if re.fullmatch(r"h[1-6]", node.tag)]
+        assert levels[0] == 1 and levels.count(1) == 1, f"{path}: {levels}"
+        assert all(b <= a + 1 for a, b in zip(levels, levels[1:], strict=False)), f"{path}: {levels}"

@@ -8,8 +8,7 @@ from typing import Any
 
 from flask import Blueprint, g, request, url_for
 
-from smsgw_console.pages.messages import api_time
-from smsgw_console.server import act, client, render
+from smsgw_console.server import act, client, filters_from, render
 
 blueprint = Blueprint("batches", __name__)
 
@@ -19,6 +18,7 @@ ACTIVE = frozenset({"accepted", "fanning_out", "sending"})
 # message is not created yet (GET /batches/{id}).
 FINAL = ("delivered", "failed", "rejected", "cancelled", "blocked")
 MESSAGE_STATUSES = ("scheduled", "queued", "pending", "sent", *FINAL)
+FILTERS = ("state", "since", "until")
 PAGE_SIZE = 25
 MESSAGES_PAGE_SIZE = 50
 
@@ -62,21 +62,13 @@ def helpers() -> dict[str, Any]:
         "content": content,
         "state_label": state_label,
         "active_states": ACTIVE,
-        "message_url": message_url,
     }
-
-
-def message_url(message_id: str) -> str:
-    from smsgw_console.pages.compose import message_url as url
-
-    return url(message_id)
 
 
 @blueprint.get("/batches")
 def index() -> Any:
-    filters = {name: request.args[name].strip() for name in ("state", "since", "until") if request.args.get(name, "").strip()}
+    filters, query = filters_from(request.args, FILTERS)
     cursor = request.args.get("cursor") or None
-    query = {name: api_time(value) if name in ("since", "until") else value for name, value in filters.items()}
     page = client().list_batches(limit=PAGE_SIZE, **({"cursor": cursor} if cursor else {}), **query)
     return render("batches.html", "_batch_rows.html", title="Batches", page=page, filters=filters, cursor=cursor, states=STATES)
 

@@ -13,14 +13,12 @@ import re
 import uuid
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import quote
 
 import requests
-from flask import Blueprint, current_app, flash, g, jsonify, redirect, request, url_for
+from flask import Blueprint, flash, g, jsonify, redirect, request, url_for
 
 from smsgw_client import ApiError
-from smsgw_console.pages.messages import api_time
-from smsgw_console.server import api_error_text, client, render
+from smsgw_console.server import api_error_text, api_failure_text, api_time, client, render
 
 blueprint = Blueprint("compose", __name__)
 
@@ -36,6 +34,7 @@ LIST_SEPARATORS = re.compile(r"[\n,;]+")
 PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([a-z_][a-z0-9_]*)\}")
 CHOICES_MAX = 500  # commands and groups offered in the selects; more would be a page of their own
 IDEMPOTENCY_KEY = re.compile(r"^[0-9a-f]{32}$")
+WHOLE_NUMBER = re.compile(r"[+-]?[0-9]{1,18}")
 
 
 # --- what the form asks for ------------------------------------------------------------------------------
@@ -74,7 +73,8 @@ def options_of(form: Mapping[str, str], content: Mapping[str, Any]) -> dict[str,
             options[name] = form[name].strip()
     reply = form.get("expect_reply_within", "").strip()
     if reply:
-        options["expect_reply_within"] = int(reply) if reply.isdigit() else reply  # else the API says why not
+        # a whole number goes as one, so the API's refusal of it (-5) names the field and its range
+        options["expect_reply_within"] = int(reply) if WHOLE_NUMBER.fullmatch(reply) else reply
     chosen = form.get("encoding", "auto")
     if chosen != "auto" and "data" not in content:
         options["encoding"] = chosen
@@ -146,7 +146,12 @@ def analyse(form: Mapping[str, str]) -> dict[str, Any]:
     api = client()
     if content.get("text") == "":
         # Nothing typed yet: the limit is the one the API gives a GSM-7 text; the length is 0.
-        empty = api.send_message(ANALYSIS_TO, " ", dry_run=True, **options)
+        try:
+            empty = api.send_message(ANALYSIS_TO, " ", dry_run=True, **options)
+        except ApiError as error:
+            if error.status >= 500:
+                raise
+            return described({}, preview="", error=api_error_text(error))  # an encoding it does not know
         return described(empty, length=0, fits=True, preview="")
     command = None
     if "command" in content:
@@ -190,7 +195,7 @@ def analysis() -> Any:
     except ApiError as error:
         return jsonify({"error": api_error_text(error)}), 502
     except requests.RequestException as error:
-        return jsonify({"error": f"The API at {client().api_url} could not be reached: {type(error).__name__}"}), 502
+        return jsonify({"error": api_failure_text(client().api_url, error)}), 502
     result.pop("runs", None)  # the script builds the marks itself, from text nodes
     response = jsonify(result)
     response.headers["Cache-Control"] = "no-store"
@@ -260,12 +265,6 @@ def form() -> Any:
     return page(request.args)
 
 
-def message_url(message_id: str) -> str:
-    if "timeline.detail" in current_app.view_functions:
-        return url_for("timeline.detail", message_id=message_id)
-    return f"/messages/{quote(message_id, safe='')}"  # the contract's path, before the timeline page is registered
-
-
 @blueprint.post("/compose")
 def send() -> Any:
     form = request.form
@@ -284,13 +283,13 @@ def send() -> Any:
         else:
             message = api.send_message(form.get("to", "").strip(), idempotency_key=key, **body)
             flash(f"Message accepted: {message.get('status')}", "success")
-            return redirect(message_url(message["id"]), code=303)
+            return redirect(url_for("timeline.detail", message_id=message["id"]), code=303)
     except ApiError as error:
         details = error.details if isinstance(error.details, dict) else {}
         if error.code == "eseye_rejected" and details.get("id"):
             # Eseye refused it, but the message exists (rejected): its timeline has Eseye's answer.
             flash(api_error_text(error), "error")
-            return redirect(message_url(str(details["id"])), code=303)
+            return redirect(url_for("timeline.detail", message_id=str(details["id"])), code=303)
         return page(form, error, error.status if 400 <= error.status < 600 else 502)
     skipped = f", {batch['skipped']} skipped" if batch.get("skipped") else ""
     flash(f"Batch accepted: {batch.get('total')} recipients{skipped}", "success")

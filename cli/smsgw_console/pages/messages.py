@@ -8,7 +8,7 @@ from typing import Any
 from flask import Blueprint, g, make_response, request, url_for
 
 from smsgw_client import ApiError
-from smsgw_console.server import LIVE_URL_HEADER, client, render
+from smsgw_console.server import LIVE_URL_HEADER, client, filters_from, render
 
 blueprint = Blueprint("messages", __name__)
 
@@ -20,13 +20,6 @@ PAGE_SIZE = 50
 LIVE_MARGIN = timedelta(minutes=15)
 # The API's window without since: a live window reaching further back would read more, not less.
 API_DEFAULT_WINDOW = timedelta(hours=24)
-
-
-def api_time(value: str) -> str:
-    """A datetime-local field (no zone; the console shows UTC) as the API's ISO 8601 in UTC."""
-    if not value or value.endswith("Z") or "+" in value[10:]:
-        return value
-    return f"{value}:00Z" if len(value) == 16 else f"{value}Z"
 
 
 def _moment(value: str | None) -> datetime | None:
@@ -71,9 +64,8 @@ def narrowed_since(query: dict[str, str], asked: str | None, now: datetime) -> s
 
 @blueprint.get("/messages")
 def fleet() -> Any:
-    filters = {name: request.args[name].strip() for name in FILTERS if request.args.get(name, "").strip()}
+    filters, query = filters_from(request.args, FILTERS)
     cursor = request.args.get("cursor") or None
-    query = {name: api_time(value) if name in ("since", "until") else value for name, value in filters.items()}
     now = datetime.now(UTC)
     if g.fragment and not cursor:
         # The live refresh asks only for the span the page shows (and what came after it).
@@ -89,7 +81,8 @@ def fleet() -> Any:
         since = live_since(filters, page["items"], now) if not error else None
         live_url = url_for("messages.fleet", **filters, **({"live_since": since} if since else {}))
     context = {"title": "Messages", "page": page, "filters": filters, "cursor": cursor, "statuses": STATUSES, "error": error, "live_url": live_url}
-    response = make_response(render("messages.html", "_message_rows.html", **context), (error.status if error else 200))
+    status = 200 if not error else error.status if error.status < 500 else 502  # the API failing is a bad gateway
+    response = make_response(render("messages.html", "_message_rows.html", **context), status)
     if live_url and g.fragment:
         response.headers[LIVE_URL_HEADER] = live_url  # the page's script reads from here next time
     return response

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, flash, redirect, request, url_for
+from flask import Blueprint, flash, g, redirect, request, url_for
 
 from smsgw_client import ApiError
 from smsgw_console.server import api_error_text, client, render
@@ -38,7 +38,7 @@ def conversation_page(msisdn: str, cursor: str | None) -> dict[str, Any]:
 
 
 def sim_state(msisdn: str) -> dict[str, Any]:
-    return dict(client().get_sim(msisdn))
+    return client().get_sim(msisdn)
 
 
 def list_state(msisdn: str, standing: dict[str, Any]) -> dict[str, dict[str, Any] | None]:
@@ -49,7 +49,7 @@ def list_state(msisdn: str, standing: dict[str, Any]) -> dict[str, dict[str, Any
         state[which] = None
         if standing.get(f"on_{which}list"):
             try:
-                state[which] = dict(client().get_list_entry(which, msisdn))
+                state[which] = client().get_list_entry(which, msisdn)
             except ApiError as error:
                 if error.status != 404:  # taken off the list between the two reads
                     raise
@@ -67,11 +67,14 @@ def lookup() -> Any:
 
 @blueprint.get("/sims/<msisdn>")
 def conversation(msisdn: str) -> Any:
+    if digits(msisdn) and digits(msisdn) != msisdn:
+        # a SIM's page is named by its digits: "+44 7700 900123" in the address bar leads there
+        return redirect(url_for("sims.conversation", msisdn=digits(msisdn), **request.args.to_dict()), code=308)
     cursor = request.args.get("cursor") or None
-    if request.args.get("part") == "queue":  # the queue's live refresh asks for the queue alone
+    if g.fragment and request.args.get("part") == "queue":  # the queue's live refresh asks for the queue alone
         return render("sim.html", "_sim_queue.html", msisdn=msisdn, sim=sim_state(msisdn))
     context: dict[str, Any] = {"title": f"SIM {msisdn}", "msisdn": msisdn, "cursor": cursor, **conversation_page(msisdn, cursor)}
-    if not request.headers.get("X-Console-Fragment"):  # the conversation's live refresh needs only the messages
+    if not g.fragment:  # the conversation's live refresh needs only the messages
         sim = sim_state(msisdn)
         context.update(sim=sim, standing=sim.get("lists", {}), lists=list_state(msisdn, sim.get("lists", {})))
     return render("sim.html", "_conversation.html", **context)

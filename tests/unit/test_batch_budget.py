@@ -27,7 +27,7 @@ def eseye_call() -> float:
 WORST_CASE_PER_RECORD = {
     # a status probe, then the send, after waiting for its slot in Eseye's send rate (logic/pacing.py)
     "DispatcherFunction": lambda: 2 * eseye_call() + MAX_WAIT_SECONDS + AWS_MARGIN,
-    "CallbacksFunction": lambda: ESEYE_CONNECT_TIMEOUT + 10 + AWS_MARGIN,  # one POST to the receiver
+    "CallbacksFunction": lambda: ESEYE_CONNECT_TIMEOUT + 10 + AWS_MARGIN,  # one POST to the receiver, then its record (and delay)
     # one chunk of a batch: each recipient's message created, then sent at its slot (logic/batches.py)
     "BatchFanoutFunction": lambda: CHUNK_SIZE * (MAX_WAIT_SECONDS + eseye_call() + AWS_MARGIN),
 }

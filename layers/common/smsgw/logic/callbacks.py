@@ -174,16 +174,18 @@ def deliver(event: dict[str, Any], signing_key: str, settings: Settings, post: P
     return Attempt(DELIVERED, http_status=status, duration_ms=took())
 
 
-def _cause(tried: Attempt, attempt: int, retry_in: int) -> str:
+def _cause(tried: Attempt, reported: str, attempt: int, retry_in: int) -> str:
+    """The entry's cause, whole in itself (a client that shows only status and cause still says it all)."""
     said = f"HTTP {tried.http_status}" if tried.http_status is not None else tried.reason or "no answer"
+    prefix = f"status callback for {reported!r}:"
     if tried.outcome == DELIVERED:
-        return f"status callback delivered ({said})"
+        return f"{prefix} delivered ({said})"
     if tried.outcome == BLOCKED:
-        return f"status callback not sent, {said} (never retried)"
+        return f"{prefix} not sent, {said} (never retried)"
     if tried.outcome == GAVE_UP:
-        return f"status callback gave up after {attempt} attempts ({said}): the event goes to the callback dead-letter queue"
+        return f"{prefix} gave up after {attempt} attempts ({said}); the event goes to the callback dead-letter queue"
     what = "refused by the receiver" if tried.outcome == REFUSED else "failed"
-    return f"status callback {what} ({said}); retried in {retry_in} s"
+    return f"{prefix} {what} ({said}); retried in {retry_in} s"
 
 
 def record(deps: Deps, event: dict[str, Any], tried: Attempt, attempt: int, retry_in: int = 0) -> None:
@@ -193,7 +195,7 @@ def record(deps: Deps, event: dict[str, Any], tried: Attempt, attempt: int, retr
     from smsgw.observability import count, logger
 
     data = event.get("data") or {}
-    message_id = str(data.get("id") or "")
+    message_id, reported = str(data.get("id") or ""), str(data.get("status") or "")
     if not message_id:
         return
     detail = {
@@ -206,9 +208,9 @@ def record(deps: Deps, event: dict[str, Any], tried: Attempt, attempt: int, retr
         "event_id": event.get("id"),
     }
     callback = {k: v for k, v in detail.items() if v is not None}
-    entry = models.history_entry(
-        deps.now_iso(), models.CALLBACK_EVENT, str(data.get("status") or ""), _cause(tried, attempt, retry_in), callback=callback
-    )
+    # An sms.mt.reply_timeout event goes to the callback too: its cause names it rather than the status.
+    about = reported if event.get("type", "sms.mt.status") == "sms.mt.status" else str(event.get("type"))
+    entry = models.history_entry(deps.now_iso(), models.CALLBACK_EVENT, reported, _cause(tried, about, attempt, retry_in), callback=callback)
     try:
         deps.store.messages.note_callback(message_id, entry)
     except ConditionFailed:

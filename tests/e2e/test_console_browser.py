@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import random
 import re
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -429,4 +430,55 @@ def test_a_pasted_list_from_compose_becomes_a_batch_shown_on_its_page(page, loca
     wait_until(lambda: "completed" in page.text("#batch-state"), timeout=LIVE, message="#batch-state reads completed")
     batch = requests.get(f"{local_stack.api}/batches/{found.group(1)}", timeout=30).json()
     assert (batch["total"], batch["counts"]) == (3, {"delivered": 3})
+    assert page.errors() == []
+
+
+# --- live refreshes and the operator's keyboard ------------------------------------------------------------
+
+# What has focus: its tag, the message whose row it is in, and its value
+ACTIVE = "const e = document.activeElement; return [e.tagName.toLowerCase(), e.closest('[data-message-id]')?.dataset.messageId ?? '', e.value ?? '']"
+
+
+def test_a_live_refresh_keeps_focus_where_the_operator_left_it_and_says_what_is_new(page, local_stack):
+    # Given the fleet's log, with focus (from the keyboard) on a message's link
+    shown = local_stack.send(to=unused_sim(), text="FOCUS ME").json()["id"]
+    page.open("/messages")
+    wait_until(lambda: page.find_all(f"tr[data-message-id='{shown}'] a"), timeout=LIVE, message="the message is listed")
+    page.driver.execute_script("document.querySelector(arguments[0]).focus()", f"tr[data-message-id='{shown}'] a")
+    page.mark()
+
+    # When a new message arrives, and the rows are refreshed
+    arrived = local_stack.send(to=unused_sim(), text="NEW ONE").json()["id"]
+    wait_until(lambda: page.find_all(f"tr[data-message-id='{arrived}']"), timeout=LIVE, message="the new message is listed")
+
+    # Then focus is still on that message's link (not thrown back to the page's start), and nothing reloaded
+    assert page.driver.execute_script(ACTIVE)[:2] == ["a", shown]
+    assert page.was_not_reloaded()
+    # And the rows themselves are not a live region read out whole: one polite line says what is new
+    assert page.attribute("tbody#message-rows", "aria-live") is None
+    wait_until(lambda: "new message" in page.text("#live-announcer"), timeout=LIVE, message="the announcer says a message is new")
+    assert page.attribute("#live-announcer", "aria-live") == "polite"
+    assert page.errors() == []
+
+
+def test_a_live_refresh_never_overwrites_what_the_operator_is_typing(page, local_stack):
+    # Given the health page, with the operator typing a redrive limit (its figures refresh every 5 s)
+    page.open("/health")
+    field = "tr[data-queue='send-retries'] input[name=limit]"
+    page.find(field).clear()
+    page.find(field).send_keys("7")
+    page.mark()
+
+    # When the figures change under it (Eseye's sends are counted) and a refresh comes and goes
+    sent = local_stack.send(to=unused_sim(), text="COUNT ME").json()["id"]
+    local_stack.wait_for_status(sent, {"delivered"})
+    time.sleep(12)
+
+    # Then the field still has focus and what was typed
+    assert page.driver.execute_script(ACTIVE) == ["input", "", "7"]
+    # And once the operator leaves it, the figures catch up
+    before = page.text("#health-live")
+    page.driver.execute_script("document.activeElement.blur()")
+    wait_until(lambda: page.text("#health-live") != before, timeout=LIVE, message="the health figures refresh")
+    assert page.was_not_reloaded()
     assert page.errors() == []

@@ -8,6 +8,7 @@ The browser tests (Selenium) drive the same pages in Chromium; these read the HT
 
 from __future__ import annotations
 
+import itertools
 import json
 import random
 import re
@@ -705,7 +706,7 @@ def test_an_api_answering_what_is_not_json_is_said_so(failing_api):
     # Given an address that answers, but not as the API does (a web server, a captive portal)
     url, answers = failing_api
     answers["now"] = (200, "text/html", b"<html>Welcome to nginx</html>")
-    app, browser = console_of(url)
+    _, browser = console_of(url)
 
     for path in PAGES:
         # When a page is opened; Then a bad gateway that says the answer was not the API's JSON (not "unreachable")
@@ -737,7 +738,7 @@ def test_an_answer_the_console_cannot_read_is_a_clear_page_without_a_traceback(f
     # Given an API answering JSON of another shape than its documents say
     url, answers = failing_api
     answers["now"] = (200, "application/json", b"[1, 2, 3]")
-    app, browser = console_of(url)
+    _, browser = console_of(url)
 
     for path in PAGES:
         # When a page is opened; Then no traceback, and a failure is a page of the console's own that says so
@@ -808,4 +809,18 @@ def test_every_input_has_a_label_every_button_a_name_and_headings_go_in_order(br
         # And headings go down one level at a time, from a single h1
         levels = [int(node.tag[1]) for node in page.all() if re.fullmatch(r"h[1-6]", node.tag)]
         assert levels[0] == 1 and levels.count(1) == 1, f"{path}: {levels}"
-        assert all(b <= a + 1 for a, b in zip(levels, levels[1:], strict=False)), f"{path}: {levels}"
+        assert all(b <= a + 1 for a, b in itertools.pairwise(levels)), f"{path}: {levels}"
+
+
+def test_live_fragments_are_not_live_regions_and_one_polite_line_says_what_changed(browser, local_stack):
+    # Given the pages whose parts refresh live
+    sim = new_sim()
+    sent = local_stack.send(to=sim, text="hello", send_at=(datetime.now(UTC) + timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%SZ")).json()
+    for path in ["/messages", f"/sims/{sim}", f"/messages/{sent['id']}", "/batches", "/health"]:
+        page = dom(browser.get(path))
+        # Then no refreshed fragment is itself a live region (replaced whole, it would be read out whole, or not at all)
+        for live in page.all(data_live=True):
+            assert "aria-live" not in live.attrs and not live.all(aria_live=True), f"{path}: {live.attrs}"
+        # And one polite status line, outside them, is there for the script to say what changed
+        announcer = page.one(id="live-announcer")
+        assert (announcer["role"], announcer["aria-live"]) == ("status", "polite")

@@ -20,6 +20,96 @@ for (const type of ["keydown", "pointerdown", "pointermove", "wheel", "focusin",
   );
 }
 
+// A refresh keeps the operator's place: focus goes back to the same control of the same row (a row is known by
+// its data-message-id, data-batch-id or data-queue), and a fragment with a field being typed in waits until it
+// is left. What changed is said in one polite line (#live-announcer in base.html), never by reading a whole
+// replaced fragment out: data-announce="<noun>" counts new rows and rows whose status changed;
+// data-announce-state="<selector>" says the new text of that element ("Status: delivered").
+const ROW_KEYS = [
+  ["messageId", "data-message-id"],
+  ["batchId", "data-batch-id"],
+  ["queue", "data-queue"],
+];
+const ROW = ROW_KEYS.map(([, attribute]) => `[${attribute}]`).join(", ");
+const FOCUSABLE = "a[href], button, input, select, textarea, summary, [tabindex]";
+const TYPING = new Set(["INPUT", "SELECT", "TEXTAREA"]);
+
+function focusedPlace(element) {
+  const active = document.activeElement;
+  if (!active || active === element || !element.contains(active)) return null;
+  if (active.id) return { id: active.id };
+  const row = active.closest(ROW);
+  const key = row && element.contains(row) ? ROW_KEYS.find(([name]) => row.dataset[name] !== undefined) : null;
+  const selector = key ? `[${key[1]}="${CSS.escape(row.dataset[key[0]])}"]` : null;
+  const scope = selector ? row : element;
+  return { selector, index: [...scope.querySelectorAll(FOCUSABLE)].indexOf(active) };
+}
+
+function restoreFocus(element, place) {
+  const scope = place.selector ? element.querySelector(place.selector) : element;
+  const target = place.id ? document.getElementById(place.id) : scope?.querySelectorAll(FOCUSABLE)[place.index];
+  if (target && element.contains(target)) {
+    target.focus({ preventScroll: true });
+    return;
+  }
+  // what had focus is gone (a batch's Cancel once the batch ended): stay here, not at the page's start
+  element.tabIndex = -1;
+  element.focus({ preventScroll: true });
+}
+
+function rows(element) {
+  const states = new Map();
+  for (const row of element.querySelectorAll(ROW)) {
+    const key = ROW_KEYS.find(([name]) => row.dataset[name] !== undefined);
+    states.set(`${key[0]}:${row.dataset[key[0]]}`, row.dataset.status ?? row.dataset.state ?? "");
+  }
+  return states;
+}
+
+function counted(n, noun) {
+  return `${n} ${noun}${n === 1 ? "" : "s"}`;
+}
+
+function changes(element, before) {
+  if (element.dataset.announceState) {
+    const now = element.querySelector(element.dataset.announceState)?.textContent.trim() ?? "";
+    return now && now !== before.state ? `Status: ${now}` : "";
+  }
+  const noun = element.dataset.announce;
+  if (!noun) return "";
+  let added = 0;
+  let changed = 0;
+  for (const [key, state] of rows(element)) {
+    if (!before.rows.has(key)) added += 1;
+    else if (before.rows.get(key) !== state) changed += 1;
+  }
+  const said = [];
+  if (added) said.push(`${counted(added, `new ${noun}`)}`);
+  if (changed) said.push(`${counted(changed, noun)} changed status`);
+  return said.join(", ");
+}
+
+function announce(text) {
+  const region = document.getElementById("live-announcer");
+  if (!region || !text) return;
+  // the same words twice are read twice only if the region was emptied in between
+  region.textContent = "";
+  setTimeout(() => {
+    region.textContent = text;
+  }, 50);
+}
+
+function replace(element, html) {
+  const place = focusedPlace(element);
+  const before = {
+    rows: element.dataset.announce ? rows(element) : null,
+    state: element.dataset.announceState ? element.querySelector(element.dataset.announceState)?.textContent.trim() : null,
+  };
+  element.innerHTML = html;
+  if (place) restoreFocus(element, place);
+  announce(changes(element, before));
+}
+
 function liveError(element) {
   let note = element.closest("table, section, div")?.previousElementSibling;
   if (!note || !note.classList.contains("live-error")) {
@@ -44,15 +134,18 @@ export async function refresh(element) {
     if (!response.ok) {
       // The server renders the API's own words into the error page: show them, keep the last good rows.
       const page = new DOMParser().parseFromString(html, "text/html");
-      note.textContent = `Live updates paused: ${page.querySelector(".api-error")?.textContent.trim() ?? response.status}`;
+      const said = page.querySelector(".api-error, [role=alert]")?.textContent.trim().replace(/\s+/g, " ");
+      note.textContent = `Live updates paused: ${said || response.status}`;
       note.hidden = false;
       return;
     }
     note.hidden = true;
     const next = response.headers.get(LIVE_URL_HEADER);
-    if (next && next.startsWith("/") && !next.startsWith("//")) element.dataset.live = next;
+    if (next && new URL(next, location.href).origin === location.origin) element.dataset.live = next;
     if (html !== element.dataset.lastHtml) {
-      element.innerHTML = html;
+      // the operator is typing in this fragment: it waits until they leave the field
+      if (element.contains(document.activeElement) && TYPING.has(document.activeElement.tagName)) return false;
+      replace(element, html);
       element.dataset.lastHtml = html;
       element.dispatchEvent(new CustomEvent("console:updated", { bubbles: true }));
       return true;

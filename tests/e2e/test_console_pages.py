@@ -553,6 +553,8 @@ def test_a_filter_the_api_refuses_is_shown_in_its_words(browser, local_stack):
         (f"/messages/{'a' * 32}/cancel", {}),
         (f"/messages/{'a' * 32}/refresh", {}),
         ("/health/redrive", {"queue": "send-retries"}),
+        ("/compose", {"target": "sim", "to": "447700900123", "text": "no token"}),
+        (f"/batches/{'a' * 32}/cancel", {}),
     ],
 )
 def test_a_post_without_the_console_token_is_refused(browser, local_stack, path, form):
@@ -824,3 +826,27 @@ def test_live_fragments_are_not_live_regions_and_one_polite_line_says_what_chang
         # And one polite status line, outside them, is there for the script to say what changed
         announcer = page.one(id="live-announcer")
         assert (announcer["role"], announcer["aria-live"]) == ("status", "polite")
+
+
+def test_every_form_that_posts_carries_the_console_token(browser, console, local_stack):
+    # Given every page with a form that changes something (a waiting message, an active batch, the health page)
+    sim = new_sim()
+    waiting = local_stack.send(to=sim, text="later", send_at=(datetime.now(UTC) + timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%SZ")).json()
+    batch = local_stack.session.post(
+        f"{local_stack.api}/batches", json={"to": [new_sim()], "text": "x", "send_at": waiting["send_at"]}, timeout=30
+    ).json()
+    for path in [f"/sims/{sim}", f"/messages/{waiting['id']}", "/compose", "/batches", f"/batches/{batch['id']}", "/health"]:
+        forms = [f for f in dom(browser.get(path)).all("form") if f.attrs.get("method") == "post"]
+        # Then each carries this console's token (a form another site makes cannot)
+        assert forms, path
+        for form in forms:
+            assert [i["value"] for i in form.all("input", name="csrf_token")] == [token(console)], f"{path}: {form.attrs}"
+
+
+def test_a_refusal_naming_fields_lists_them_in_the_apis_words(browser, local_stack):
+    # Given a filter the API refuses by naming the field; When the batches page is asked for it
+    response = browser.get("/batches", query_string={"state": "nope"})
+    # Then each field the API names is listed with its words, not a block of JSON
+    assert response.status_code == 422
+    fields = dom(response).one("ul", class_="invalid-fields")
+    assert fields.text().replace(" :", ":").startswith("state: must be one of")

@@ -30,6 +30,11 @@ function analysisQuery() {
   return query;
 }
 
+// #analysis-summary is a polite live region: rewriting the same words would have them read again at every pause
+function setText(element, text) {
+  if (element.textContent !== text) element.textContent = text;
+}
+
 function setHidden(element, text) {
   element.textContent = text || "";
   element.hidden = !text;
@@ -76,14 +81,17 @@ function preview(text, characters) {
 
 export function show(result) {
   const known = result.length !== null && result.length !== undefined && result.limit;
-  $("analysis-encoding").textContent = result.label ?? "—";
-  $("analysis-fit").textContent = result.worst_case
-    ? "worst case fits one SMS"
-    : result.fits === true
-      ? "fits one SMS"
-      : result.fits === false
-        ? "does not fit one SMS"
-        : "";
+  setText($("analysis-encoding"), result.label ?? "—");
+  setText(
+    $("analysis-fit"),
+    result.worst_case
+      ? "worst case fits one SMS"
+      : result.fits === true
+        ? "fits one SMS"
+        : result.fits === false
+          ? "does not fit one SMS"
+          : "",
+  );
   const meter = $("analysis-meter");
   const limit = known ? result.limit : 1;
   meter.max = limit;

@@ -482,3 +482,22 @@ def test_a_live_refresh_never_overwrites_what_the_operator_is_typing(page, local
     wait_until(lambda: page.text("#health-live") != before, timeout=LIVE, message="the health figures refresh")
     assert page.was_not_reloaded()
     assert page.errors() == []
+
+
+def test_a_message_page_that_stops_being_live_keeps_focus_where_it_was(page, local_stack, slow_receipts):
+    # Given a message's page while it waits for its receipt, with focus on its client ref's link
+    sent = local_stack.send(to=unused_sim(), text="FOCUS", client_ref="focus-kept").json()["id"]
+    page.open(f"/messages/{sent}")
+    link = "#message-live a[href*='client_ref=focus-kept']"
+    page.driver.execute_script("document.querySelector(arguments[0]).focus()", link)
+    page.mark()
+
+    # When the receipt comes, the page shows delivered and stops refreshing
+    wait_until(lambda: page.text("#message-status") == "delivered", timeout=LIVE, message="#message-status reads delivered")
+    wait_until(lambda: page.attribute("#message-live", "data-live") is None, timeout=LIVE, message="the page stops refreshing")
+
+    # Then focus is still on that link, and the change was said in one line
+    assert page.driver.execute_script("return document.activeElement.matches(arguments[0])", link)
+    wait_until(lambda: page.text("#live-announcer") == "Status: delivered", timeout=10, message="the announcer says the status")
+    assert page.was_not_reloaded()
+    assert page.errors() == []

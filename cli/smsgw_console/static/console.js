@@ -42,12 +42,22 @@ function focusedPlace(element) {
   const key = row && element.contains(row) ? ROW_KEYS.find(([name]) => row.dataset[name] !== undefined) : null;
   const selector = key ? `[${key[1]}="${CSS.escape(row.dataset[key[0]])}"]` : null;
   const scope = selector ? row : element;
-  return { selector, index: [...scope.querySelectorAll(FOCUSABLE)].indexOf(active) };
+  return { selector, signature: signature(active), index: [...scope.querySelectorAll(FOCUSABLE)].indexOf(active) };
+}
+
+// A control as the operator knows it: where it leads or what it does, and what it says; rows may come and go
+// around it, so its position is only the last resort.
+function signature(control) {
+  const form = control.closest("form");
+  const says = [control.getAttribute("href"), control.name, control.getAttribute("aria-label"), control.textContent.trim()];
+  return [control.tagName, form?.getAttribute("action"), ...says].join("\u0000");
 }
 
 function restoreFocus(element, place) {
   const scope = place.selector ? element.querySelector(place.selector) : element;
-  const target = place.id ? document.getElementById(place.id) : scope?.querySelectorAll(FOCUSABLE)[place.index];
+  const controls = [...(scope?.querySelectorAll(FOCUSABLE) ?? [])];
+  const same = controls.find((control) => signature(control) === place.signature);
+  const target = place.id ? document.getElementById(place.id) : (same ?? controls[place.index]);
   if (target && element.contains(target)) {
     target.focus({ preventScroll: true });
     return;
@@ -165,7 +175,8 @@ function follow(element) {
   let due = Date.now() + every;
   async function tick() {
     timer = null;
-    if (!element.isConnected) {
+    // gone from the page, or no longer live (timeline.js ends a final message's refreshes)
+    if (!element.isConnected || element.dataset.live === undefined) {
       nudges.delete(nudge);
       return;
     }
@@ -174,7 +185,7 @@ function follow(element) {
       const idle = Date.now() - lastActivity > every;
       wait = changed || !idle ? every : Math.min(most, wait * 2);
     }
-    if (!element.isConnected) {
+    if (!element.isConnected || element.dataset.live === undefined) {
       nudges.delete(nudge);
       return;
     }

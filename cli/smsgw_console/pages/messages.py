@@ -15,8 +15,10 @@ blueprint = Blueprint("messages", __name__)
 STATUSES = ("scheduled", "queued", "pending", "sent", "delivered", "failed", "rejected", "cancelled", "blocked", "received")
 FILTERS = ("status", "direction", "since", "until", "batch_id", "client_ref")
 PAGE_SIZE = 50
-# A live refresh reads from the oldest row shown, and at least this far back: a message the index lists late,
-# and the console's clock against the API's (SigV4 refuses a clock 5 minutes off), stay inside the window.
+# A live refresh reads from a minute before the oldest row shown: a message created as it was (another
+# container's clock) whose index entry came late is still in the window. An empty page reads from 15 minutes
+# before the console's clock, which may be off the API's (SigV4 refuses a clock 5 minutes off).
+ROW_MARGIN = timedelta(minutes=1)
 LIVE_MARGIN = timedelta(minutes=15)
 # The API's window without since: a live window reaching further back would read more, not less.
 API_DEFAULT_WINDOW = timedelta(hours=24)
@@ -35,16 +37,15 @@ def _iso(moment: datetime) -> str:
 
 
 def live_since(filters: dict[str, str], items: list[dict[str, Any]], now: datetime) -> str | None:
-    """Where the next live refresh of this page may start reading: the oldest row shown (or LIVE_MARGIN ago,
-    if earlier). Everything the refresh must show lies after it: rows newer than the oldest shown, their
+    """Where the next live refresh of this page may start reading: just before the oldest row shown (15
+    minutes back on an empty page). Everything the refresh must show lies after it: the rows shown, their
     status changes, and new messages; a full page's first rows are the same from there as from the window's
     start. A quiet fleet's page then costs the hours it shows, not the API's whole window (16 queries an hour).
     None with a status filter: a message older than the rows shown may change into the filter."""
     if filters.get("status"):
         return None
-    since = now - LIVE_MARGIN
     created = [moment for moment in (_moment(item.get("created_at")) for item in items) if moment]
-    return _iso(min([since, *created]))
+    return _iso(min(created) - ROW_MARGIN if created else now - LIVE_MARGIN)
 
 
 def narrowed_since(query: dict[str, str], asked: str | None, now: datetime) -> str | None:

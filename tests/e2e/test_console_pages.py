@@ -850,3 +850,17 @@ def test_a_refusal_naming_fields_lists_them_in_the_apis_words(browser, local_sta
     assert response.status_code == 422
     fields = dom(response).one("ul", class_="invalid-fields")
     assert fields.text().replace(" :", ":").startswith("state: must be one of")
+
+
+def test_a_refused_sends_text_comes_back_in_the_box_not_in_a_url_and_no_link_fills_the_box(local_stack, browser, console):
+    # Given a send the API refuses (Eseye refuses this SIM: no credit)
+    response = browser.post(f"/sims/{new_sim()[:-4]}0570/send", data={"csrf_token": token(console), "text": "secret PIN 1234"})
+
+    # Then the text is not in the address the browser goes back to (its history, its logs)
+    assert response.status_code == 303 and "PIN" not in response.headers["Location"]
+    # And the box has it again once there
+    assert dom(browser.get(response.headers["Location"])).one("textarea", id="sim-text").text() == "secret PIN 1234"
+
+    # And a link from elsewhere cannot fill a SIM's box with words of its own for the operator to send
+    sim = new_sim()
+    assert dom(browser.get(f"/sims/{sim}", query_string={"text": "FACTORY RESET"})).one("textarea", id="sim-text").text() == ""

@@ -15,6 +15,7 @@ blueprint = Blueprint("sims", __name__)
 PAGE_SIZE = 100  # the API's largest page of one SIM's messages
 MAX_PAGES = 2  # a conversation shows at most this many pages (the newest); older ones are a link away
 LISTS = ("allow", "block")
+SIM_TEXT = "sim-text"  # the flash category of a refused send's text, for the box (never shown as a flash)
 
 
 def digits(msisdn: str) -> str:
@@ -82,12 +83,15 @@ def conversation(msisdn: str) -> Any:
 
 @blueprint.post("/sims/<msisdn>/send")
 def send(msisdn: str) -> Any:
-    back = url_for("sims.conversation", msisdn=msisdn)
+    back = url_for("sims.conversation", msisdn=msisdn) + "#sim-send"
+    text = request.form.get("text", "")
     try:
-        sent = client().send_message(msisdn, request.form.get("text", ""))
+        sent = client().send_message(msisdn, text)
     except ApiError as error:
         flash(api_error_text(error), "error")
-        # the text stays in the box: the operator fixes it rather than typing it again
-        return redirect(url_for("sims.conversation", msisdn=msisdn, text=request.form.get("text", "")) + "#sim-send", code=303)
+        # The text goes back into the box, so the operator fixes it rather than typing it again; through the
+        # session, not the URL: not into the browser's history, and no link from elsewhere can fill the box.
+        flash(text, SIM_TEXT)
+        return redirect(back, code=303)
     flash(f"Accepted: message {sent.get('id')} is {sent.get('status')}.", "success")
-    return redirect(back + "#sim-send", code=303)
+    return redirect(back, code=303)

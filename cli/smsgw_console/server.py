@@ -94,7 +94,6 @@ def create_app(api: Client, *, secret: str | None = None) -> Flask:
     app.config["CSRF_TOKEN"] = secrets.token_urlsafe(32)
     app.jinja_env.globals["csrf_token"] = lambda: app.config["CSRF_TOKEN"]
     app.jinja_env.globals["api_url"] = api.api_url
-    app.jinja_env.globals["has_page"] = lambda endpoint: endpoint in app.view_functions
     app.jinja_env.filters["message_text"] = message_text
     app.jinja_env.filters["when"] = when
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from flask import Blueprint, g, request, url_for
 
+from smsgw_console.pages.messages import STATUSES
 from smsgw_console.server import act, client, filters_from, render
 
 blueprint = Blueprint("batches", __name__)
@@ -17,7 +18,7 @@ ACTIVE = frozenset({"accepted", "fanning_out", "sending"})
 # A message in one of these has its last word; `accepted` in a batch's counts is a recipient whose
 # message is not created yet (GET /batches/{id}).
 FINAL = ("delivered", "failed", "rejected", "cancelled", "blocked")
-MESSAGE_STATUSES = ("scheduled", "queued", "pending", "sent", *FINAL)
+MESSAGE_STATUSES = tuple(status for status in STATUSES if status != "received")  # a batch's messages are MT
 FILTERS = ("state", "since", "until")
 PAGE_SIZE = 25
 MESSAGES_PAGE_SIZE = 50

@@ -864,3 +864,12 @@ def test_a_refused_sends_text_comes_back_in_the_box_not_in_a_url_and_no_link_fil
     # And a link from elsewhere cannot fill a SIM's box with words of its own for the operator to send
     sim = new_sim()
     assert dom(browser.get(f"/sims/{sim}", query_string={"text": "FACTORY RESET"})).one("textarea", id="sim-text").text() == ""
+
+
+def test_a_live_refresh_the_api_refuses_carries_the_apis_words(browser, local_stack):
+    # Given the log's live refresh, asked with a filter the API refuses (a status it does not have)
+    response = browser.get("/messages", query_string={"status": "nope"}, headers={FRAGMENT_HEADER: "1"})
+    # Then its answer is the refusal in the API's words (the page's script shows them), not rows saying nothing matched
+    api = requests.get(f"{local_stack.api}/messages", params={"status": "nope"}, timeout=30)
+    assert response.status_code == api.status_code == 422
+    assert api.json()["error"]["message"] in dom(response).one("div", class_="api-error").text()

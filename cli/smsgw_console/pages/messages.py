@@ -76,6 +76,8 @@ def fleet() -> Any:
     try:
         page, error = client().list_messages(cursor=cursor, limit=PAGE_SIZE, **query), None
     except ApiError as refused:  # a filter the API refuses: keep the form as typed, say why in the API's words
+        if g.fragment:
+            raise  # a live refresh: the error page carries the words the page's script shows
         page, error = {"items": [], "next_cursor": None}, refused
     live_url = None
     if not cursor:

@@ -501,3 +501,20 @@ def test_a_message_page_that_stops_being_live_keeps_focus_where_it_was(page, loc
     wait_until(lambda: page.text("#live-announcer") == "Status: delivered", timeout=10, message="the announcer says the status")
     assert page.was_not_reloaded()
     assert page.errors() == []
+
+
+def test_a_live_refresh_leaves_what_the_operator_opened_open(page, local_stack, slow_receipts):
+    # Given a message's page while it waits for its receipt, with Eseye's answer as sent opened
+    sent = local_stack.send(to=unused_sim(), text="OPEN ME").json()["id"]
+    page.open(f"/messages/{sent}")
+    opened = "#message-live li[data-event='eseye_send'] details"
+    wait_until(lambda: page.find_all(opened), timeout=LIVE, message="Eseye's answer is on the timeline")
+    page.find(f"{opened} summary").click()
+    assert page.attribute(opened, "open") == "True"
+
+    # When the receipt comes and the timeline is refreshed
+    wait_until(lambda: page.text("#message-status") == "delivered", timeout=LIVE, message="#message-status reads delivered")
+
+    # Then Eseye's answer is still open
+    assert page.attribute(opened, "open") == "True"
+    assert page.errors() == []

@@ -109,13 +109,27 @@ function announce(text) {
   }, 50);
 }
 
+// What the operator opened (a <details>: Eseye's answer as sent, skipped recipients) stays open: known by its
+// summary's words and which of those it is (a timeline only grows at its end).
+function keyedDetails(element) {
+  const seen = new Map();
+  return [...element.querySelectorAll("details")].map((details) => {
+    const words = details.querySelector("summary")?.textContent.trim() ?? "";
+    const nth = seen.get(words) ?? 0;
+    seen.set(words, nth + 1);
+    return [details, `${words}\u0000${nth}`];
+  });
+}
+
 function replace(element, html) {
   const place = focusedPlace(element);
+  const opened = keyedDetails(element).flatMap(([details, key]) => (details.open ? [key] : []));
   const before = {
     rows: element.dataset.announce ? rows(element) : null,
     state: element.dataset.announceState ? element.querySelector(element.dataset.announceState)?.textContent.trim() : null,
   };
   element.innerHTML = html;
+  for (const [details, key] of opened.length ? keyedDetails(element) : []) details.open ||= opened.includes(key);
   if (place) restoreFocus(element, place);
   announce(changes(element, before));
 }

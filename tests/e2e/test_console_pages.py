@@ -676,6 +676,11 @@ def console_of(api_url: str):
     return app, app.test_client()
 
 
+def every_page(browser) -> dict:
+    """Each page of the console, as it answers now."""
+    return {path: browser.get(path) for path in PAGES}
+
+
 @pytest.mark.parametrize(
     "answer, said",
     [
@@ -693,9 +698,8 @@ def test_an_api_that_fails_is_a_bad_gateway_in_the_apis_words(failing_api, answe
     answers["now"] = answer
     app, browser = console_of(url)
 
-    for path in PAGES:
-        # When any page is opened
-        response = browser.get(path)
+    # When any page is opened
+    for path, response in every_page(browser).items():
         # Then 502: the API failed, not the console; and the API's words, shown as text
         assert response.status_code == 502, path
         assert said in alert(response), path
@@ -710,9 +714,8 @@ def test_an_api_answering_what_is_not_json_is_said_so(failing_api):
     answers["now"] = (200, "text/html", b"<html>Welcome to nginx</html>")
     _, browser = console_of(url)
 
-    for path in PAGES:
-        # When a page is opened; Then a bad gateway that says the answer was not the API's JSON (not "unreachable")
-        response = browser.get(path)
+    # When a page is opened; Then a bad gateway that says the answer was not the API's JSON (not "unreachable")
+    for path, response in every_page(browser).items():
         assert response.status_code == 502, path
         assert f"The API at {url} answered with something that is not JSON" in alert(response), path
     analysis = browser.get("/compose/analysis?text=hi")
@@ -728,9 +731,8 @@ def test_an_api_that_cannot_be_reached_is_a_bad_gateway_that_names_it():
         closed = f"http://127.0.0.1:{sock.getsockname()[1]}"
     app, browser = console_of(closed)
 
-    for path in PAGES:
-        # When a page is opened, or a form posted; Then 502 and which API could not be reached
-        response = browser.get(path)
+    # When a page is opened, or a form posted; Then 502 and which API could not be reached
+    for path, response in every_page(browser).items():
         assert response.status_code == 502 and f"The API at {closed} could not be reached" in alert(response), path
     refused = browser.post("/health/redrive", data={"csrf_token": token(app), "queue": "send-retries"})
     assert refused.status_code == 502 and f"The API at {closed} could not be reached" in alert(refused)
@@ -742,9 +744,8 @@ def test_an_answer_the_console_cannot_read_is_a_clear_page_without_a_traceback(f
     answers["now"] = (200, "application/json", b"[1, 2, 3]")
     _, browser = console_of(url)
 
-    for path in PAGES:
-        # When a page is opened; Then no traceback, and a failure is a page of the console's own that says so
-        response = browser.get(path)
+    # When a page is opened; Then no traceback, and a failure is a page of the console's own that says so
+    for path, response in every_page(browser).items():
         assert "Traceback" not in response.get_data(as_text=True), path
         assert response.status_code < 500 or "could not show this page" in alert(response), path
 

@@ -19,6 +19,7 @@ import html
 import json
 import os
 import re
+import shutil
 import statistics
 import sys
 import tempfile
@@ -271,6 +272,7 @@ def main() -> None:
         bench.page_and_live("Batches", "/batches")
         bench.page_and_live("A batch", f"/batches/{batch_id}")
         bench.page_and_live("Health", "/health")
+    shutil.rmtree(state, ignore_errors=True)  # the stack's state and the recording
     print(f"\n(whole run {time.monotonic() - started:.0f} s)")
 
 

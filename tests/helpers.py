@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import collections
 import json
+import random
 import subprocess
 import time
 from collections.abc import Callable
@@ -423,3 +424,33 @@ class ScriptedApi(BaseAdapter):
 
     def close(self):
         pass
+
+
+def listed_ids(response) -> list[str]:
+    """The ids of one page of a listing route (`{"items", "next_cursor"}`), which must have answered 200."""
+    assert response["statusCode"] == 200, response["body"]
+    return [item["id"] for item in body_of(response)["items"]]
+
+
+def every_page(listing, **query: str) -> tuple[list[str], int]:
+    """Every id a listing gives, following its cursor to the end, and how many pages that took.
+    `listing(**query)` answers one page as the route's handler does."""
+    seen: list[str] = []
+    pages = 0
+    while True:
+        response = listing(**query)
+        pages += 1
+        seen += listed_ids(response)
+        cursor = body_of(response)["next_cursor"]
+        if cursor is None:
+            return seen, pages
+        query = {**query, "cursor": cursor}
+        assert pages < 100, "a listing that never ends"
+
+
+def new_sim() -> str:
+    """A SIM of this test alone, whose messages the simulator delivers (not ...0000, ...0001 or ...0570)."""
+    while True:
+        number = f"44770{random.randint(0, 9_999_999):07d}"
+        if not number.endswith(("0000", "0001", "0570")):
+            return number

@@ -17,6 +17,7 @@ import pytest
 import requests
 
 from local_stack.eseye_simulator import EseyeSimulator
+from tests.e2e.chromium import CHROMEDRIVER, CHROMIUM, CHROMIUM_FLAGS, DESKTOP, Console, viewport
 from tests.helpers import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -148,3 +149,42 @@ def subscriber(local_stack):
         return list(seen.values())
 
     return collect
+
+
+# --- the console in a real browser (tests/e2e/chromium.py) -------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    """Chromium for the console's browser tests (a module's own `browser` fixture, a Flask test client in the
+    console's page tests, takes its place there)."""
+    missing = [str(path) for path in (CHROMIUM, CHROMEDRIVER) if not path.exists()]
+    if missing:
+        pytest.fail(
+            f"the browser tests need Debian's Chromium and its driver: {', '.join(missing)} missing. "
+            "Install them with `make browser` (apt-get install chromium chromium-driver, as root)",
+            pytrace=False,
+        )
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for flag in CHROMIUM_FLAGS:
+        options.add_argument(flag)
+    options.add_argument(f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}")
+    options.add_argument(f"--window-size={DESKTOP[0]},{DESKTOP[1]}")
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    # A Service with the driver's path: Selenium Manager never runs (it would download a driver)
+    driver = webdriver.Chrome(options=options, service=Service(str(CHROMEDRIVER)))
+    driver.set_page_load_timeout(60)
+    yield driver
+    driver.quit()
+
+
+@pytest.fixture
+def page(browser, local_stack):
+    """The browser at desktop size, its console log drained, opening console paths."""
+    viewport(browser, DESKTOP)
+    browser.get_log("browser")
+    return Console(browser, local_stack.outputs["ConsoleUrl"])

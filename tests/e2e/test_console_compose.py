@@ -6,77 +6,15 @@ from __future__ import annotations
 import re
 import uuid
 from datetime import UTC, datetime, timedelta
-from html.parser import HTMLParser
 
 import pytest
 
 from smsgw_client import ApiError, Client
 from smsgw_console.server import create_app
 from tests.helpers import wait_until
+from tests.html_page import dom as page
 
 pytestmark = pytest.mark.e2e
-
-
-# --- reading the pages ------------------------------------------------------------------------------------
-
-
-class Element:
-    def __init__(self, tag: str, attrs: dict[str, str], parent: Element | None):
-        self.tag, self.attrs, self.parent, self.children = tag, attrs, parent, []
-
-    @property
-    def text(self) -> str:
-        return "".join(child if isinstance(child, str) else child.text for child in self.children)
-
-    def walk(self):
-        for child in self.children:
-            if isinstance(child, Element):
-                yield child
-                yield from child.walk()
-
-    def find_all(self, tag: str | None = None, **attrs: str) -> list[Element]:
-        wanted = {name.rstrip("_").replace("_", "-"): value for name, value in attrs.items()}
-        return [
-            e
-            for e in self.walk()
-            if (tag is None or e.tag == tag)
-            and all((e.attrs.get(k) == v) if k != "class" else v in (e.attrs.get("class") or "").split() for k, v in wanted.items())
-        ]
-
-    def one(self, tag: str | None = None, **attrs: str) -> Element:
-        found = self.find_all(tag, **attrs)
-        assert len(found) == 1, f"{len(found)} elements {tag} {attrs}"
-        return found[0]
-
-
-class Page(HTMLParser):
-    VOID = frozenset({"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"})
-
-    def __init__(self, html: str):
-        super().__init__(convert_charrefs=True)
-        self.root = Element("#document", {}, None)
-        self.current = self.root
-        self.feed(html)
-
-    def handle_starttag(self, tag, attrs):
-        element = Element(tag, {k: v if v is not None else "" for k, v in attrs}, self.current)
-        self.current.children.append(element)
-        if tag not in self.VOID:
-            self.current = element
-
-    def handle_endtag(self, tag):
-        node = self.current
-        while node is not self.root and node.tag != tag:
-            node = node.parent
-        if node is not self.root:
-            self.current = node.parent
-
-    def handle_data(self, data):
-        self.current.children.append(data)
-
-
-def page(response) -> Element:
-    return Page(response.get_data(as_text=True)).root
 
 
 # --- the console against the local stack ----------------------------------------------------------------
@@ -168,14 +106,14 @@ def test_the_compose_page_marks_each_character_that_forces_ucs2_with_the_text_es
     response = browser.get("/compose", query_string={"text": "<b>café ✓</b>"})
     # Then the analysis says UCS-2 with its length against the limit
     document = page(response)
-    assert document.one(id="analysis-encoding").text == "UCS-2"
-    assert document.one(id="analysis-length").text == "13 / 70"
+    assert document.one(id="analysis-encoding").raw_text() == "UCS-2"
+    assert document.one(id="analysis-length").raw_text() == "13 / 70"
     meter = document.one("meter", id="analysis-meter")
     assert (meter.attrs["value"], meter.attrs["max"]) == ("13", "70")
     # and the preview marks the tick alone, and shows the markup as text, not as elements
     preview = document.one(id="analysis-preview")
-    assert [m.text for m in preview.find_all("mark", class_="forces-ucs2")] == ["✓"]
-    assert preview.text == "<b>café ✓</b>" and not preview.find_all("b")
+    assert [m.raw_text() for m in preview.all("mark", class_="forces-ucs2")] == ["✓"]
+    assert preview.raw_text() == "<b>café ✓</b>" and not preview.all("b")
     assert document.one(id="analysis-summary").attrs["aria-live"] == "polite"
 
 
@@ -235,13 +173,13 @@ def test_a_saved_command_offers_its_variables_and_sends_the_text_the_api_renders
     # When the form is opened with it
     document = page(browser.get("/compose", query_string={"command": name}))
     # Then each variable has a labelled input named var.<variable>
-    inputs = {e.attrs["name"]: e for e in document.find_all("input") if e.attrs.get("name", "").startswith("var.")}
+    inputs = {e.attrs["name"]: e for e in document.all("input") if e.attrs.get("name", "").startswith("var.")}
     assert set(inputs) == {"var.key", "var.value"}
-    assert {e.parent.tag for e in inputs.values()} == {"label"} and inputs["var.key"].parent.text.strip().startswith("key")
+    assert {e.parent.tag for e in inputs.values()} == {"label"} and inputs["var.key"].parent.raw_text().strip().startswith("key")
     # and choosing it in the page fetches the same inputs alone, as the page's script does
     fragment = browser.get("/compose", query_string={"command": name}, headers={"X-Console-Fragment": "1"})
     assert "<form" not in fragment.get_data(as_text=True)
-    assert {e.attrs["name"] for e in page(fragment).find_all("input")} == {"var.key", "var.value"}
+    assert {e.attrs["name"] for e in page(fragment).all("input")} == {"var.key", "var.value"}
     # and the analysis is the command's worst case while the values are missing, then the rendered text's
     worst = browser.get("/compose/analysis", query_string={"command": name}).get_json()
     assert worst["worst_case"] and (worst["length"], worst["limit"]) == (api.get_command(name)["worst_case"]["length"], 160)
@@ -268,7 +206,7 @@ def test_a_pasted_list_and_a_group_each_become_a_batch(browser, console, api):
     assert (list_batch["source"], list_batch["total"], list_batch["text"]) == ("to", 3, "FLEET PING")
     assert (group_batch["source"], group_batch["group"], group_batch["text"]) == ("group", group, "GROUP PING")
     # and the group's page lists it in the form's group choices
-    options = [o.attrs["value"] for o in page(browser.get("/compose")).one("select", id="group").find_all("option")]
+    options = [o.attrs["value"] for o in page(browser.get("/compose")).one("select", id="group").all("option")]
     assert group in options
 
 
@@ -297,13 +235,13 @@ def test_an_invalid_recipient_shows_the_apis_words_and_keeps_the_operators_input
     refusal = document.one(id="compose-error")
     with pytest.raises(ApiError) as direct:
         api.create_batch({"to": [good, bad], "text": "KEEP ME"})
-    assert f"422 {direct.value.code}: {direct.value.message}" in " ".join(refusal.text.split())
-    assert [li.one("span", class_="recipient").text for li in refusal.find_all("li")] == [bad]
+    assert f"422 {direct.value.code}: {direct.value.message}" in " ".join(refusal.raw_text().split())
+    assert [li.one("span", class_="recipient").raw_text() for li in refusal.all("li")] == [bad]
     # and the form keeps what the operator entered
-    assert document.one("textarea", id="recipients").text == pasted
-    assert document.one("textarea", id="text").text == "KEEP ME"
+    assert document.one("textarea", id="recipients").raw_text() == pasted
+    assert document.one("textarea", id="text").raw_text() == "KEEP ME"
     assert document.one("input", id="client_ref").attrs["value"] == "kept-ref"
-    target = [e for e in document.find_all("input") if e.attrs.get("name") == "target" and "checked" in e.attrs]
+    target = [e for e in document.all("input") if e.attrs.get("name") == "target" and "checked" in e.attrs]
     assert [e.attrs["value"] for e in target] == ["list"]
 
 
@@ -315,8 +253,8 @@ def test_a_list_sent_skipping_invalid_numbers_names_them_on_its_batch_page(brows
     batch_id = created_id(response, "/batches")
     assert (api.get_batch(batch_id)["total"], api.get_batch(batch_id)["skipped"]) == (2, 1)
     skipped = page(browser.get(f"/batches/{batch_id}")).one("details", class_="skipped")
-    assert [li.one("span", class_="recipient").text for li in skipped.find_all("li")] == [bad]
-    assert "must be an MSISDN" in skipped.text
+    assert [li.one("span", class_="recipient").raw_text() for li in skipped.all("li")] == [bad]
+    assert "must be an MSISDN" in skipped.raw_text()
 
 
 def test_a_refused_single_send_shows_the_fields_the_api_names(browser, console):
@@ -325,7 +263,7 @@ def test_a_refused_single_send_shows_the_fields_the_api_names(browser, console):
     # Then the API's words name the field, and the form keeps the SIM typed
     assert response.status_code == 422
     document = page(response)
-    assert "to: must be an MSISDN in international format" in document.one(id="compose-error").text
+    assert "to: must be an MSISDN in international format" in document.one(id="compose-error").raw_text()
     assert document.one("input", id="to").attrs["value"] == "not-a-sim"
 
 
@@ -335,12 +273,12 @@ def test_an_encoding_the_api_does_not_know_keeps_the_form_and_says_why(browser, 
     opened = browser.get("/compose", query_string={"encoding": "klingon"})
     assert opened.status_code == 200
     document = page(opened)
-    assert document.one("form", id="compose-form") and "encoding: must be one of" in document.one(id="analysis-error").text
+    assert document.one("form", id="compose-form") and "encoding: must be one of" in document.one(id="analysis-error").raw_text()
     # When it is sent; Then the API's refusal above the form, which keeps the text
     sent = compose(browser, console, target="sim", to=sim(40), text="KEEP", encoding="klingon")
     assert sent.status_code == 422
     document = page(sent)
-    assert "encoding" in document.one(id="compose-error").text and document.one("textarea", id="text").text == "KEEP"
+    assert "encoding" in document.one(id="compose-error").raw_text() and document.one("textarea", id="text").raw_text() == "KEEP"
 
 
 def test_a_negative_reply_wait_is_refused_by_name(browser, console):
@@ -348,7 +286,7 @@ def test_a_negative_reply_wait_is_refused_by_name(browser, console):
     response = compose(browser, console, target="sim", to=sim(41), text="HELLO", expect_reply_within="-5")
     # Then the API's words name the field and its range (not "the body is not of the documented shape")
     assert response.status_code == 422
-    assert "expect_reply_within: must be a whole number of seconds" in page(response).one(id="compose-error").text
+    assert "expect_reply_within: must be a whole number of seconds" in page(response).one(id="compose-error").raw_text()
 
 
 def test_a_pasted_list_over_the_batch_limit_is_refused_in_the_apis_words(browser, console, api):
@@ -360,7 +298,7 @@ def test_a_pasted_list_over_the_batch_limit_is_refused_in_the_apis_words(browser
     with pytest.raises(ApiError) as direct:
         api.create_batch({"to": recipients.split("\n"), "text": "TOO MANY"})
     assert response.status_code == direct.value.status == 422
-    assert direct.value.message in " ".join(page(response).one(id="compose-error").text.split())
+    assert direct.value.message in " ".join(page(response).one(id="compose-error").raw_text().split())
 
 
 # --- batches ----------------------------------------------------------------------------------------------
@@ -371,21 +309,21 @@ def test_a_batch_is_cancelled_from_its_page(browser, console, api):
     batch_id = created_id(compose(browser, console, target="list", recipients=f"{silent_sim()}\n{silent_sim()}", text="NEVER"), "/batches")
     document = page(browser.get(f"/batches/{batch_id}"))
     cancel = document.one("form", id="batch-cancel")
-    assert cancel.attrs["action"] == f"/batches/{batch_id}/cancel" and cancel.one("button").text.strip() == "Cancel batch"
+    assert cancel.attrs["action"] == f"/batches/{batch_id}/cancel" and cancel.one("button").raw_text().strip() == "Cancel batch"
     # When the operator cancels it
     response = browser.post(f"/batches/{batch_id}/cancel", data={"csrf_token": token(console)})
     # Then the console goes back to the batch, which the API has cancelled, and the page says so
     assert (response.status_code, response.headers["Location"]) == (303, f"/batches/{batch_id}")
     assert api.get_batch(batch_id)["state"] == "cancelled"
     after = page(browser.get(f"/batches/{batch_id}"))
-    assert after.one(id="batch-state").text == "cancelled"
-    assert not after.find_all("form", id="batch-cancel")
-    assert "cancelled" in after.one("p", class_="success").text
+    assert after.one(id="batch-state").raw_text() == "cancelled"
+    assert not after.all("form", id="batch-cancel")
+    assert "cancelled" in after.one("p", class_="success").raw_text()
     # and the live parts the page re-fetches say so too: cancelled, and no Cancel button any more
     summary = page(browser.get(f"/batches/{batch_id}", query_string={"part": "summary"}, headers={"X-Console-Fragment": "1"}))
-    assert summary.one(id="batch-state").text == "cancelled"
+    assert summary.one(id="batch-state").raw_text() == "cancelled"
     actions = browser.get(f"/batches/{batch_id}", query_string={"part": "actions"}, headers={"X-Console-Fragment": "1"})
-    assert actions.status_code == 200 and not page(actions).find_all("form")
+    assert actions.status_code == 200 and not page(actions).all("form")
 
 
 def test_cancelling_a_batch_that_has_ended_shows_the_apis_refusal(browser, console, api):
@@ -397,7 +335,7 @@ def test_cancelling_a_batch_that_has_ended_shows_the_apis_refusal(browser, conso
     # Then the API's 409 is shown in its own words
     with pytest.raises(ApiError) as direct:
         api.cancel_batch(batch_id)
-    assert f"409 {direct.value.code}: {direct.value.message}" in page(response).one("p", class_="error").text
+    assert f"409 {direct.value.code}: {direct.value.message}" in page(response).one("p", class_="error").raw_text()
 
 
 def test_a_scheduled_batch_waits_for_its_send_at_and_cancels_whole(browser, console, api):
@@ -425,12 +363,12 @@ def test_the_batches_list_shows_each_batchs_progress_and_counts_live(browser, co
         assert row.attrs["data-state"] == "completed"
         bar = row.one("progress")
         assert (bar.attrs["value"], bar.attrs["max"]) == ("2", "2")
-        assert {li.attrs["data-status"]: li.one("span", class_="count").text for li in row.find_all("li")} == {"delivered": "2"}
-        assert not row.find_all("form")  # nothing to cancel
+        assert {li.attrs["data-status"]: li.one("span", class_="count").raw_text() for li in row.all("li")} == {"delivered": "2"}
+        assert not row.all("form")  # nothing to cancel
     # and the batch's page shows the same, and its messages by status
     detail = page(browser.get(f"/batches/{batch_id}", query_string={"status": "delivered"}))
-    assert detail.one(id="batch-state").text == "completed"
-    assert len(detail.one("tbody", id="batch-message-rows").find_all("tr", data_status="delivered")) == 2
+    assert detail.one(id="batch-state").raw_text() == "completed"
+    assert len(detail.one("tbody", id="batch-message-rows").all("tr", data_status="delivered")) == 2
 
 
 def test_an_active_batch_has_a_cancel_form_in_the_list(browser, console):
@@ -440,6 +378,6 @@ def test_an_active_batch_has_a_cancel_form_in_the_list(browser, console):
     row = page(browser.get("/batches")).one("tr", data_batch_id=batch_id)
     # Then its row has a Cancel batch form, which goes back to the list
     form = row.one("form")
-    assert form.attrs["action"] == f"/batches/{batch_id}/cancel" and form.one("button").text == "Cancel batch"
+    assert form.attrs["action"] == f"/batches/{batch_id}/cancel" and form.one("button").raw_text() == "Cancel batch"
     response = browser.post(form.attrs["action"], data={"csrf_token": token(console), "back": "index"})
     assert (response.status_code, response.headers["Location"]) == (303, "/batches")

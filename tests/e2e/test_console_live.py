@@ -19,9 +19,9 @@ import requests
 from smsgw_client import Client
 from smsgw_console.pages.messages import LIVE_MARGIN, ROW_MARGIN, narrowed_since
 from smsgw_console.server import FRAGMENT_HEADER, LIVE_URL_HEADER, create_app
-from tests.e2e.test_console_browser import LIVE, browser, page  # noqa: F401 (Chromium, as the browser tests drive it)
-from tests.e2e.test_console_pages import dom, new_sim
-from tests.helpers import wait_until
+from tests.e2e.chromium import LIVE
+from tests.helpers import new_sim, wait_until
+from tests.html_page import dom
 
 # The log's refreshes the browser made so far (its resource timings)
 LOG_FETCHES = (
@@ -198,7 +198,7 @@ def test_the_live_log_still_lists_a_message_sent_after_an_empty_window(local_sta
 # --- in Chromium: the refresh backs off while nothing changes and nobody uses the page -----------------------
 
 
-def test_an_idle_log_refreshes_less_often_and_the_operator_brings_it_back_to_every_2_s(page, local_stack):  # noqa: F811 (the imported fixture)
+def test_an_idle_log_refreshes_less_often_and_the_operator_brings_it_back_to_every_2_s(page, local_stack):
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.keys import Keys
 

@@ -12,6 +12,8 @@ import pytest
 
 from tests.conftest import load_event
 from tests.helpers import body_of, hook_every_client, passing_filters, receipt, stream_batch, stream_records
+from tests.helpers import every_page as paged
+from tests.helpers import listed_ids as ids
 
 SIMS = [f"4477009{n:05d}" for n in range(20, 23)]
 
@@ -23,23 +25,8 @@ def listing(stack, **query: str) -> dict[str, Any]:
     return stack.invoke("BatchesFunction", event)
 
 
-def ids(response) -> list[str]:
-    assert response["statusCode"] == 200, response["body"]
-    return [b["id"] for b in body_of(response)["items"]]
-
-
 def every_page(stack, **query: str) -> tuple[list[str], int]:
-    seen: list[str] = []
-    pages = 0
-    while True:
-        response = listing(stack, **query)
-        pages += 1
-        seen += ids(response)
-        cursor = body_of(response)["next_cursor"]
-        if cursor is None:
-            return seen, pages
-        query = {**query, "cursor": cursor}
-        assert pages < 100
+    return paged(lambda **q: listing(stack, **q), **query)
 
 
 def iso(moment: datetime) -> str:

@@ -9,6 +9,8 @@ import pytest
 
 from tests.conftest import load_event
 from tests.helpers import SIM, body_of, history, hook_every_client, send
+from tests.helpers import every_page as paged
+from tests.helpers import listed_ids as ids
 
 OTHER_SIM = "447700900456"
 THIRD_SIM = "447700900789"
@@ -40,23 +42,8 @@ def store(stack, message_id: str, seconds_ago: float, msisdn: str = SIM, **field
     return message_id
 
 
-def ids(response) -> list[str]:
-    assert response["statusCode"] == 200, response["body"]
-    return [m["id"] for m in body_of(response)["items"]]
-
-
 def every_page(stack, **query: str) -> tuple[list[str], int]:
-    seen: list[str] = []
-    pages = 0
-    while True:
-        response = fleet(stack, **query)
-        pages += 1
-        seen += ids(response)
-        cursor = body_of(response)["next_cursor"]
-        if cursor is None:
-            return seen, pages
-        query = {**query, "cursor": cursor}
-        assert pages < 100
+    return paged(lambda **q: fleet(stack, **q), **query)
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import socket
@@ -43,10 +44,11 @@ class Server:
                     return
                 self.send_response(200)
                 self.end_headers()
-                if server.mode == "flood":  # an endless body
+                if server.mode == "flood":  # an endless body, until the gateway hangs up (as it must)
                     end = time.monotonic() + server.seconds
-                    while time.monotonic() < end:
-                        self.wfile.write(b"x" * 65536)
+                    with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                        while time.monotonic() < end:
+                            self.wfile.write(b"x" * 65536)
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True

@@ -68,7 +68,15 @@ def test_the_sim_settings_rules_agree_with_the_document():
     state, _ = state.admit("b" * 32, models.now(), simqueue.SimSettings(), collapse_key="cfg")
     # Then GET /sims/{msisdn} shows exactly the documented fields
     view = state.view(simqueue.SimSettings())
-    assert set(view) == set(SCHEMAS["SimState"]["properties"]) == set(SCHEMAS["SimState"]["required"])
+    assert set(view) == set(SCHEMAS["SimState"]["required"])
+    # and GET adds where the SIM stands with the lists (PUT and DELETE of its settings answer the view alone)
+    assert set(SCHEMAS["SimState"]["properties"]) == set(view) | {"lists"}
+    standing = SCHEMAS["SimState"]["properties"]["lists"]
+    assert (
+        set(standing["properties"])
+        == set(standing["required"])
+        == {"on_blocklist", "on_allowlist", "allowlist_in_force", "traffic_allowed", "refusal_reason"}
+    )
     assert set(view["queued_messages"][0]) == set(SCHEMAS["SimState"]["properties"]["queued_messages"]["items"]["properties"])
 
 

@@ -69,6 +69,13 @@ def endpoint(text: str) -> str:
     raise argparse.ArgumentTypeError(f"{text!r}: a receiver must be an https:// URL (http:// only on 127.0.0.1 or localhost, for the local stack)")
 
 
+def queue_arn(text: str) -> str:
+    """A subscription's dead-letter queue: SNS takes only an SQS queue's ARN (same account and region)."""
+    if re.fullmatch(r"arn:aws[a-z-]*:sqs:[a-z0-9-]+:[0-9]{12}:[A-Za-z0-9_-]{1,80}(\.fifo)?", text):
+        return text
+    raise argparse.ArgumentTypeError(f"{text!r}: a dead-letter queue must be an SQS queue's ARN (arn:aws:sqs:<region>:<account>:<name>)")
+
+
 def filter_policy(events: list[str], msisdns: list[str]) -> dict[str, list[str]]:
     """The subscription's filter on the message attributes every event carries (adapters/events.py)."""
     if len(events) * max(len(msisdns), 1) > FILTER_COMBINATIONS:
@@ -87,7 +94,9 @@ def add_parser(commands: Any) -> None:
     subscribe.add_argument("--events", type=event_types, required=True, metavar="TYPE,...", help=f"comma-separated, of: {', '.join(EVENT_TYPES)}")
     subscribe.add_argument("--msisdn", type=msisdn, action="append", default=[], help="only this SIM's events; repeatable")
     subscribe.add_argument(
-        "--dead-letter-queue-arn", help="an SQS queue for what SNS could not deliver within its hour of retries (a subscription redrive policy)"
+        "--dead-letter-queue-arn",
+        type=queue_arn,
+        help="an SQS queue's ARN for what SNS could not deliver within its hour of retries (the subscription's redrive policy)",
     )
     unsubscribe = commands.add_parser("unsubscribe", help="stop delivering events to a URL")
     unsubscribe.add_argument("target", metavar="SUBSCRIPTION_ARN|URL")

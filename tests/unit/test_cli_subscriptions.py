@@ -1,5 +1,7 @@
 """What `smsgw subscribe` asks SNS for: the filter and delivery policies, and the arguments it refuses."""
 
+import json
+
 import pytest
 
 from smsgw_cli.main import main
@@ -43,6 +45,7 @@ def test_the_delivery_policy_retries_for_most_of_the_hour_sns_allows_and_no_long
         (["https://example.com/hook", "--events", "sms.mo.received", "--msisdn", "call-me"], "is not an MSISDN"),
         (["http://example.com/hook", "--events", "sms.mo.received"], "must be an https:// URL"),
         (["ftp://example.com/hook", "--events", "sms.mo.received"], "must be an https:// URL"),
+        (["https://example.com/hook", "--events", "sms.mo.received", "--dead-letter-queue-arn", "undelivered"], "must be an SQS queue's ARN"),
     ],
 )
 def test_subscribe_refuses_bad_arguments_with_a_clear_message(args, complaint, capsys):
@@ -63,3 +66,28 @@ def test_plain_http_is_accepted_on_loopback_for_the_local_stack(capsys, tmp_path
     # Then the URL passes validation and only the missing topic is reported
     assert code == 2
     assert "no events topic" in capsys.readouterr().err
+
+
+def test_a_dead_letter_queue_becomes_the_subscriptions_redrive_policy(tmp_path, monkeypatch, capsys):
+    from moto import mock_aws
+
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
+    with mock_aws():
+        import boto3
+
+        # Given the events topic and a queue for what SNS gives up on
+        sns, sqs = boto3.client("sns", region_name="eu-west-1"), boto3.client("sqs", region_name="eu-west-1")
+        topic = sns.create_topic(Name="events")["TopicArn"]
+        queue = sqs.create_queue(QueueName="undelivered")["QueueUrl"]
+        queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        outputs = tmp_path / "outputs.json"
+        outputs.write_text(json.dumps({"EventsTopicArn": topic, "Region": "eu-west-1"}))
+        # When a receiver is subscribed with it
+        args = ["--outputs", str(outputs), "--json", "subscribe", "https://example.com/hook", "--events", "sms.mo.received"]
+        assert main([*args, "--dead-letter-queue-arn", queue_arn]) == 0
+        created = json.loads(capsys.readouterr().out)
+        # Then SNS holds it as the subscription's redrive policy, beside the filter and the delivery policy
+        attributes = sns.get_subscription_attributes(SubscriptionArn=created["subscription_arn"])["Attributes"]
+        assert json.loads(attributes["RedrivePolicy"]) == {"deadLetterTargetArn": queue_arn}
+        assert json.loads(attributes["FilterPolicy"]) == {"event_type": ["sms.mo.received"]}
+        assert json.loads(attributes["DeliveryPolicy"])["healthyRetryPolicy"]["numRetries"] > 0

@@ -33,6 +33,8 @@ LOOPBACK_HOST = re.compile(r"(127\.0\.0\.1|localhost|\[::1\])(:[0-9]{1,5})?", re
 DATETIME_LOCAL = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,3})?)?")
 TIME_FILTERS = ("since", "until")
 MAX_FORM_BYTES = 1_000_000
+PAGE_TIMEOUT_SECONDS = 10.0
+PAGE_RETRIES = 1
 
 
 def client() -> Client:
@@ -90,6 +92,12 @@ def create_app(api: Client, *, secret: str | None = None) -> Flask:
     # The largest form an operator sends is a pasted list: a batch's 10,000 numbers are under 200 kB; a body
     # past this is refused here, in words, rather than relayed to the API.
     app.config["MAX_CONTENT_LENGTH"] = MAX_FORM_BYTES
+    # Cookies are per host, not per port: a name of its own keeps other loopback apps' sessions apart, and
+    # Strict keeps it off requests other sites start (the CSRF token is the guard; this is the second).
+    app.config.update(SESSION_COOKIE_NAME="smsgw_console", SESSION_COOKIE_SAMESITE="Strict", SESSION_COOKIE_HTTPONLY=True)
+    # An operator waits on a page: at most about 20 s for the API (10 s a try, one retry), not the CLI's
+    # four tries of 30 s; a send from a form keeps its Idempotency-Key across the retry.
+    api.timeout, api.max_retries = min(api.timeout, PAGE_TIMEOUT_SECONDS), min(api.max_retries, PAGE_RETRIES)
     app.extensions["smsgw_client"] = api
     app.config["CSRF_TOKEN"] = secrets.token_urlsafe(32)
     app.jinja_env.globals["csrf_token"] = lambda: app.config["CSRF_TOKEN"]

@@ -8,6 +8,7 @@ The browser tests (Selenium) drive the same pages in Chromium; these read the HT
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import re
@@ -176,6 +177,9 @@ def test_the_send_box_sends_and_says_what_the_api_answered(local_stack, browser,
     # And the message is in the conversation, and reaches the SIM
     assert [li["data-message-id"] for li in page.one("ol", id="conversation").all("li", data_message_id=True)] == [message_id]
     assert local_stack.wait_for_status(message_id, {"delivered"})["text"] == "REBOOT"
+    # And the cookie that carried the flash goes to no other site's request and no script
+    cookie = response.headers["Set-Cookie"]
+    assert "SameSite=Strict" in cookie and "HttpOnly" in cookie
 
 
 def test_an_api_refusal_is_shown_in_the_apis_words_with_its_status(local_stack, browser, console):
@@ -662,6 +666,35 @@ def test_an_api_that_cannot_be_reached_is_a_bad_gateway_that_names_it():
         assert response.status_code == 502 and f"The API at {closed} could not be reached" in alert(response), path
     refused = browser.post("/health/redrive", data={"csrf_token": token(app), "queue": "send-retries"})
     assert refused.status_code == 502 and f"The API at {closed} could not be reached" in alert(refused)
+
+
+def test_an_api_that_hangs_holds_a_page_for_one_retry_not_the_clis_four_tries():
+    # Given an API that takes connections and never answers, and a client with the CLI's four tries
+    import socket
+    import threading
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    accepted: list[socket.socket] = []
+
+    def take() -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                accepted.append(listener.accept()[0])
+
+    threading.Thread(target=take, daemon=True).start()
+    hung = Client(f"http://127.0.0.1:{listener.getsockname()[1]}", timeout=0.5, max_retries=3)
+    app = create_app(hung)
+    app.testing = True
+    try:
+        # When a page is opened
+        response = app.test_client().get("/health")
+    finally:
+        listener.close()
+        for connection in accepted:
+            connection.close()
+    # Then the operator is told the API could not be reached, after two tries (one retry), not four
+    assert response.status_code == 502 and "ReadTimeout" in alert(response)
+    assert len(accepted) == 2
 
 
 def test_an_answer_the_console_cannot_read_is_a_clear_page_without_a_traceback(failing_api):

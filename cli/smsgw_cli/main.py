@@ -70,6 +70,11 @@ def show_sim(state: dict[str, Any]) -> str:
         f"  buffer    ~{state['delivered_since_last_mo']} of the {SIM_BUFFER} SMS the SIM holds (delivered since the device last spoke)",
         f"  last MO   {state.get('last_mo_at') or '-'}   last delivery {state.get('last_delivered_at') or '-'}",
     ]
+    standing = state.get("lists")
+    if standing:
+        where = "on the allowlist" if standing["on_allowlist"] else "on neither list"
+        allowed = f"allowed ({where}; {'the allowlist is in force' if standing['allowlist_in_force'] else 'no allowlist in force'})"
+        lines.append(f"  traffic   {allowed if standing['traffic_allowed'] else 'refused: ' + str(standing['refusal_reason'])}")
     if state["in_flight_messages"]:
         lines.append("  in flight:")
         lines += [f"    {m['id']}  since {m['since']}" for m in state["in_flight_messages"]]
@@ -79,6 +84,51 @@ def show_sim(state: dict[str, Any]) -> str:
             key = f"  collapse key {m['collapse_key']}" if m.get("collapse_key") else ""
             lines.append(f"    {m['position']:>4}  {m['id']}  since {m['queued_at']}{key}")
     return "\n".join(lines)
+
+
+# Where a dead-letter queue's messages go back from the command line (the console and POST /health/redrive move all three)
+REDRIVE_COMMANDS = {"send-retries": "smsgw redrive-sends", "callbacks": "smsgw redrive-callbacks"}
+
+
+def show_health(health: dict[str, Any]) -> tuple[str, int]:
+    """GET /health for a person, and how many things need attention (a dead-letter queue with messages, a
+    quarantined request, Eseye's error rate over its alarm's threshold)."""
+    concerns = 0
+    lines = [f"health at {health['checked_at']}", "dead-letter queues"]
+    for queue in health["dead_letter_queues"]:
+        if not queue["depth"]:
+            lines.append(f"  {queue['name']:<15} 0")
+            continue
+        concerns += 1
+        if queue["redrive"]:
+            where = (
+                f"{REDRIVE_COMMANDS[queue['name']]}, or the console's Health page"
+                if queue["name"] in REDRIVE_COMMANDS
+                else "the console's Health page"
+            )
+            todo = f"redrive: {where}"
+        else:
+            todo = queue["advice"]
+        lines.append(f"  {queue['name']:<15} {queue['depth']} waiting   {todo}")
+    quarantine = health["quarantine"]
+    if quarantine["count"]:
+        concerns += 1
+        plural = "" if quarantine["count"] == 1 else "s"
+        latest = f" (latest {quarantine['latest_at']})" if quarantine.get("latest_at") else ""
+        lines.append(f"quarantine  {quarantine['count']} webhook request{plural} in the last {quarantine['days']} days{latest}")
+    else:
+        lines.append(f"quarantine  none in the last {quarantine['days']} days")
+    eseye = health["eseye"]
+    if eseye["error_rate"] is None:
+        lines.append(f"eseye       no sends in the last {eseye['window_minutes']} min")
+    else:
+        concerns += eseye["error_rate"] > eseye["alarm_threshold"]
+        counts = f"{eseye['sent']} sent, {eseye['rejected']} rejected, {eseye['retried']} retried"
+        lines.append(
+            f"eseye       {eseye['error_rate'] * 100:.1f} % errors over {eseye['window_minutes']} min ({counts}; "
+            f"the alarm fires over {eseye['alarm_threshold'] * 100:g} %)"
+        )
+    return "\n".join(lines), concerns
 
 
 def setting(text: str) -> tuple[str, int]:
@@ -235,6 +285,7 @@ def main(argv: list[str] | None = None) -> int:
     saved_commands.add_parser(commands)
     batches.add_parser(commands)
     subscriptions.add_parser(commands)
+    commands.add_parser("health", help="operator: dead-letter queues, quarantine and Eseye's error rate (exit 3 when something needs attention)")
     console = commands.add_parser("console", help="serve the operator console on 127.0.0.1, talking to the API as this CLI does")
     console.add_argument("--api", default=argparse.SUPPRESS, help="API base URL (default: the local stack's)")
     console.add_argument("--port", type=int, default=8300, help="on 127.0.0.1 (default 8300)")
@@ -264,6 +315,11 @@ def main(argv: list[str] | None = None) -> int:
             return batches.run(args, client, tty)
         if args.command == "group":
             return groups.run(args, client)
+        if args.command == "health":
+            health = client.health()
+            text, concerns = show_health(health)
+            print(json.dumps(health) if args.json else text)
+            return 3 if concerns else 0
         return message_command(args, client, tty)
     except ApiError as error:
         return refused(error, args.json)

@@ -8,6 +8,7 @@ import json
 import pytest
 
 from smsgw_client import ApiError, Client
+from tests.e2e.conftest import smsgw
 from tests.helpers import wait_until
 
 pytestmark = pytest.mark.e2e
@@ -47,6 +48,10 @@ def test_a_dead_lettered_retry_is_redriven_and_changes_nothing_for_a_delivered_m
     send_retries = {q["name"]: q for q in client.health()["dead_letter_queues"]}["send-retries"]
     # Then it shows the job, redrivable, with what to do about it
     assert send_retries["depth"] >= 1 and send_retries["redrive"] is True and "redrive" in send_retries["advice"]
+    # and so does `smsgw health`, with the exit status a monitoring script reads as "needs attention"
+    shown = smsgw(local_stack, "health")
+    assert shown.returncode == 3, shown.stderr
+    assert "redrive: smsgw redrive-sends, or the console's Health page" in shown.stdout
     # When it is redriven
     moved = client.redrive("send-retries", limit=10)
     # Then it moved back to the send-retry queue, the dead-letter queue is empty, and the dispatcher takes it

@@ -6,6 +6,9 @@
 // the page; a change, a key, the pointer or the tab coming back brings it down to data-every again.
 export const FRAGMENT_HEADER = "X-Console-Fragment";
 export const LIVE_URL_HEADER = "X-Console-Live-Url";
+// A fragment answered with this header holds only new rows and rows that changed (the messages log): they are
+// merged into the element by data-message-id, newest first, keeping at most data-keep rows.
+export const PATCH_HEADER = "X-Console-Live-Patch";
 
 let lastActivity = Date.now();
 const nudges = new Set();
@@ -134,6 +137,43 @@ function replace(element, html) {
   announce(changes(element, before));
 }
 
+// A row's place in the log: newest first by created_at (ISO, UTC, all in one format), then by id, as the API lists.
+function rowOrder(row) {
+  return [row.querySelector("time")?.getAttribute("datetime") ?? "", row.dataset.messageId ?? ""];
+}
+
+function newer(a, b) {
+  const [x, y] = [rowOrder(a), rowOrder(b)];
+  return x[0] !== y[0] ? x[0] > y[0] : x[1] > y[1];
+}
+
+function merge(element, html) {
+  const incoming = document.createElement("template");
+  incoming.innerHTML = html;
+  const arrived = [...incoming.content.querySelectorAll("tr[data-message-id]")];
+  if (!arrived.length) return false;
+  if (element.contains(document.activeElement) && TYPING.has(document.activeElement.tagName)) return false;
+  const place = focusedPlace(element);
+  const before = { rows: element.dataset.announce ? rows(element) : null, state: null };
+  for (const row of arrived) {
+    const shown = element.querySelector(`tr[data-message-id="${CSS.escape(row.dataset.messageId)}"]`);
+    if (shown) {
+      shown.replaceWith(row);
+      continue;
+    }
+    const after = [...element.querySelectorAll("tr[data-message-id]")].find((other) => newer(row, other));
+    if (after) after.before(row);
+    else element.append(row);
+  }
+  // the page's "No messages match." line, and the rows past the page's size
+  for (const row of element.querySelectorAll("tr:not([data-message-id])")) row.remove();
+  const keep = Number(element.dataset.keep || Infinity);
+  [...element.querySelectorAll("tr[data-message-id]")].slice(keep).forEach((row) => row.remove());
+  if (place && !element.contains(document.activeElement)) restoreFocus(element, place);
+  announce(changes(element, before));
+  return true;
+}
+
 function liveError(element) {
   let note = element.closest("table, section, div")?.previousElementSibling;
   if (!note || !note.classList.contains("live-error")) {
@@ -165,6 +205,15 @@ export async function refresh(element) {
     }
     note.hidden = true;
     const next = response.headers.get(LIVE_URL_HEADER);
+    if (response.headers.get(PATCH_HEADER)) {
+      const merged = merge(element, html);
+      // the operator is typing: the rows wait, and so does the URL that says they were shown
+      if (merged || !html.trim()) {
+        if (next && new URL(next, location.href).origin === location.origin) element.dataset.live = next;
+      }
+      if (merged) element.dispatchEvent(new CustomEvent("console:updated", { bubbles: true }));
+      return merged;
+    }
     if (next && new URL(next, location.href).origin === location.origin) element.dataset.live = next;
     if (html !== element.dataset.lastHtml) {
       // the operator is typing in this fragment: it waits until they leave the field

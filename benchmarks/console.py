@@ -132,11 +132,12 @@ class Bench:
             time.sleep(3)
         raise RuntimeError(f"only {settled} of {expected} messages settled")
 
-    def backdate(self, message_id: str, hours_ago: list[float]) -> None:
+    def backdate(self, message_id: str, hours_ago: list[float]) -> list[str]:
         """Copies of a delivered message, created `hours_ago`: a quiet fleet's day, written to the table."""
         from smsgw.adapters.store import fleet_shard
 
         dynamodb, table = self.stack.client("dynamodb"), self.stack.outputs["TableName"]
+        ids = []
         item = dynamodb.get_item(TableName=table, Key={"PK": {"S": f"MSG#{message_id}"}, "SK": {"S": "META"}})["Item"]
         for hours in hours_ago:
             new_id = uuid.uuid4().hex
@@ -153,6 +154,8 @@ class Bench:
             if "id" in copy:
                 copy["id"] = {"S": new_id}
             dynamodb.put_item(TableName=table, Item=copy)
+            ids.append(new_id)
+        return ids
 
     # -- measuring
 
@@ -197,15 +200,33 @@ class Bench:
         print(f"  background (no page open), over {seconds:.0f} s: {per_call(recorded.kinds(background=True), int(seconds))} per second")
         print("  (the sweeps' GSI2 and GSI3 queries are left out of the figures below: no console page makes them)")
 
-    def messages_page(self, label: str, query: str = "") -> None:
-        """The Messages page, its live refresh as the page now asks it, and as it asked before (no live_since)."""
+    def messages_page(self, label: str, query: str = "") -> str:
+        """The Messages page; its live refresh as the page now asks it (new rows and the rows that may change:
+        newer_than and shown); the listing the refresh asked before (from a minute before the oldest row shown);
+        and the whole window (a status filter's refresh). Returns the live URL."""
         path = f"/messages{query}"
         body = self.console.get(path).get_data(as_text=True)
         live = html.unescape(re.search(r'tbody id="message-rows" data-live="([^"]+)"', body).group(1))  # type: ignore[union-attr]
         self.page(f"Messages{query} ({label})"[:44], path)
-        if "live_since" in live:
-            self.page(f"  live refresh, from the oldest row ({label})", live, fragment=True)
-        self.page(f"  live refresh, whole window{': before' if 'live_since' in live else ''} ({label})", path, fragment=True)
+        if "newer_than" in live:
+            self.page(f"  live refresh, new and changed rows ({label})", live, fragment=True)
+            created = re.findall(r'<time datetime="([^"]+)"', body)
+            if created and "since=" not in query:
+                oldest = min(datetime.fromisoformat(c.replace("Z", "+00:00")) for c in created) - timedelta(minutes=1)
+                since = oldest.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+                filters = dict(pair.split("=", 1) for pair in query.lstrip("?").split("&") if pair)
+                self.fleet_listing(f"  before: GET /messages from the oldest row ({label})", {**filters, "since": since})
+        self.page(f"  live refresh, whole window ({label})", path, fragment=True)
+        return live
+
+    def watching(self, label: str, live: str, ids: list[str]) -> None:
+        """A refresh whose page shows `ids` as not final yet, outside its window: each is read by id."""
+        from urllib.parse import parse_qsl, urlencode, urlsplit
+
+        url = urlsplit(live)
+        query = dict(parse_qsl(url.query))
+        query["shown"] = ",".join([*filter(None, query.get("shown", "").split(",")), *(f"{message_id}.sent" for message_id in ids)])
+        self.page(f"  live refresh, {len(ids)} rows shown not final ({label})", f"{url.path}?{urlencode(query)}", fragment=True)
 
 
 def main() -> None:
@@ -231,11 +252,12 @@ def main() -> None:
         bench.messages_page("quiet")
 
         # The same quiet day, with a message every 2 hours over the last 24 h
-        bench.backdate(quiet[0], [2 * n + 0.5 for n in range(12)])
+        older = bench.backdate(quiet[0], [2 * n + 0.5 for n in range(12)])
         time.sleep(3)
         print("\nQuiet fleet over a day: those 5, and one message every 2 h over the last 24 h (17)")
         bench.fleet_listing("GET /messages?limit=50 (the API's 24 h)")
-        bench.messages_page("quiet day")
+        live = bench.messages_page("quiet day")
+        bench.watching("quiet day", live, older)
 
         # A busy fleet: MESSAGES single sends over SIMS SIMs with receipts, MOs, a batch of BATCH
         sims = [f"4477009{n:05d}" for n in range(100, 100 + SIMS)]

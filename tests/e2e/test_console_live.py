@@ -312,3 +312,39 @@ def test_an_idle_log_refreshes_less_often_and_the_operator_brings_it_back_to_eve
     # And it was inserted on top of the rows
     assert page.attribute("tbody#message-rows tr:first-child", "data-message-id") == sent["id"]
     assert page.errors() == []
+
+
+# Every row of the log as the browser shows it: (id, status), top to bottom
+TABLE_ROWS = "return [...document.querySelectorAll('tbody#message-rows tr[data-message-id]')].map(r => [r.dataset.messageId, r.dataset.status])"
+
+
+def test_the_browser_patches_a_row_turning_delivered_and_a_new_message_on_top_and_loses_nothing_a_reload_shows(page, local_stack, slow_receipts):
+    # Given the log open while a message is in flight (its receipt takes 4 s)
+    first = local_stack.send(to=new_sim(), text="PATCH 1").json()
+    page.open("/messages")
+    page.mark()
+    assert page.attribute(f"tr[data-message-id='{first['id']}']", "data-status") in {"pending", "sent"}
+
+    # When another message is sent and the first is delivered
+    second = local_stack.send(to=new_sim(), text="PATCH 2").json()
+
+    # Then, without a reload, the new message is inserted on top and the first row turns delivered
+    wait_until(
+        lambda: (
+            page.attribute(f"tr[data-message-id='{first['id']}']", "data-status") == "delivered"
+            and page.attribute(f"tr[data-message-id='{second['id']}']", "data-status") == "delivered"
+        ),
+        timeout=LIVE,
+        message="both rows delivered in place",
+    )
+    assert page.was_not_reloaded()
+    patched = page.driver.execute_script(TABLE_ROWS)
+    assert patched[0][0] == second["id"] and len(patched) <= 50
+    assert len({i for i, _ in patched}) == len(patched), "a row shown twice"
+    # And the patched table lists the same rows, in the same order, as a reload of the page; a settled row's
+    # status the same (another test's row still in flight may have moved on meanwhile)
+    page.open("/messages")
+    reloaded = page.driver.execute_script(TABLE_ROWS)
+    assert [i for i, _ in reloaded] == [i for i, _ in patched]
+    assert [row for row in patched if row[1] in SETTLED] == [row for row, was in zip(reloaded, patched, strict=True) if was[1] in SETTLED]
+    assert page.errors() == []

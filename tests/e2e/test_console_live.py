@@ -317,6 +317,8 @@ def test_an_idle_log_refreshes_less_often_and_the_operator_brings_it_back_to_eve
 # Every row of the log as the browser shows it: (id, status), top to bottom
 TABLE_ROWS = "return [...document.querySelectorAll('tbody#message-rows tr[data-message-id]')].map(r => [r.dataset.messageId, r.dataset.status])"
 
+FOCUSED_ROW = "const e = document.activeElement; return [e.tagName.toLowerCase(), e.closest('[data-message-id]')?.dataset.messageId ?? '']"
+
 
 def test_the_browser_patches_a_row_turning_delivered_and_a_new_message_on_top_and_loses_nothing_a_reload_shows(page, local_stack, slow_receipts):
     # Given the log open while a message is in flight (its receipt takes 4 s)
@@ -324,6 +326,8 @@ def test_the_browser_patches_a_row_turning_delivered_and_a_new_message_on_top_an
     page.open("/messages")
     page.mark()
     assert page.attribute(f"tr[data-message-id='{first['id']}']", "data-status") in {"pending", "sent"}
+    # with focus (from the keyboard) on its link
+    page.driver.execute_script("document.querySelector(arguments[0]).focus()", f"tr[data-message-id='{first['id']}'] a")
 
     # When another message is sent and the first is delivered
     second = local_stack.send(to=new_sim(), text="PATCH 2").json()
@@ -338,6 +342,8 @@ def test_the_browser_patches_a_row_turning_delivered_and_a_new_message_on_top_an
         message="both rows delivered in place",
     )
     assert page.was_not_reloaded()
+    # And focus stayed on the link of that row, replaced under it
+    assert page.driver.execute_script(FOCUSED_ROW) == ["a", first["id"]]
     patched = page.driver.execute_script(TABLE_ROWS)
     assert patched[0][0] == second["id"] and len(patched) <= 50
     assert len({i for i, _ in patched}) == len(patched), "a row shown twice"

@@ -454,3 +454,8 @@ def new_sim() -> str:
         number = f"44770{random.randint(0, 9_999_999):07d}"
         if not number.endswith(("0000", "0001", "0570")):
             return number
+
+
+def console_token(app) -> str:
+    """The console's per-process form token, which every POST to it must carry."""
+    return app.config["CSRF_TOKEN"]

@@ -11,6 +11,7 @@ per-process token, and every request must name this console's own host (no DNS r
 
 from __future__ import annotations
 
+import copy
 import hmac
 import re
 import secrets
@@ -96,7 +97,9 @@ def create_app(api: Client, *, secret: str | None = None) -> Flask:
     # Strict keeps it off requests other sites start (the CSRF token is the guard; this is the second).
     app.config.update(SESSION_COOKIE_NAME="smsgw_console", SESSION_COOKIE_SAMESITE="Strict", SESSION_COOKIE_HTTPONLY=True)
     # An operator waits on a page: at most about 20 s for the API (10 s a try, one retry), not the CLI's
-    # four tries of 30 s; a send from a form keeps its Idempotency-Key across the retry.
+    # four tries of 30 s; a send from a form keeps its Idempotency-Key across the retry. A copy: the caller's
+    # client keeps its own settings.
+    api = copy.copy(api)
     api.timeout, api.max_retries = min(api.timeout, PAGE_TIMEOUT_SECONDS), min(api.max_retries, PAGE_RETRIES)
     app.extensions["smsgw_client"] = api
     app.config["CSRF_TOKEN"] = secrets.token_urlsafe(32)

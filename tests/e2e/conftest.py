@@ -151,6 +151,20 @@ def subscriber(local_stack):
     return collect
 
 
+# --- the console through Flask's test client ------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def console(local_stack):
+    """The console app over the local stack's API (its pages' tests open it with a test client of their own)."""
+    from smsgw_client import Client
+    from smsgw_console.server import create_app
+
+    app = create_app(Client(local_stack.api))
+    app.testing = True
+    return app
+
+
 # --- the console in a real browser (tests/e2e/chromium.py) -------------------------------------------------
 
 

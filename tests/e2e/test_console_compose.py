@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from smsgw_client import ApiError, Client
-from smsgw_console.server import create_app
+from tests.helpers import console_token as token
 from tests.helpers import wait_until
 from tests.html_page import dom as page
 
@@ -25,20 +25,9 @@ def api(local_stack):
     return Client(local_stack.api)
 
 
-@pytest.fixture(scope="module")
-def console(api):
-    app = create_app(api)
-    app.config["TESTING"] = True
-    return app
-
-
 @pytest.fixture
 def browser(console):
     return console.test_client()
-
-
-def token(console) -> str:
-    return console.config["CSRF_TOKEN"]
 
 
 def compose(browser, console, **fields):

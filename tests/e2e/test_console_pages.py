@@ -21,24 +21,14 @@ import requests
 from smsgw_client import Client
 from smsgw_console.pages import sims
 from smsgw_console.server import FRAGMENT_HEADER, create_app
+from tests.helpers import console_token as token
 from tests.helpers import new_sim, wait_until
 from tests.html_page import Node, dom
-
-
-@pytest.fixture(scope="module")
-def console(local_stack):
-    app = create_app(Client(local_stack.api))
-    app.testing = True
-    return app
 
 
 @pytest.fixture
 def browser(console):
     return console.test_client()
-
-
-def token(console) -> str:
-    return console.config["CSRF_TOKEN"]
 
 
 def post_mo(stack, sim: str, text: str) -> None:
